@@ -1,0 +1,124 @@
+"""Engine vs a plain PyTorch loop on the same configs, in one process: prints time ratios.
+
+The baseline is what a course notebook does: per run, an nn.Sequential with torch's BatchNorm1d,
+a DataLoader(TensorDataset, shuffle=True, drop_last=True) and torch.optim, trained one run
+after the other, evaluated once per epoch. The engine trains the same runs as one group with
+every probe on (records every `record_every` steps). Usage:
+
+    python benchmarks/bench_engine.py [--preset ioffe_fig1] [--vary lr=0.05,0.1,...] [--epochs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from bnviz.config import PRESETS, RunConfig, grid, parse_assignment, parse_values
+from bnviz.data import load_dataset
+from bnviz.train import MAX_LAYER_SNAPSHOTS, train_group
+
+ACT_MODULES = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "linear": nn.Identity,
+}
+
+
+def plain_model(cfg: RunConfig, n_in: int, n_out: int) -> nn.Module:
+    layers: list[nn.Module] = []
+    for i, w in enumerate(cfg.hidden, start=1):
+        layers.append(nn.Linear(n_in, w))
+        bn = [nn.BatchNorm1d(w, eps=cfg.eps, momentum=cfg.momentum)] if cfg.norm_on(i) else []
+        act = ACT_MODULES[cfg.activation]()
+        layers += [*bn, act] if cfg.placement == "before" else [act, *bn]
+        n_in = w
+    layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+def plain_loop(configs: list[RunConfig]) -> float:
+    """Seconds to train every config, one after the other, the textbook way."""
+    start = time.perf_counter()
+    for cfg in configs:
+        ds = load_dataset(
+            cfg.dataset,
+            n_samples=cfg.n_samples,
+            noise=cfg.noise,
+            test_fraction=cfg.test_fraction,
+            seed=cfg.data_seed,
+        )
+        torch.manual_seed(cfg.seed)
+        model = plain_model(cfg, ds.n_features, ds.n_classes)
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+        loader = DataLoader(
+            TensorDataset(ds.x_train, ds.y_train),
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            drop_last=True,
+        )
+        for _ in range(cfg.epochs):
+            model.train()
+            for xb, yb in loader:
+                opt.zero_grad()
+                F.cross_entropy(model(xb), yb).backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                (model(ds.x_test).argmax(1) == ds.y_test).float().mean().item()
+    return time.perf_counter() - start
+
+
+def engine(configs: list[RunConfig], probes: bool) -> float:
+    import bnviz.train as tr
+
+    tr.MAX_LAYER_SNAPSHOTS = MAX_LAYER_SNAPSHOTS if probes else 1
+    start = time.perf_counter()
+    recs = train_group(configs)
+    tr.MAX_LAYER_SNAPSHOTS = MAX_LAYER_SNAPSHOTS
+    assert all(r.status in ("finished", "diverged") for r in recs), [r.message for r in recs]
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="ioffe_fig1")
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--vary", action="append", default=[])
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    base = PRESETS[args.preset].configs() if not args.vary else None
+    changes = dict(parse_assignment(s) for s in args.set)
+    changes["epochs"] = str(args.epochs)
+    if base is None:
+        vary = {}
+        for v in args.vary:
+            k, vals = parse_assignment(v)
+            vary[k] = parse_values(k, vals)
+        configs = grid(RunConfig().replace(**changes), vary)
+    else:
+        configs = [c.replace(**changes) for c in base]
+    assert all(c.model == "mlp" for c in configs), "the baseline loop builds MLPs only"
+    engine(configs, True)  # warm-up: data cache, allocator, first-call overheads
+    plain_loop(configs[:1])
+    rows = []
+    for _ in range(args.repeat):  # interleaved so drift hits both sides alike
+        rows.append((plain_loop(configs), engine(configs, True), engine(configs, False)))
+    p, e, n = (min(r[i] for r in rows) for i in range(3))
+    epochs = args.epochs * len(configs)
+    print(f"runs: {len(configs)}  epochs each: {args.epochs}  threads: {torch.get_num_threads()}")
+    print(f"plain loop      {p / epochs * 1e3:8.2f} ms per run-epoch")
+    print(f"engine, probes  {e / epochs * 1e3:8.2f} ms per run-epoch   speed-up {p / e:5.2f}x")
+    print(f"engine, none    {n / epochs * 1e3:8.2f} ms per run-epoch   speed-up {p / n:5.2f}x")
+    print(f"probe overhead  {(e / n - 1) * 100:5.1f} % of engine time")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,461 @@
+"""The training engine: one group of runs, trained in lockstep, recording what happens inside.
+
+No UI and no threads here. `train_group` partitions the configs into stacks (runs that can be
+one batched network, see models.stack_key), keeps every data set as one tensor on the device,
+and advances the stack that is furthest behind (in epochs) one step at a time, so that every
+run of a comparison grows together. Records are plain dicts of numbers (see README, "Records").
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .config import RunConfig, to_dict
+from .data import Dataset, load_dataset
+from .models import Shape, StackedNet, stack_key
+from .probes import activation_stats, fixed_edges, norms_per_run, per_run, vector_summary
+
+MAX_LAYER_SNAPSHOTS = 100  # per run: layer probes are thinned so long runs stay small
+EVAL_CHUNK = 2048  # test samples per forward pass in eval mode
+ADAM_BETAS, ADAM_EPS, HEAVY_BALL = (0.9, 0.999), 1e-8, 0.9
+STATUSES = ("queued", "running", "finished", "diverged", "cancelled", "failed")
+
+Event = dict[str, Any]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """CUDA if available, else Apple MPS, else the CPU (for name 'auto')."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda was asked for, but no CUDA GPU is available")
+    return torch.device(name)
+
+
+@dataclass
+class RunRecord:
+    """Everything recorded about one run."""
+
+    config: RunConfig
+    status: str = "queued"
+    message: str = ""
+    device: str = ""
+    seconds: float = 0.0
+    diverged_step: int | None = None
+    history: list[dict] = field(default_factory=list)
+    layers: list[dict] = field(default_factory=list)
+    params: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "config": to_dict(self.config),
+            "status": self.status,
+            "message": self.message,
+            "device": self.device,
+            "seconds": round(self.seconds, 3),
+            "diverged_step": self.diverged_step,
+            "history": self.history,
+            "layers": self.layers,
+            "params": self.params,
+        }
+
+
+def _r(x: float) -> float | None:
+    """Round for the records (6 significant digits); non-finite values become null."""
+    if not math.isfinite(x):
+        return None
+    return float(f"{x:.6g}")
+
+
+def _rl(xs: list[float]) -> list[float | None]:
+    return [_r(x) for x in xs]
+
+
+class StackOptimizer:
+    """SGD / heavy-ball / Adam over stacked parameters with a learning rate per run.
+
+    Matches torch.optim's update rules; weight decay is L2 added to the gradient.
+    """
+
+    def __init__(self, params: list[Tensor], configs: Sequence[RunConfig]) -> None:
+        self.params = params
+        self.kind = configs[0].optimizer
+        dev = params[0].device
+        self.lr = torch.tensor([c.lr for c in configs], device=dev)
+        self.wd = torch.tensor([c.weight_decay for c in configs], device=dev)
+        self.use_wd = any(c.weight_decay > 0 for c in configs)
+        self.state: list[dict[str, Tensor]] = [{} for _ in params]
+        self.t = 0
+
+    def freeze(self, run: int) -> None:
+        """Stop updating one run (it diverged): its slice keeps its last values."""
+        self.lr[run] = 0.0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        for p, st in zip(self.params, self.state):
+            if p.grad is None:
+                continue
+            m = self.lr.shape[0]
+            p, g = p.view(m, -1), p.grad.view(m, -1)  # every parameter is run-major
+            lr = self.lr.view(m, 1)
+            if self.use_wd:
+                g = g + self.wd.view(m, 1) * p
+            if self.kind == "sgd":
+                p.sub_(lr * g)
+            elif self.kind == "momentum":
+                buf = st.get("buf")
+                if buf is None:
+                    st["buf"] = buf = g.clone()
+                else:
+                    buf.mul_(HEAVY_BALL).add_(g)
+                p.sub_(lr * buf)
+            else:
+                b1, b2 = ADAM_BETAS
+                if not st:
+                    st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
+                st["m"].mul_(b1).add_(g, alpha=1 - b1)
+                st["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
+                c1, c2 = 1 - b1**self.t, 1 - b2**self.t
+                denom = (st["v"] / c2).sqrt_().add_(ADAM_EPS)
+                p.sub_(lr / c1 * st["m"] / denom)
+
+
+class Stack:
+    """Runs trained as one StackedNet: data, model, optimizer state, schedule and records."""
+
+    def __init__(
+        self, runs: list[int], configs: list[RunConfig], data: Dataset, device: torch.device
+    ) -> None:
+        cfg = configs[0]
+        self.runs, self.configs, self.data, self.device = runs, configs, data, device
+        self.m = len(runs)
+        shape = Shape(data.n_features, data.n_classes, data.image_shape)
+        self.net = StackedNet(configs, shape).to(device)
+        gens = [_device_generator(c.seed, device) for c in configs]
+        self.net.set_generators(gens)
+        self.order_gens = [torch.Generator().manual_seed(c.seed + 7919) for c in configs]
+        self.opt = StackOptimizer(list(self.net.parameters()), configs)
+        self.batch_size = cfg.batch_size
+        self.steps_per_epoch = data.n_train // cfg.batch_size
+        self.total = cfg.epochs * self.steps_per_epoch
+        self.record_every = cfg.record_every
+        snapshots = math.ceil(self.total / self.record_every) + 1
+        self.layer_every = self.record_every * math.ceil(snapshots / MAX_LAYER_SNAPSHOTS)
+        self.activation = cfg.activation
+        self.t = 0  # updates done
+        self.perm: Tensor | None = None
+        self.edges: dict[tuple[int, str], Tensor] = {}
+        self.active = [True] * self.m
+        self.diverged_at = torch.full((self.m,), -1, dtype=torch.long, device=device)
+        self._reset_sums()
+
+    def _reset_sums(self) -> None:
+        self.loss_sum = torch.zeros(self.m, device=self.device)
+        self.acc_sum = torch.zeros(self.m, device=self.device)
+        self.n_sum = 0
+
+    @property
+    def done(self) -> bool:
+        return self.t >= self.total or not any(self.active)
+
+    @property
+    def progress(self) -> float:
+        return 1.0 if self.done else self.t / self.total
+
+    def _batch(self) -> tuple[Tensor, Tensor]:
+        j = self.t % self.steps_per_epoch
+        if j == 0:  # a new epoch: each run shuffles with its own generator
+            n = self.data.n_train
+            self.perm = torch.stack([torch.randperm(n, generator=g) for g in self.order_gens])
+            self.perm = self.perm.to(self.device)
+        idx = self.perm[:, j * self.batch_size : (j + 1) * self.batch_size]  # (M, B)
+        return self.data.x_train[idx], self.data.y_train[idx]
+
+    def step(self) -> list[tuple[int, str, list[dict]]]:
+        """One update of every run in the stack; returns (run, kind, rows) to record."""
+        out: list[tuple[int, str, list[dict]]] = []
+        t = self.t
+        if t == 0:
+            out += self._history(0, initial=True)
+        probe = t % self.layer_every == 0 or t == self.total - 1
+        probes: dict | None = {} if probe else None
+        self.net.train()
+        x, y = self._batch()
+        logits = self.net(x, probes)  # (B, M, K)
+        yt = y.t()  # (B, M)
+        losses = _losses(logits, yt)
+        with torch.no_grad():
+            self.loss_sum += losses.detach()
+            self.acc_sum += (logits.argmax(-1) == yt).float().mean(0)
+            self.n_sum += 1
+            bad = ~torch.isfinite(losses)
+            self.diverged_at = torch.where(bad & (self.diverged_at < 0), t, self.diverged_at)
+        self.net.zero_grad(set_to_none=True)
+        losses.sum().backward()  # runs share no parameters: each gets its own gradient
+        if probe:
+            before = [w.detach().clone() for w in self.net.weights]
+            grads = [norms_per_run(w.grad) for w in self.net.weights]
+        self.opt.step()
+        if probe:
+            out += self._layers(t, probes, before, grads)
+        self.t += 1
+        if self.t % self.record_every == 0 or self.t == self.total:
+            out += self._history(self.t)
+        return out
+
+    @torch.no_grad()
+    def evaluate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean loss and accuracy per run in eval mode (running statistics)."""
+        self.net.eval()
+        loss = torch.zeros(self.m, device=self.device)
+        acc = torch.zeros(self.m, device=self.device)
+        for s in range(0, x.shape[0], EVAL_CHUNK):
+            xb, yb = x[s : s + EVAL_CHUNK], y[s : s + EVAL_CHUNK]
+            logits = self.net(xb)  # (B, M, K)
+            target = yb[:, None].expand(-1, self.m)
+            loss += _losses(logits, target) * xb.shape[0]
+            acc += (logits.argmax(-1) == target).float().sum(0)
+        self.net.train()
+        return loss / x.shape[0], acc / x.shape[0]
+
+    def _history(self, step: int, initial: bool = False) -> list[tuple[int, str, list[dict]]]:
+        self._check_divergence()
+        if initial:  # before any update: train metrics on (up to) 2048 training samples
+            tr_loss, tr_acc = self.evaluate(self.data.x_train[:2048], self.data.y_train[:2048])
+        else:
+            tr_loss, tr_acc = self.loss_sum / self.n_sum, self.acc_sum / self.n_sum
+        te_loss, te_acc = self.evaluate(self.data.x_test, self.data.y_test)
+        self._reset_sums()
+        cols = torch.stack([tr_loss, tr_acc, te_loss, te_acc]).T.tolist()
+        epoch = step / self.steps_per_epoch
+        out = []
+        for i, (a, b, c, d) in enumerate(cols):
+            if self.active[i]:
+                row = {
+                    "step": step,
+                    "epoch": round(epoch, 4),
+                    "train_loss": _r(a),
+                    "train_acc": _r(b),
+                    "test_loss": _r(c),
+                    "test_acc": _r(d),
+                }
+                out.append((i, "history", [row]))
+        return out
+
+    def _check_divergence(self) -> None:
+        for i, s in enumerate(self.diverged_at.tolist()):
+            if s >= 0 and self.active[i]:
+                self.active[i] = False
+                self.opt.freeze(i)
+
+    def _layers(
+        self, step: int, probes: dict, before: list[Tensor], grads: list[Tensor]
+    ) -> list[tuple[int, str, list[dict]]]:
+        rows: list[list[dict]] = [[] for _ in range(self.m)]
+        for (layer, point), t in probes.items():
+            key = (layer, point)
+            if key not in self.edges:
+                self.edges[key] = fixed_edges(per_run(t, self.m).float(), point, self.activation)
+            st = activation_stats(t, self.m, point, self.activation, self.edges[key])
+            host = {k: v.tolist() for k, v in st.items()}
+            edges = self.edges[key].tolist()
+            for i in range(self.m):
+                row = {
+                    "step": step,
+                    "layer": layer,
+                    "point": point,
+                    "mean": _r(host["mean"][i]),
+                    "std": _r(host["std"][i]),
+                    "p15": _r(host["p15"][i]),
+                    "p50": _r(host["p50"][i]),
+                    "p85": _r(host["p85"][i]),
+                    "quantiles": _rl(host["quantiles"][i]),
+                    "hist": {"edges": _rl(edges[i]), "counts": host["counts"][i]},
+                    "under": host["under"][i],
+                    "over": host["over"][i],
+                    "n": host["n"][i],
+                }
+                for extra in ("saturated", "dead"):
+                    if extra in host:
+                        row[extra] = _r(host[extra][i])
+                rows[i].append(row)
+        params = self._param_rows(step, before, grads)
+        out: list[tuple[int, str, list[dict]]] = []
+        for i in range(self.m):
+            if self.active[i]:
+                out.append((i, "layers", rows[i]))
+                out.append((i, "params", params[i]))
+        return out
+
+    def _param_rows(self, step: int, before: list[Tensor], grads: list[Tensor]) -> list[list[dict]]:
+        rows: list[list[dict]] = [[] for _ in range(self.m)]
+        for layer in range(1, self.net.depth + 2):
+            w = self.net.weights[layer - 1]
+            wn = norms_per_run(w)
+            upd = norms_per_run(w.detach() - before[layer - 1]) / wn.clamp_min(1e-12)
+            cols = torch.stack([grads[layer - 1], wn, upd]).T.tolist()
+            norm = self.net.norm_of(layer) if layer <= self.net.depth else None
+            summaries = {}
+            if norm is not None:
+                for name in ("weight", "bias", "running_mean", "running_var"):
+                    tensor = getattr(norm, name, None)
+                    if tensor is not None:
+                        summaries[name] = {
+                            k: v.tolist() for k, v in vector_summary(tensor, self.m).items()
+                        }
+            for i, (g, n, u) in enumerate(cols):
+                row: dict[str, Any] = {
+                    "step": step,
+                    "layer": layer,
+                    "grad_norm": _r(g),
+                    "weight_norm": _r(n),
+                    "update_ratio": _r(u),
+                }
+                if layer > self.net.depth:
+                    row["classifier"] = True
+                if summaries:
+                    row["norm"] = {
+                        name: {k: _r(v[i]) for k, v in s.items()} for name, s in summaries.items()
+                    }
+                rows[i].append(row)
+        return rows
+
+
+def _losses(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean cross-entropy per run (M,) from logits (B, M, K) and targets (B, M)."""
+    b, m, k = logits.shape
+    ce = F.cross_entropy(logits.reshape(b * m, k), target.reshape(b * m), reduction="none")
+    return ce.view(b, m).mean(0)
+
+
+def _device_generator(seed: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device) if device.type in ("cuda", "mps") else torch.Generator()
+    return g.manual_seed(seed + 104729)
+
+
+def _data_key(cfg: RunConfig) -> tuple:
+    return (cfg.dataset, cfg.n_samples, cfg.noise, cfg.test_fraction, cfg.data_seed)
+
+
+def make_stacks(
+    configs: Sequence[RunConfig],
+    device: torch.device,
+    loader: Callable[..., Dataset] = load_dataset,
+) -> list[Stack]:
+    """Group configs into stacks (same stack key → one batched network)."""
+    data: dict[tuple, Dataset] = {}
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(stack_key(c), []).append(i)
+    stacks = []
+    for idx in groups.values():
+        cfg = configs[idx[0]]
+        key = _data_key(cfg)
+        if key not in data:
+            data[key] = loader(
+                cfg.dataset,
+                n_samples=cfg.n_samples,
+                noise=cfg.noise,
+                test_fraction=cfg.test_fraction,
+                seed=cfg.data_seed,
+                device=device,
+            )
+        ds = data[key]
+        if ds.n_train < cfg.batch_size:
+            raise ValueError(
+                f"batch_size={cfg.batch_size} is larger than the {ds.n_train} "
+                f"training samples of {cfg.dataset}"
+            )
+        stacks.append(Stack(idx, [configs[i] for i in idx], ds, device))
+    return stacks
+
+
+def train_group(
+    configs: Sequence[RunConfig],
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    device: str | torch.device | None = None,
+) -> list[RunRecord]:
+    """Train every config together; returns one RunRecord per config, in order.
+
+    `should_stop` is polled before each step (stop within one step → 'cancelled');
+    `on_event` receives {"type": "rows", "run", "kind", "rows"} as records are made and
+    {"type": "status", "run", "status", "message", "step"} when a run's status changes.
+    """
+    emit = on_event or (lambda e: None)
+    records = [RunRecord(c) for c in configs]
+    start = time.perf_counter()
+    dev = torch.device(device) if device is not None else resolve_device(configs[0].device)
+
+    def set_status(i: int, status: str, message: str = "", step: int | None = None) -> None:
+        r = records[i]
+        r.status, r.message, r.seconds = status, message, time.perf_counter() - start
+        emit({"type": "status", "run": i, "status": status, "message": message, "step": step})
+
+    try:
+        for r in records:
+            r.device = str(dev)
+        stacks = make_stacks(configs, dev)
+        for i in range(len(configs)):
+            set_status(i, "running")
+        while True:
+            live = [s for s in stacks if not s.done]
+            if not live:
+                break
+            if should_stop is not None and should_stop():
+                for s in live:
+                    for j, run in enumerate(s.runs):
+                        if s.active[j]:
+                            set_status(run, "cancelled", "stopped by the user", s.t)
+                return records
+            s = min(live, key=lambda s: s.progress)
+            was_active = list(s.active)
+            for j, kind, rows in s.step():
+                run = s.runs[j]
+                getattr(records[run], kind).extend(rows)
+                emit({"type": "rows", "run": run, "kind": kind, "rows": rows})
+            for j, (a, b) in enumerate(zip(was_active, s.active)):
+                if a and not b:
+                    step = int(s.diverged_at[j])
+                    records[s.runs[j]].diverged_step = step
+                    set_status(s.runs[j], "diverged", f"non-finite loss at step {step}", step)
+            if s.done:
+                for j, run in enumerate(s.runs):
+                    if s.active[j]:
+                        set_status(run, "finished", step=s.t)
+    except Exception as e:
+        msg = _failure_message(e)
+        for i, r in enumerate(records):
+            if r.status in ("queued", "running"):
+                set_status(i, "failed", msg)
+    return records
+
+
+def _failure_message(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, torch.OutOfMemoryError):
+        return f"out of memory on the device: {text}. Try a smaller batch_size or network."
+    where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+    loc = f" (in {where.name})" if where else ""
+    return f"{type(e).__name__}: {text}{loc}"
+
+
+def records_to_json(records: Sequence[RunRecord]) -> dict:
+    """The records file: {"runs": [...]} (schema in the README)."""
+    return {"runs": [r.to_dict() for r in records]}
