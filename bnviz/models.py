@@ -151,7 +151,9 @@ class StackedNet(nn.Module):
         if self.conv:
             return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=1, groups=self.m)
         if self.m == 1:  # the common single-run case: a plain Linear, no stacking overhead
-            return F.linear(x[0] if x.dim() == 3 else x, w[0], b[0])
+            return F.linear(
+                x.view(x.shape[-2:]) if x.dim() == 3 else x, w.view(w.shape[1:]), b.view(-1)
+            )
         if x.dim() == 2:
             x = x.view(x.shape[0], self.m, -1).transpose(0, 1)  # (M, B, in)
         y = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # (M, B, out)

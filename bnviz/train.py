@@ -85,54 +85,64 @@ def _rl(xs: list[float]) -> list[float | None]:
 
 
 class StackOptimizer:
-    """SGD / heavy-ball / Adam over stacked parameters with a learning rate per run.
+    """SGD / heavy-ball / Adam over all of a stack's parameters with a learning rate per run.
 
+    Every parameter (and its .grad) is a view into one flat buffer, so an update is a handful
+    of tensor ops whatever the depth; per-element lr/weight-decay vectors give each run its own.
     Matches torch.optim's update rules; weight decay is L2 added to the gradient.
     """
 
     def __init__(self, params: list[Tensor], configs: Sequence[RunConfig]) -> None:
-        self.params = params
+        m, dev = len(configs), params[0].device
+        total = sum(p.numel() for p in params)
         self.kind = configs[0].optimizer
-        dev = params[0].device
-        self.lr = torch.tensor([c.lr for c in configs], device=dev)
-        self.wd = torch.tensor([c.weight_decay for c in configs], device=dev)
+        self.flat = torch.empty(total, device=dev)
+        self.grad = torch.zeros(total, device=dev)
+        self.run_of = torch.empty(total, dtype=torch.long, device=dev)  # owning run per element
+        off = 0
+        for p in params:  # p is run-major (M, ...): its elements of run r are contiguous
+            n = p.numel()
+            self.flat[off : off + n].copy_(p.detach().reshape(-1))
+            p.data = self.flat[off : off + n].view_as(p)
+            p.grad = self.grad[off : off + n].view_as(p)  # autograd accumulates in place here
+            self.run_of[off : off + n] = torch.arange(m, device=dev).repeat_interleave(n // m)
+            off += n
+        self.lr = torch.tensor([c.lr for c in configs], device=dev)[self.run_of]
+        self.wd = torch.tensor([c.weight_decay for c in configs], device=dev)[self.run_of]
         self.use_wd = any(c.weight_decay > 0 for c in configs)
-        self.state: list[dict[str, Tensor]] = [{} for _ in params]
+        self.state: dict[str, Tensor] = {}
         self.t = 0
 
+    def zero_grad(self) -> None:
+        self.grad.zero_()
+
     def freeze(self, run: int) -> None:
-        """Stop updating one run (it diverged): its slice keeps its last values."""
-        self.lr[run] = 0.0
+        """Stop updating one run (it diverged): its parameters keep their last values."""
+        self.lr[self.run_of == run] = 0.0
 
     @torch.no_grad()
     def step(self) -> None:
         self.t += 1
-        for p, st in zip(self.params, self.state):
-            if p.grad is None:
-                continue
-            m = self.lr.shape[0]
-            p, g = p.view(m, -1), p.grad.view(m, -1)  # every parameter is run-major
-            lr = self.lr.view(m, 1)
-            if self.use_wd:
-                g = g + self.wd.view(m, 1) * p
-            if self.kind == "sgd":
-                p.sub_(lr * g)
-            elif self.kind == "momentum":
-                buf = st.get("buf")
-                if buf is None:
-                    st["buf"] = buf = g.clone()
-                else:
-                    buf.mul_(HEAVY_BALL).add_(g)
-                p.sub_(lr * buf)
+        p, g, st = self.flat, self.grad, self.state
+        if self.use_wd:
+            g = g.addcmul(self.wd, p)
+        if self.kind == "sgd":
+            p.addcmul_(self.lr, g, value=-1)
+        elif self.kind == "momentum":
+            if "buf" not in st:
+                st["buf"] = g.clone()
             else:
-                b1, b2 = ADAM_BETAS
-                if not st:
-                    st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
-                st["m"].mul_(b1).add_(g, alpha=1 - b1)
-                st["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-                c1, c2 = 1 - b1**self.t, 1 - b2**self.t
-                denom = (st["v"] / c2).sqrt_().add_(ADAM_EPS)
-                p.sub_(lr / c1 * st["m"] / denom)
+                st["buf"].mul_(HEAVY_BALL).add_(g)
+            p.addcmul_(self.lr, st["buf"], value=-1)
+        else:
+            b1, b2 = ADAM_BETAS
+            if not st:
+                st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
+            st["m"].mul_(b1).add_(g, alpha=1 - b1)
+            st["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
+            c1, c2 = 1 - b1**self.t, 1 - b2**self.t
+            denom = (st["v"] / c2).sqrt_().add_(ADAM_EPS)
+            p.addcdiv_(self.lr * st["m"], denom, value=-1 / c1)
 
 
 class Stack:
@@ -205,7 +215,7 @@ class Stack:
             self.n_sum += 1
             bad = ~torch.isfinite(losses)
             self.diverged_at = torch.where(bad & (self.diverged_at < 0), t, self.diverged_at)
-        self.net.zero_grad(set_to_none=True)
+        self.opt.zero_grad()
         losses.sum().backward()  # runs share no parameters: each gets its own gradient
         if probe:
             before = [w.detach().clone() for w in self.net.weights]
