@@ -605,3 +605,6 @@ PRESETS: dict[str, Preset] = {
         ),
     )
 }
+
+
+value_text = _text  # public name: a value as written on the CLI and in URLs

@@ -1,0 +1,53 @@
+"""bnviz — the Train page: configure a network, press Train, watch runs with and without BN."""
+
+import streamlit as st
+
+from dashboard import config_form, live, state
+
+st.set_page_config(page_title="bnviz · Train", page_icon="📊", layout="wide")
+url_problems = state.ensure_config_state()
+manager = state.manager()
+
+st.sidebar.title("Configuration")
+config_form.sidebar_form()
+st.sidebar.caption(f"Training device: **{state.device_label()}**")
+
+st.title("bnviz — watch Batch Normalization train")
+for p in url_problems:
+    st.warning(f"From the link: {p}. The default is used instead.")
+cfg, problems = config_form.read_config()
+config_form.compare_form(cfg)
+group, group_problems = config_form.group_configs(cfg) if cfg else ([], [])
+for p in problems + group_problems:
+    st.error(p)
+
+gid = st.session_state.get("group_id")
+job = manager.get(gid) if gid else None
+c1, c2, c3 = st.columns([1, 1, 4])
+if c1.button("Train", type="primary", disabled=bool(problems or group_problems)):
+    gid = st.session_state["group_id"] = manager.submit(group)
+    job = manager.get(gid)
+if c2.button("Stop", disabled=job is None or not job.active) and job is not None:
+    manager.stop(job.id)
+c3.caption(f"{len(group)} runs train together in lockstep" if group else "")
+state.sync_url()
+
+if job is None:
+    st.info("Press **Train**: the configured network and its comparison train side by side.")
+else:
+
+    @st.fragment(run_every=live.REFRESH_S if job.active else None)
+    def live_view() -> None:
+        runs, labels = job.snapshot(), job.labels()
+        live.status_block(job, runs, labels, manager.position(job.id))
+        live.curves_block(runs, labels, "train")
+        depth = len(runs[0].config.hidden)
+        live.controls("train", depth)
+        live.layers_block(runs, labels, "train")
+        if not job.active and st.session_state.get("_was_active") == job.id:
+            st.session_state["_was_active"] = None
+            st.rerun()  # once, so the timer stops and the buttons update
+        if job.active:
+            st.session_state["_was_active"] = job.id
+
+    live_view()

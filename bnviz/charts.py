@@ -1,0 +1,314 @@
+"""Records → Plotly figures, as plain dicts ({"data": [...], "layout": {...}}).
+
+Pure functions: they take labels, colours and record rows and know nothing of training or of
+Streamlit. Figures are built as dicts rather than with make_subplots (10× cheaper, which
+matters at two refreshes a second), with large fonts for a projector and one colour per run
+across every chart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .probes import BASIS_POINTS
+
+PALETTE = (
+    "#1f77b4",  # blue
+    "#d62728",  # red
+    "#2ca02c",  # green
+    "#ff7f0e",  # orange
+    "#9467bd",  # purple
+    "#8c564b",  # brown
+    "#e377c2",  # pink
+    "#17becf",  # cyan
+    "#7f7f7f",  # grey
+    "#bcbd22",  # olive
+)
+FONT = {"size": 17}
+POINT_NAMES = {
+    "linear": "Linear/Conv output",
+    "act_in": "activation input",
+    "act_out": "activation output",
+}
+
+Figure = dict[str, Any]
+
+
+def color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _layout(title: str, **kw: Any) -> dict:
+    base = {
+        "title": {"text": title, "font": {"size": 20}},
+        "font": FONT,
+        "margin": {"l": 70, "r": 20, "t": 60, "b": 40},
+        "legend": {"orientation": "h", "y": -0.18, "yanchor": "top"},
+        "uirevision": "keep",  # keep the user's zoom across live updates
+        "template": "plotly_white",
+        "hovermode": "closest",
+    }
+    base.update(kw)
+    return base
+
+
+def _grid(n: int, cols: int, hgap: float = 0.06, vgap: float = 0.14) -> list[dict]:
+    """Axis domains for n panels in a grid: [{"x": [a, b], "y": [c, d]}, ...]."""
+    cols = max(1, min(cols, n))
+    rows = math.ceil(n / cols)
+    w = (1 - hgap * (cols - 1)) / cols
+    h = (1 - vgap * (rows - 1)) / rows
+    out = []
+    for i in range(n):
+        r, c = divmod(i, cols)
+        x0 = c * (w + hgap)
+        y1 = 1 - r * (h + vgap)
+        out.append({"x": [x0, x0 + w], "y": [y1 - h, y1]})
+    return out
+
+
+def _axes(layout: dict, domains: list[dict], titles: Sequence[str], **yaxis: Any) -> None:
+    """Add xaxis/yaxis pairs with panel titles as annotations."""
+    ann = layout.setdefault("annotations", [])
+    for i, (d, t) in enumerate(zip(domains, titles), start=1):
+        sfx = "" if i == 1 else str(i)
+        layout[f"xaxis{sfx}"] = {"domain": d["x"], "anchor": f"y{sfx}"}
+        layout[f"yaxis{sfx}"] = {"domain": d["y"], "anchor": f"x{sfx}", **yaxis}
+        ann.append(
+            {
+                "text": t,
+                "x": sum(d["x"]) / 2,
+                "y": d["y"][1],
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 16},
+            }
+        )
+
+
+def _ax(i: int) -> dict:
+    sfx = "" if i == 1 else str(i)
+    return {"xaxis": f"x{sfx}", "yaxis": f"y{sfx}"}
+
+
+def curves(
+    labels: Sequence[str],
+    histories: Sequence[Sequence[dict]],
+    metric: str = "acc",
+    statuses: Sequence[str] | None = None,
+) -> Figure:
+    """Train (dashed) and test (solid) loss or accuracy of every run against epochs."""
+    data = []
+    for i, (label, rows) in enumerate(zip(labels, histories)):
+        x = [r["epoch"] for r in rows]
+        for split, dash in (("test", "solid"), ("train", "dot")):
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": f"{label} · {split}",
+                    "legendgroup": label,
+                    "x": x,
+                    "y": [r[f"{split}_{metric}"] for r in rows],
+                    "line": {"color": color(i), "dash": dash, "width": 3 if split == "test" else 2},
+                }
+            )
+        if statuses and statuses[i] == "diverged" and rows:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers+text",
+                    "x": [rows[-1]["epoch"]],
+                    "y": [1.0 if metric == "acc" else rows[-1].get("train_loss") or 0],
+                    "marker": {"symbol": "x", "size": 16, "color": color(i)},
+                    "text": ["diverged"],
+                    "textposition": "top center",
+                    "showlegend": False,
+                    "hoverinfo": "skip",
+                }
+            )
+    name = "accuracy" if metric == "acc" else "loss (cross-entropy)"
+    yaxis: dict[str, Any] = {"title": {"text": name}}
+    if metric == "acc":
+        yaxis["range"] = [0, 1.02]
+    else:  # a log axis only when some run's loss explodes; else it hides the interesting range
+        losses = [r.get(f"{s}_loss") for rows in histories for r in rows for s in ("train", "test")]
+        if max((v for v in losses if v is not None), default=0) > 20:
+            yaxis["type"] = "log"
+    return {
+        "data": data,
+        "layout": _layout(
+            f"{name.split(' ')[0].capitalize()}: test (solid), train (dotted)",
+            xaxis={"title": {"text": "epoch", "standoff": 4}},
+            yaxis=yaxis,
+        ),
+    }
+
+
+def histograms(
+    labels: Sequence[str], latest: Sequence[dict[int, dict]], point: str, cols: int = 4
+) -> Figure:
+    """The current distribution of every layer at one probe point, runs overlaid."""
+    layers = sorted({k for d in latest for k in d})
+    domains = _grid(len(layers), cols)
+    data = []
+    for i, (label, per_layer) in enumerate(zip(labels, latest)):
+        for j, layer in enumerate(layers, start=1):
+            row = per_layer.get(layer)
+            if row is None:
+                continue
+            edges, counts = row["hist"]["edges"], row["hist"]["counts"]
+            total = max(1, row.get("n") or sum(counts))
+            width = [b - a for a, b in itertools.pairwise(edges)]
+            centers = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
+            data.append(
+                {
+                    "type": "bar",
+                    "name": label,
+                    "legendgroup": label,
+                    "showlegend": j == 1,
+                    "x": centers,
+                    "y": [c / total / w if w else 0 for c, w in zip(counts, width)],
+                    "width": width,
+                    "marker": {"color": _rgba(color(i), 0.45), "line": {"color": color(i)}},
+                    "hovertemplate": f"{label}<br>%{{x:.3g}}: %{{y:.3g}}<extra>step "
+                    f"{row['step']}</extra>",
+                    **_ax(j),
+                }
+            )
+    layout = _layout(f"Distribution of the {POINT_NAMES[point]} per layer", barmode="overlay")
+    _axes(layout, domains, [f"layer {k}" for k in layers])
+    return {"data": data, "layout": layout}
+
+
+def percentile_bands(
+    labels: Sequence[str], series: Sequence[Sequence[dict]], title: str, x_key: str = "step"
+) -> Figure:
+    """TensorBoard-style bands (9 basis points: ±0.5/1/1.5σ and min/max) and the 15/50/85th
+    percentiles (Ioffe & Szegedy Fig. 1b–c) of one layer over training, one panel per run."""
+    domains = _grid(len(series), min(len(series), 3))
+    data: list[dict] = []
+    n_q = len(BASIS_POINTS)
+    for i, (_label, rows) in enumerate(zip(labels, series), start=1):
+        x = [r[x_key] for r in rows]
+        c = color(i - 1)
+        for k in range(n_q // 2):  # outermost band first so inner ones draw on top
+            lo = [r["quantiles"][k] for r in rows]
+            hi = [r["quantiles"][n_q - 1 - k] for r in rows]
+            alpha = 0.10 + 0.12 * k
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": x + x[::-1],
+                    "y": hi + lo[::-1],
+                    "fill": "toself",
+                    "fillcolor": _rgba(c, alpha),
+                    "line": {"width": 0},
+                    "hoverinfo": "skip",
+                    "showlegend": False,
+                    **_ax(i),
+                }
+            )
+        for key, dash in (("p15", "dash"), ("p50", "solid"), ("p85", "dash")):
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": f"{key[1:]}th percentile",
+                    "legendgroup": key,
+                    "showlegend": i == 1,
+                    "x": x,
+                    "y": [r[key] for r in rows],
+                    "line": {"color": "#222", "dash": dash, "width": 2},
+                    **_ax(i),
+                }
+            )
+    layout = _layout(title)
+    _axes(layout, domains, list(labels))
+    return {"data": data, "layout": layout}
+
+
+def heatmap(rows: Sequence[dict], title: str) -> Figure:
+    """Histograms over training as a heatmap (TensorBoard's 'offset' view), one run."""
+    if not rows:
+        return {"data": [], "layout": _layout(title)}
+    edges = rows[0]["hist"]["edges"]
+    centers = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
+    z = [[c / max(1, r.get("n") or 1) for c in r["hist"]["counts"]] for r in rows]
+    data = [
+        {
+            "type": "heatmap",
+            "x": centers,
+            "y": [r["step"] for r in rows],
+            "z": z,
+            "colorscale": "Viridis",
+            "colorbar": {"title": {"text": "share"}},
+        }
+    ]
+    return {
+        "data": data,
+        "layout": _layout(title, xaxis={"title": {"text": "value"}}, yaxis={"title": "step"}),
+    }
+
+
+def per_layer_lines(
+    labels: Sequence[str],
+    rows_per_run: Sequence[Sequence[dict]],
+    layers: Sequence[int],
+    value: Any,
+    title: str,
+    y_title: str,
+    log: bool = False,
+    guide: float | None = None,
+    cols: int = 4,
+) -> Figure:
+    """One panel per layer, a line per run: value(row) over steps (rows filtered by layer)."""
+    domains = _grid(len(layers), cols)
+    data = []
+    for i, (label, rows) in enumerate(zip(labels, rows_per_run)):
+        for j, layer in enumerate(layers, start=1):
+            pts = [(r["step"], value(r)) for r in rows if r["layer"] == layer]
+            pts = [(s, v) for s, v in pts if v is not None]
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": label,
+                    "legendgroup": label,
+                    "showlegend": j == 1,
+                    "x": [p[0] for p in pts],
+                    "y": [p[1] for p in pts],
+                    "line": {"color": color(i), "width": 2.5},
+                    **_ax(j),
+                }
+            )
+    layout = _layout(title)
+    yaxis: dict[str, Any] = {"type": "log"} if log else {}
+    _axes(layout, domains, [f"layer {k}" for k in layers], **yaxis)
+    layout["yaxis"]["title"] = {"text": y_title}
+    if guide is not None:
+        layout["shapes"] = [
+            {
+                "type": "line",
+                "xref": f"x{'' if j == 1 else j} domain",
+                "yref": f"y{'' if j == 1 else j}",
+                "x0": 0,
+                "x1": 1,
+                "y0": guide,
+                "y1": guide,
+                "line": {"color": "#888", "dash": "dash"},
+            }
+            for j in range(1, len(layers) + 1)
+        ]
+    return {"data": data, "layout": layout}

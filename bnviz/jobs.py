@@ -1,0 +1,414 @@
+"""Background training for a server: worker processes, a queue with a cap, and the run store.
+
+Why processes: training in a thread of the Streamlit server stalled its event loop for up to
+0.7 s (see shared notes); a process keeps the server responsive, can be killed, and its crash
+(or CUDA running out of memory) cannot take the server down. One warm worker is kept started,
+torch imported and kernels exercised, so a pressed Train shows its first point within a second.
+
+The worker streams the engine's events as JSON lines on its stdout; a reader thread in the
+server applies them to a `GroupJob`, whose lists only grow, under a lock. Pages read snapshots.
+Finished groups are written to `runs_dir` as records JSON, so a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import RunConfig, from_dict, to_dict
+from .records import group_labels
+
+ACTIVE = ("queued", "running")
+STOP_GRACE_S = 5.0  # a worker that ignores the stop flag this long is killed
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("BNVIZ_RUNS", Path.home() / ".cache" / "bnviz" / "runs"))
+
+
+def worker_threads(max_running: int) -> int:
+    """Torch threads per worker: leave a core to the web server on small machines."""
+    cores = os.cpu_count() or 1
+    return max(1, min(4, (cores - 1) // max(1, max_running)))
+
+
+@dataclass
+class RunState:
+    """What the server knows about one run of a group (the records as they arrive)."""
+
+    config: RunConfig
+    status: str = "queued"
+    message: str = ""
+    step: int | None = None
+    diverged_step: int | None = None
+    seconds: float = 0.0
+    device: str = ""
+    history: list[dict] = field(default_factory=list)
+    layers: list[dict] = field(default_factory=list)
+    params: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "config": to_dict(self.config),
+            "status": self.status,
+            "message": self.message,
+            "device": self.device,
+            "seconds": round(self.seconds, 3),
+            "diverged_step": self.diverged_step,
+            "history": self.history,
+            "layers": self.layers,
+            "params": self.params,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunState:
+        return cls(
+            config=from_dict(d["config"], strict=False),
+            status=d.get("status", "finished"),
+            message=d.get("message", ""),
+            diverged_step=d.get("diverged_step"),
+            seconds=d.get("seconds", 0.0),
+            device=d.get("device", ""),
+            history=d.get("history", []),
+            layers=d.get("layers", []),
+            params=d.get("params", []),
+        )
+
+
+@dataclass
+class GroupJob:
+    """One lockstep group: its runs, where it is in the queue, and when it ran."""
+
+    id: str
+    name: str
+    runs: list[RunState]
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    device: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def configs(self) -> list[RunConfig]:
+        return [r.config for r in self.runs]
+
+    @property
+    def state(self) -> str:
+        """queued | running | done."""
+        with self.lock:
+            if any(r.status == "running" for r in self.runs):
+                return "running"
+            if all(r.status == "queued" for r in self.runs):
+                return "queued"
+            return "running" if any(r.status == "queued" for r in self.runs) else "done"
+
+    @property
+    def active(self) -> bool:
+        return self.state != "done"
+
+    def labels(self) -> list[str]:
+        return group_labels(self.configs)
+
+    def snapshot(self) -> list[RunState]:
+        """Copies of the runs whose row lists can be read while training goes on."""
+        with self.lock:
+            return [
+                RunState(
+                    r.config,
+                    r.status,
+                    r.message,
+                    r.step,
+                    r.diverged_step,
+                    r.seconds,
+                    r.device,
+                    list(r.history),
+                    list(r.layers),
+                    list(r.params),
+                )
+                for r in self.runs
+            ]
+
+    def progress(self) -> tuple[float, float | None]:
+        """(fraction done over all runs, seconds left or None) from the epochs recorded."""
+        with self.lock:
+            fracs = []
+            for r in self.runs:
+                if r.status in ("finished", "diverged", "cancelled", "failed"):
+                    fracs.append(1.0)
+                else:
+                    done = r.history[-1]["epoch"] if r.history else 0.0
+                    fracs.append(min(1.0, done / r.config.epochs))
+            frac = sum(fracs) / len(fracs)
+            eta = None
+            if self.started and 0.02 < frac < 1:
+                eta = (time.time() - self.started) * (1 - frac) / frac
+            return frac, eta
+
+    def apply(self, event: dict) -> None:
+        """Fold one engine event into the runs (called by the reader thread)."""
+        with self.lock:
+            run = self.runs[event["run"]]
+            if event["type"] == "rows":
+                getattr(run, event["kind"]).extend(event["rows"])
+            elif event["type"] == "status":
+                run.status, run.message = event["status"], event.get("message", "")
+                run.step = event.get("step")
+                run.seconds = time.time() - (self.started or time.time())
+                if run.status == "diverged":
+                    run.diverged_step = event.get("step")
+
+    def fail_unfinished(self, message: str, status: str = "failed") -> None:
+        with self.lock:
+            for r in self.runs:
+                if r.status in ACTIVE:
+                    r.status, r.message = status, message
+            self.finished = self.finished or time.time()
+
+    def to_dict(self) -> dict:
+        with self.lock:
+            return {
+                "id": self.id,
+                "name": self.name,
+                "created": self.created,
+                "started": self.started,
+                "finished": self.finished,
+                "device": self.device,
+                "runs": [r.to_dict() for r in self.runs],
+            }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GroupJob:
+        return cls(
+            id=d["id"],
+            name=d.get("name", d["id"]),
+            runs=[RunState.from_dict(r) for r in d["runs"]],
+            created=d.get("created", 0.0),
+            started=d.get("started"),
+            finished=d.get("finished"),
+            device=d.get("device", ""),
+        )
+
+
+class Worker:
+    """One training process (`python -m bnviz.worker`) speaking JSON lines over its pipes.
+
+    A plain subprocess, not multiprocessing: under Streamlit, spawn re-runs the page script in
+    the child (its __main__), which would start workers of its own.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bnviz.worker", "--threads", str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        self.stopped = False
+
+    def send(self, msg: dict | str) -> None:
+        try:
+            text = msg if isinstance(msg, str) else json.dumps(msg)
+            self.process.stdin.write(text + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the reader notices the dead process
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.send("stop")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=2)
+
+
+class JobManager:
+    """Server-wide: submit groups, cap how many train at once, keep and persist the history."""
+
+    def __init__(
+        self,
+        max_running: int = 1,
+        runs_dir: str | Path | None = None,
+        warm: bool = True,
+    ) -> None:
+        self.max_running = max_running
+        self.threads = worker_threads(max_running)
+        self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
+        self.lock = threading.RLock()
+        self.jobs: dict[str, GroupJob] = {}
+        self.waiting: list[str] = []  # queued group ids, oldest first
+        self.workers: dict[str, Worker] = {}
+        self.warm_enabled = warm
+        self._warm: Worker | None = None
+        self._closed = False
+        self._load()
+        if warm:
+            self._warm = Worker(self.threads)
+
+    # --- the store -------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if not self.runs_dir.is_dir():
+            return
+        for path in sorted(self.runs_dir.glob("*.json")):
+            try:
+                job = GroupJob.from_dict(json.loads(path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a damaged file is skipped, not fatal
+            self.jobs[job.id] = job
+
+    def _save(self, job: GroupJob) -> None:
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.runs_dir / f".{job.id}.json.tmp"
+            tmp.write_text(json.dumps(job.to_dict()))
+            tmp.replace(self.runs_dir / f"{job.id}.json")
+        except OSError:
+            pass  # a read-only disk loses persistence, not the run in memory
+
+    def groups(self) -> list[GroupJob]:
+        """Newest first."""
+        with self.lock:
+            return sorted(self.jobs.values(), key=lambda j: j.created, reverse=True)
+
+    def get(self, gid: str) -> GroupJob | None:
+        with self.lock:
+            return self.jobs.get(gid)
+
+    def rename(self, gid: str, name: str) -> None:
+        job = self.get(gid)
+        if job is not None and name.strip():
+            job.name = name.strip()
+            if not job.active:
+                self._save(job)
+
+    def delete(self, gid: str) -> None:
+        self.stop(gid)
+        with self.lock:
+            self.jobs.pop(gid, None)
+        (self.runs_dir / f"{gid}.json").unlink(missing_ok=True)
+
+    # --- scheduling ------------------------------------------------------------------------
+
+    def submit(self, configs: Sequence[RunConfig], name: str | None = None) -> str:
+        if not configs:
+            raise ValueError("a group needs at least one config")
+        gid = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        job = GroupJob(gid, name or gid, [RunState(c) for c in configs])
+        with self.lock:
+            self.jobs[gid] = job
+            self.waiting.append(gid)
+        self._schedule()
+        return gid
+
+    def position(self, gid: str) -> int | None:
+        """1-based place in the queue, None when not waiting."""
+        with self.lock:
+            return self.waiting.index(gid) + 1 if gid in self.waiting else None
+
+    def running(self) -> int:
+        with self.lock:
+            return len(self.workers)
+
+    def stop(self, gid: str) -> None:
+        """Stop a group (idempotent): dequeue it, or signal its worker and kill it if it hangs."""
+        with self.lock:
+            job = self.jobs.get(gid)
+            if job is None:
+                return
+            if gid in self.waiting:
+                self.waiting.remove(gid)
+                job.fail_unfinished("stopped before it started", status="cancelled")
+                self._save(job)
+                return
+            worker = self.workers.get(gid)
+        if worker is not None:
+            worker.stop()
+            threading.Timer(STOP_GRACE_S, self._kill_if_stuck, args=(gid, worker)).start()
+
+    def _kill_if_stuck(self, gid: str, worker: Worker) -> None:
+        with self.lock:
+            stuck = self.workers.get(gid) is worker
+        if stuck:
+            worker.kill()  # the reader thread sees it die and marks the runs
+
+    def _take_worker(self) -> Worker:
+        w, self._warm = self._warm, None
+        if w is None or not w.alive():
+            w = Worker(self.threads)
+        return w
+
+    def _schedule(self) -> None:
+        with self.lock:
+            while self.waiting and len(self.workers) < self.max_running and not self._closed:
+                gid = self.waiting.pop(0)
+                job = self.jobs[gid]
+                worker = self._take_worker()
+                self.workers[gid] = worker
+                job.started = time.time()
+                with job.lock:
+                    for r in job.runs:
+                        r.status = "running"
+                worker.send({"configs": [to_dict(c) for c in job.configs]})
+                threading.Thread(
+                    target=self._read, args=(job, worker), daemon=True, name=f"bnviz-read-{gid}"
+                ).start()
+            if self.warm_enabled and self._warm is None and not self._closed:
+                self._warm = Worker(self.threads)
+
+    def _read(self, job: GroupJob, worker: Worker) -> None:
+        """Apply a worker's events to its job until it is done or dies."""
+        for line in worker.process.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue  # not ours (a library printing to stdout)
+            kind = msg.get("type")
+            if kind == "batch":
+                for e in msg["events"]:
+                    job.apply(e)
+            elif kind == "device":
+                job.device = msg["device"]
+                with job.lock:
+                    for r in job.runs:
+                        r.device = msg["device"]
+            elif kind == "fatal":
+                job.fail_unfinished(msg["message"])
+            elif kind == "done":
+                break
+        worker.kill()
+        code = worker.process.returncode
+        if worker.stopped:
+            job.fail_unfinished("stopped by the user", status="cancelled")
+        else:
+            job.fail_unfinished(f"the training worker stopped unexpectedly (exit code {code})")
+        job.finished = time.time()
+        with self.lock:
+            self.workers.pop(job.id, None)
+        self._save(job)
+        self._schedule()
+
+    def shutdown(self) -> None:
+        with self.lock:
+            self._closed = True
+            workers = list(self.workers.values())
+            if self._warm is not None:
+                workers.append(self._warm)
+        for w in workers:
+            w.kill()

@@ -1,0 +1,94 @@
+"""Plain-record helpers shared by the CLI, the jobs and the charts: labels, summaries, CSV.
+
+A run record is the dict written by the engine (see README, "Records"): config, status,
+history rows, layer rows and param rows. Nothing here knows about torch or Streamlit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .config import FIELDS, RunConfig, value_text
+
+HISTORY_COLUMNS = ("step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc")
+
+
+def varied_fields(configs: Sequence[RunConfig]) -> list[str]:
+    """Fields whose values differ among the configs, in FIELDS order."""
+    return [n for n in FIELDS if len({getattr(c, n) for c in configs}) > 1]
+
+
+def group_labels(configs: Sequence[RunConfig]) -> list[str]:
+    """A short distinct label per run: the values of the fields that vary in the group."""
+    fields = [f for f in varied_fields(configs) if f != "device"]
+    if not fields:
+        return [f"run {i + 1}" for i in range(len(configs))]
+    return [", ".join(f"{f}={value_text(getattr(c, f))}" for f in fields) for c in configs]
+
+
+def status_text(status: str, message: str = "", diverged_step: int | None = None) -> str:
+    if status == "diverged" and diverged_step is not None:
+        return f"diverged at step {diverged_step}"
+    if status == "failed" and message:
+        return f"failed: {message}"
+    return status
+
+
+def summary(history: Sequence[dict]) -> dict[str, float | None]:
+    """Final train/test accuracy and the best test accuracy of a history."""
+    if not history:
+        return {"train_acc": None, "test_acc": None, "best_test_acc": None}
+    tests = [h["test_acc"] for h in history if h.get("test_acc") is not None]
+    return {
+        "train_acc": history[-1].get("train_acc"),
+        "test_acc": history[-1].get("test_acc"),
+        "best_test_acc": max(tests) if tests else None,
+    }
+
+
+def history_csv(labels: Sequence[str], histories: Iterable[Sequence[dict]]) -> str:
+    """Every history row of every run as CSV, with the run's label in the first column."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(("run", *HISTORY_COLUMNS))
+    for label, rows in zip(labels, histories):
+        for r in rows:
+            w.writerow((label, *(r.get(c) for c in HISTORY_COLUMNS)))
+    return out.getvalue()
+
+
+def layer_csv(labels: Sequence[str], layer_rows: Iterable[Sequence[dict]]) -> str:
+    """Per-layer probe summaries (no histograms) as CSV."""
+    cols = ("step", "layer", "point", "mean", "std", "p15", "p50", "p85", "saturated", "dead")
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(("run", *cols))
+    for label, rows in zip(labels, layer_rows):
+        for r in rows:
+            w.writerow((label, *(r.get(c) for c in cols)))
+    return out.getvalue()
+
+
+def latest_layers(rows: Sequence[dict], point: str) -> dict[int, dict]:
+    """The most recent probe row of each layer at one probe point."""
+    out: dict[int, dict] = {}
+    for r in rows:
+        if r["point"] == point:
+            out[r["layer"]] = r  # rows arrive in step order: the last one wins
+    return out
+
+
+def layer_series(rows: Sequence[dict], point: str, layer: int) -> list[dict]:
+    """Probe rows of one layer and point over training."""
+    return [r for r in rows if r["point"] == point and r["layer"] == layer]
+
+
+def param_series(rows: Sequence[dict], layer: int) -> list[dict]:
+    return [r for r in rows if r["layer"] == layer]
+
+
+def pick(rows: Sequence[dict], key: str) -> list[Any]:
+    return [r.get(key) for r in rows]

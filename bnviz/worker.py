@@ -1,0 +1,79 @@
+"""`python -m bnviz.worker`: a training process for the dashboard, driven over its pipes.
+
+Protocol (JSON lines): the worker warms up and prints {"type": "ready"}; it reads one task
+{"configs": [...]} from stdin, prints {"type": "device"}, then batches of engine events
+{"type": "batch", "events": [...]} and finally {"type": "done"} (or {"type": "fatal"}).
+A line "stop" on stdin stops the group within one step. Anything else the process prints goes
+to stderr, so stdout carries the protocol alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+from .config import ConfigError, RunConfig, from_dict
+
+WARMUP = RunConfig(hidden=(8,), epochs=1, record_every=1, batch_size=600)  # 2 steps
+FLUSH_S = 0.1  # rows are sent at most this often; status changes at once
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    proto = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout = sys.stderr  # keep stray prints off the protocol
+
+    def send(msg: dict) -> None:
+        proto.write(json.dumps(msg) + "\n")
+
+    import torch
+
+    from .train import resolve_device, train_group
+
+    torch.set_num_threads(args.threads)
+    train_group([WARMUP])  # the first steps pay for lazy initialisation: do it now
+    send({"type": "ready"})
+    line = sys.stdin.readline()
+    if not line.strip():
+        return
+    try:
+        configs = [from_dict(d) for d in json.loads(line)["configs"]]
+        device = str(resolve_device(configs[0].device))
+    except (ConfigError, RuntimeError, ValueError, KeyError) as e:
+        send({"type": "fatal", "message": str(e)})
+        return
+    stop = threading.Event()
+
+    def watch_stdin() -> None:
+        for cmd in sys.stdin:
+            if cmd.strip() == "stop":
+                stop.set()
+        stop.set()  # the server went away: no one is watching, stop
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    send({"type": "device", "device": device})
+    buffer: list[dict] = []
+    last = time.monotonic()
+
+    def on_event(e: dict) -> None:
+        nonlocal last
+        buffer.append(e)
+        if e["type"] == "status" or time.monotonic() - last > FLUSH_S:
+            send({"type": "batch", "events": buffer})
+            buffer.clear()
+            last = time.monotonic()
+
+    train_group(configs, should_stop=stop.is_set, on_event=on_event, device=device)
+    if buffer:
+        send({"type": "batch", "events": buffer})
+    send({"type": "done"})
+
+
+if __name__ == "__main__":
+    main()

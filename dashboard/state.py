@@ -1,0 +1,81 @@
+"""Server-wide and per-tab state: the job manager, the URL ↔ config sync, the current group.
+
+The job manager is one per server (`st.cache_resource`), so several tabs share the run
+history and the cap on concurrent training. The config lives in `st.session_state` and is
+mirrored into the URL on every page (query params are cleared on page change), so a copied
+link restores it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+
+import streamlit as st
+
+from bnviz.config import from_query, to_query
+from bnviz.jobs import JobManager
+
+from . import config_form
+
+URL_KEYS_EXTRA = ("vary", "values", "group")
+
+
+@st.cache_resource(show_spinner=False)
+def manager() -> JobManager:
+    m = JobManager(max_running=int(os.environ.get("BNVIZ_MAX_GROUPS", "1")))
+    atexit.register(m.shutdown)
+    return m
+
+
+def init_from_url() -> list[str]:
+    """On a tab's first run, fill the widgets from the URL; returns problems to show."""
+    if st.session_state.get("_url_loaded"):
+        return st.session_state.get("_url_problems", [])
+    params = {k: st.query_params.get(k) for k in st.query_params}
+    cfg, problems = from_query({k: v for k, v in params.items() if k not in URL_KEYS_EXTRA})
+    config_form.load_into_state(cfg, {k: params[k] for k in ("vary", "values") if k in params})
+    if params.get("group"):
+        st.session_state["group_id"] = params["group"]
+    st.session_state["_url_loaded"] = True
+    st.session_state["_url_problems"] = problems
+    return problems
+
+
+def sync_url() -> None:
+    """Write the current config (only what differs from the defaults) into the URL."""
+    cfg, _ = config_form.read_config()
+    want: dict[str, str] = {}
+    if cfg is not None:
+        want.update(to_query(cfg))
+    want.update(config_form.compare_query())
+    gid = st.session_state.get("group_id")
+    if gid:
+        want["group"] = gid
+    have = {k: st.query_params.get(k) for k in st.query_params}
+    if have != want:  # rewriting an unchanged URL would add history entries for nothing
+        st.query_params.from_dict(want)
+
+
+def ensure_config_state() -> list[str]:
+    """Every page calls this first: the config survives page switches and is in the URL."""
+    if not st.session_state.get("_url_loaded"):
+        return init_from_url()
+    # Widgets outside the current page lose their state on a page switch: keep it alive.
+    for k in list(st.session_state.keys()):
+        if isinstance(k, str) and (k.startswith("cfg_") or k.startswith("cmp_")):
+            st.session_state[k] = st.session_state[k]
+    return []
+
+
+@st.cache_resource(show_spinner=False)
+def device_label() -> str:
+    """Where training will run, as the worker will choose it (device=auto)."""
+    import torch
+
+    from bnviz.train import resolve_device
+
+    dev = resolve_device("auto")
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return dev.type
