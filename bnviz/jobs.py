@@ -95,6 +95,7 @@ class GroupJob:
     started: float | None = None
     finished: float | None = None
     device: str = ""
+    closed: bool = False  # its worker is gone and its records are saved
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -104,16 +105,13 @@ class GroupJob:
     @property
     def state(self) -> str:
         """queued | running | done."""
-        with self.lock:
-            if any(r.status == "running" for r in self.runs):
-                return "running"
-            if all(r.status == "queued" for r in self.runs):
-                return "queued"
-            return "running" if any(r.status == "queued" for r in self.runs) else "done"
+        if self.closed:
+            return "done"
+        return "queued" if self.started is None else "running"
 
     @property
     def active(self) -> bool:
-        return self.state != "done"
+        return not self.closed
 
     def labels(self) -> list[str]:
         return group_labels(self.configs)
@@ -171,7 +169,6 @@ class GroupJob:
             for r in self.runs:
                 if r.status in ACTIVE:
                     r.status, r.message = status, message
-            self.finished = self.finished or time.time()
 
     def to_dict(self) -> dict:
         with self.lock:
@@ -195,6 +192,7 @@ class GroupJob:
             started=d.get("started"),
             finished=d.get("finished"),
             device=d.get("device", ""),
+            closed=True,
         )
 
 
@@ -335,7 +333,9 @@ class JobManager:
             if gid in self.waiting:
                 self.waiting.remove(gid)
                 job.fail_unfinished("stopped before it started", status="cancelled")
+                job.finished = time.time()
                 self._save(job)
+                job.closed = True
                 return
             worker = self.workers.get(gid)
         if worker is not None:
@@ -399,9 +399,10 @@ class JobManager:
         else:
             job.fail_unfinished(f"the training worker stopped unexpectedly (exit code {code})")
         job.finished = time.time()
+        self._save(job)
+        job.closed = True
         with self.lock:
             self.workers.pop(job.id, None)
-        self._save(job)
         self._schedule()
 
     def shutdown(self) -> None:

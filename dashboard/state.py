@@ -23,7 +23,10 @@ URL_KEYS_EXTRA = ("vary", "values", "group")
 
 @st.cache_resource(show_spinner=False)
 def manager() -> JobManager:
-    m = JobManager(max_running=int(os.environ.get("BNVIZ_MAX_GROUPS", "1")))
+    m = JobManager(
+        max_running=int(os.environ.get("BNVIZ_MAX_GROUPS", "1")),
+        warm=os.environ.get("BNVIZ_WARM", "1") != "0",
+    )
     atexit.register(m.shutdown)
     return m
 

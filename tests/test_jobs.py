@@ -1,0 +1,124 @@
+"""JobManager with real worker processes: streaming, stop, queueing, crashes, persistence."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from bnviz.config import RunConfig
+from bnviz.jobs import JobManager, RunState
+
+TINY = RunConfig(hidden=(16,), epochs=2, batch_size=64, record_every=2)
+LONG = RunConfig(hidden=(64, 64), epochs=200, batch_size=32)
+
+
+def wait_for(pred, timeout: float = 60.0, what: str = "condition") -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def manager(tmp_path):
+    m = JobManager(max_running=1, runs_dir=tmp_path / "runs", warm=False)
+    yield m
+    m.shutdown()
+
+
+def test_group_streams_and_finishes(manager, tmp_path):
+    gid = manager.submit([TINY, TINY.replace(norm="none")])
+    job = manager.get(gid)
+    wait_for(lambda: not job.active, what="group to finish")
+    runs = job.snapshot()
+    assert [r.status for r in runs] == ["finished", "finished"]
+    assert all(r.history and r.layers and r.params for r in runs)
+    assert runs[0].history[-1]["epoch"] == pytest.approx(2.0)
+    assert job.device == "cpu" and runs[0].device == "cpu"
+    assert job.progress()[0] == 1.0
+    # Persisted: a new manager on the same folder sees the group with all its rows.
+    again = JobManager(runs_dir=tmp_path / "runs", warm=False)
+    loaded = again.get(gid)
+    assert loaded is not None
+    assert len(loaded.runs[0].history) == len(runs[0].history)
+    assert loaded.labels() == ["norm=batch", "norm=none"]
+
+
+def test_stop_is_idempotent_and_cancels(manager):
+    gid = manager.submit([LONG])
+    job = manager.get(gid)
+    wait_for(lambda: job.snapshot()[0].history, what="first record")
+    manager.stop(gid)
+    manager.stop(gid)
+    wait_for(lambda: not job.active, what="stop")
+    run = job.snapshot()[0]
+    assert run.status == "cancelled"
+    assert run.history[-1]["epoch"] < LONG.epochs
+    manager.stop(gid)  # after the end: still harmless
+
+
+def test_cap_queues_groups_in_order(manager):
+    first = manager.submit([LONG])
+    second = manager.submit([TINY])
+    third = manager.submit([TINY])
+    assert manager.position(first) is None
+    assert manager.position(second) == 1 and manager.position(third) == 2
+    assert manager.get(second).state == "queued"
+    manager.stop(third)  # stopping a queued group dequeues it
+    assert manager.get(third).snapshot()[0].status == "cancelled"
+    assert manager.position(second) == 1
+    manager.stop(first)
+    wait_for(lambda: not manager.get(second).active, what="queued group to run")
+    assert manager.get(second).snapshot()[0].status == "finished"
+
+
+def test_worker_crash_marks_runs_failed_not_server(manager):
+    gid = manager.submit([LONG])
+    job = manager.get(gid)
+    wait_for(lambda: job.snapshot()[0].history, what="first record")
+    worker = manager.workers[gid]
+    os.kill(worker.process.pid, signal.SIGKILL)
+    wait_for(lambda: not job.active, what="crash to be noticed")
+    run = job.snapshot()[0]
+    assert run.status == "failed"
+    assert "stopped unexpectedly" in run.message
+    # The manager still works afterwards.
+    gid2 = manager.submit([TINY])
+    wait_for(lambda: not manager.get(gid2).active, what="next group")
+    assert manager.get(gid2).snapshot()[0].status == "finished"
+
+
+def test_bad_device_is_reported(manager):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the error path needs a machine without it")
+    gid = manager.submit([TINY.replace(device="cuda")])
+    job = manager.get(gid)
+    wait_for(lambda: not job.active, what="failure")
+    run = job.snapshot()[0]
+    assert run.status == "failed" and "CUDA" in run.message
+
+
+def test_rename_delete_and_damaged_files(manager, tmp_path):
+    gid = manager.submit([TINY])
+    wait_for(lambda: not manager.get(gid).active, what="finish")
+    manager.rename(gid, "  my lecture run ")
+    assert manager.get(gid).name == "my lecture run"
+    (tmp_path / "runs" / "broken.json").write_text("{not json")
+    again = JobManager(runs_dir=tmp_path / "runs", warm=False)
+    assert again.get(gid).name == "my lecture run"
+    manager.delete(gid)
+    assert manager.get(gid) is None
+    assert not (tmp_path / "runs" / f"{gid}.json").exists()
+
+
+def test_runstate_round_trip():
+    r = RunState(TINY, status="diverged", diverged_step=7, history=[{"step": 0}])
+    back = RunState.from_dict(r.to_dict())
+    assert back.config == TINY and back.status == "diverged" and back.diverged_step == 7
