@@ -1,0 +1,1 @@
+"""Streamlit-specific shared code for the bnviz dashboard (custom components, helpers)."""

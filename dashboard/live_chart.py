@@ -1,0 +1,166 @@
+"""A Plotly chart that updates in place, for fragments that rerun several times a second.
+
+``st.plotly_chart`` in Streamlit 1.67 swaps its element on every data change, so a chart
+refreshed from ``@st.fragment(run_every=...)`` flickers and forgets the user's zoom.
+
+Mechanism: a components-v1 iframe (``declare_component(path=...)``), not components v2.
+v2 ships its inline JS inside every delta and can only serve files from an installed
+package's manifest ``asset_dir``; v1 serves any folder, so plotly.min.js is fetched once
+per iframe from the installed plotly package (offline), and a stable ``key`` keeps the same
+iframe/div alive so each rerun is just a ``streamlit:render`` message -> ``Plotly.react``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import plotly
+import plotly.io.json as pio_json
+from streamlit.components import v1 as components
+
+_PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+# Single page per iframe: plotly.min.js is parsed once; later renders only call Plotly.react
+# on the same div (never cleared), coalescing bursts so a slow draw never queues stale frames.
+_INDEX_HTML = """<!doctype html>
+<html>
+<head>
+<meta charset="utf-8">
+<style>html, body { margin: 0; padding: 0; overflow: hidden; } #chart { width: 100%; }</style>
+</head>
+<body>
+<div id="chart"></div>
+<script>
+"use strict";
+const chart = document.getElementById("chart");
+let latest = null;  // newest args not yet drawn; older ones are dropped
+let drawing = false;
+let height = 0;
+
+// Loaded async (once per iframe) so the handshake and the frame height go out at once and
+// the page doesn't reflow when the 4.8 MB bundle finishes parsing.
+const plotlyLoaded = new Promise((resolve, reject) => {
+  const script = document.createElement("script");
+  script.src = "plotly.min.js";
+  script.onload = resolve;
+  script.onerror = () => reject(new Error("live_chart: plotly.min.js failed to load"));
+  document.head.appendChild(script);
+});
+
+function post(type, extra) {
+  window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type: type }, extra), "*");
+}
+
+async function drain() {
+  if (drawing) return;
+  drawing = true;
+  try {
+    await plotlyLoaded;
+    while (latest !== null) {
+      const fig = latest.figure;
+      latest = null;
+      try {
+        await Plotly.react(chart, fig.data || [], fig.layout || {}, fig.config || {});
+      } catch (err) {
+        console.error("live_chart: Plotly.react failed", err);
+      }
+    }
+  } finally {
+    drawing = false;
+  }
+}
+
+window.addEventListener("message", (event) => {
+  const msg = event.data;
+  if (!msg || msg.type !== "streamlit:render") return;
+  latest = msg.args;
+  if (latest.height !== height) {
+    height = latest.height;
+    chart.style.height = height + "px";
+    post("streamlit:setFrameHeight", { height: height });
+  }
+  drain().catch((err) => console.error(err));
+});
+post("streamlit:componentReady", { apiVersion: 1 });
+</script>
+</body>
+</html>
+"""
+
+
+@cache
+def _component_dir() -> str:
+    """Build (once per process) the folder Streamlit serves: index.html + plotly.min.js.
+
+    The folder name hashes the page and the plotly version, so edits or upgrades never reuse
+    a stale folder; plotly.min.js is hard-linked or copied because Streamlit refuses to serve
+    symlinks that point outside the component folder.
+    """
+    tag = hashlib.sha256(f"{_INDEX_HTML}{plotly.__version__}".encode()).hexdigest()[:12]
+    for base in (os.environ.get("XDG_CACHE_HOME") or "~/.cache", tempfile.gettempdir()):
+        folder = Path(base).expanduser() / "bnviz" / f"live_chart-{tag}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _install(folder / "plotly.min.js", lambda tmp: _link_or_copy(_PLOTLY_JS, tmp))
+            _install(folder / "index.html", lambda tmp: tmp.write_text(_INDEX_HTML, "utf-8"))
+            return str(folder)
+        except OSError:
+            continue  # read-only home (containers): fall back to the temp dir
+    raise OSError("live_chart: no writable cache folder for the component files")
+
+
+def _install(target: Path, write) -> None:
+    # Write-then-rename so a concurrent server/test process never serves a half-written file.
+    if target.exists() and (target.name != "plotly.min.js" or _same_size(target, _PLOTLY_JS)):
+        return
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    write(tmp)
+    os.replace(tmp, target)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _same_size(a: Path, b: Path) -> bool:
+    return a.stat().st_size == b.stat().st_size
+
+
+def _payload(figure: Any, key: str) -> dict:
+    """Figure -> plain-JSON dict (numpy arrays, NaN, dates handled by plotly's encoder)."""
+    fig = json.loads(pio_json.to_json_plotly(figure))
+    layout = fig.setdefault("layout", {})
+    # A constant uirevision is what makes Plotly.react keep the user's zoom/pan/legend state.
+    layout.setdefault("uirevision", "live_chart")
+    config = {
+        "displaylogo": False,
+        "responsive": True,
+        "toImageButtonOptions": {"format": "png", "filename": key, "scale": 2},
+        **fig.get("config", {}),
+    }
+    return {"data": fig.get("data", []), "layout": layout, "config": config}
+
+
+def live_chart(figure: dict, *, key: str, height: int = 360) -> None:
+    """Render a Plotly figure (a plain dict {"data": [...], "layout": {...}}) that updates
+    in place via Plotly.react.
+
+    ``key`` must be stable across reruns: it pins the iframe (so the plot div survives) and
+    names the PNG the modebar downloads. ``layout.font`` and any ``layout.uirevision`` the
+    caller sets are kept; an optional ``figure["config"]`` overrides the default config.
+    """
+    # Declared per call (cheap, idempotent) so it is registered with whichever runtime is
+    # running the script, e.g. a fresh one per AppTest, not only the one that imported us.
+    component = components.declare_component("live_chart", path=_component_dir())
+    component(figure=_payload(figure, key), height=int(height), key=key, default=None)
