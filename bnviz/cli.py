@@ -1,0 +1,590 @@
+"""The command line: `python -m bnviz train | list | download`.
+
+Owns argument parsing, layering a group of RunConfigs from defaults, a preset, a config file and
+`--set`/`--vary`, the terminal progress bars, Ctrl-C handling (stop cleanly, keep the records),
+the summary table, writing the records file, and turning bad input into one `bnviz: error: ...`
+line with exit code 2. Training itself is `bnviz.train.train_group`; data is `bnviz.data`.
+
+Exit codes: 0 all runs finished or diverged (divergence is a result, not an error); 1 a run
+failed or the records could not be written; 2 bad input; 130 interrupted by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .config import (
+    FIELDS,
+    PRESETS,
+    ConfigError,
+    RunConfig,
+    from_dict,
+    grid,
+    parse_assignment,
+    parse_values,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PROG = "python -m bnviz"
+REFRESH_S = 0.1  # at most ~10 progress-bar redraws per second: redrawing is not free
+
+
+class CLIError(Exception):
+    """Bad input found by the CLI itself (file, preset, flags); printed as one line, exit 2."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the group of configs
+# ---------------------------------------------------------------------------------------------
+
+
+def fmt_value(v: Any) -> str:
+    """A field value as typed on the command line (tuples as 100,100; None as none)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, (tuple, list)):
+        return ",".join(str(x) for x in v)
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """The field: value table of a .json or .toml file; unknown fields are rejected here."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise CLIError(f"config file {path} must end in .json or .toml")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise CLIError(f"cannot read config file {path}: {e.strerror or e}") from None
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(raw.decode("utf-8"))
+        else:
+            data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CLIError(f"config file {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CLIError(f"config file {path} is not valid TOML: {e}") from None
+    except json.JSONDecodeError as e:
+        raise CLIError(
+            f"config file {path} is not valid JSON: {e.msg} at line {e.lineno}"
+        ) from None
+    if not isinstance(data, dict):
+        raise CLIError(f"config file {path} must hold an object of field: value")
+    unknown = [k for k in data if k not in FIELDS]
+    if unknown:
+        raise CLIError(
+            f"config file {path}: unknown field '{unknown[0]}': known fields are "
+            f"{', '.join(FIELDS)}"
+        )
+    return data
+
+
+def build_configs(
+    *,
+    preset: str | None = None,
+    config_file: str | None = None,
+    sets: Sequence[str] = (),
+    varies: Sequence[str] = (),
+) -> list[RunConfig]:
+    """The group: defaults ← preset base ← config file ← --set, then the grid of the varied."""
+    merged: dict[str, Any] = {}
+    vary: dict[str, list[Any]] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise CLIError(f"unknown preset '{preset}': known presets are {', '.join(PRESETS)}")
+        merged.update(PRESETS[preset].base)
+        vary = dict(PRESETS[preset].vary)
+    if config_file is not None:
+        merged.update(read_config_file(config_file))
+    for text in sets:
+        name, value = parse_assignment(text)
+        merged[name] = value  # repeated --set of one field: the last one wins, as usual
+    if varies:
+        vary = {}  # an explicit --vary replaces the preset's comparison instead of adding to it
+        for text in varies:
+            name, values = parse_assignment(text)
+            if name in vary:
+                raise CLIError(f"--vary {name} is given twice; list all its values in one --vary")
+            vary[name] = parse_values(name, values)
+    base = from_dict(merged)
+    configs = grid(base, vary)
+    devices = {c.device for c in configs}
+    if len(devices) > 1:
+        # train_group puts the whole group on one device
+        raise CLIError(f"device varies in the group ({', '.join(sorted(devices))}); use one")
+    return configs
+
+
+def varied_fields(configs: Sequence[RunConfig]) -> list[str]:
+    """Fields whose values differ among the configs, in FIELDS order."""
+    return [n for n in FIELDS if len({getattr(c, n) for c in configs}) > 1]
+
+
+def run_labels(configs: Sequence[RunConfig]) -> list[str]:
+    """A short label per run: its values of the varied fields (or 'run N' when none vary)."""
+    names = varied_fields(configs)
+    labels = [", ".join(f"{n}={fmt_value(getattr(c, n))}" for n in names) for c in configs]
+    if not names or len(set(labels)) < len(labels):
+        return [f"run {i + 1}" for i in range(len(configs))]
+    return labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress bars
+# ---------------------------------------------------------------------------------------------
+
+
+def _clock(seconds: float) -> str:
+    s = max(0, round(seconds))
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _bar(fraction: float, width: int = 24) -> str:
+    filled = min(width, max(0, int(fraction * width)))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+class LineWriter:
+    """Redraws one status line on a terminal, throttled; a no-op when disabled."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        enabled: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream, self.enabled, self.clock = stream, enabled, clock
+        self.last = -math.inf
+        self.shown = False
+
+    def draw(self, text: str, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        if not force and now - self.last < REFRESH_S:
+            return
+        self.last = now
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        # \r + erase-line keeps the bar on one line; cutting to the width stops it wrapping
+        self.stream.write("\r\x1b[2K" + text[:width])
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.enabled and self.shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self.shown = False
+
+
+class TrainProgress:
+    """Turns train_group events into a bar: epochs done / planned, ETA, latest test accuracy.
+
+    Progress is the fraction of its epochs each run has done (from the history rows' `epoch`),
+    averaged over the runs; no second model is built just to count steps.
+    """
+
+    def __init__(self, configs: Sequence[RunConfig], line: LineWriter) -> None:
+        self.epochs = [c.epochs for c in configs]
+        self.done = [0.0] * len(configs)
+        self.test_acc: list[float | None] = [None] * len(configs)
+        self.status = ["queued"] * len(configs)
+        self.line = line
+        self.start: float | None = None  # first 'running': excludes data loading from the ETA
+
+    def fraction(self) -> float:
+        return sum(self.done) / len(self.done) if self.done else 1.0
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        i = event["run"]
+        if event["type"] == "status":
+            self.status[i] = event["status"]
+            if event["status"] == "running" and self.start is None:
+                self.start = self.line.clock()
+            if event["status"] in ("finished", "diverged", "cancelled", "failed"):
+                self.done[i] = 1.0  # an ended run has no work left, whatever its epoch
+            self.line.draw(self.text(), force=event["status"] != "running")
+        elif event["kind"] == "history" and event["rows"]:
+            row = event["rows"][-1]
+            if self.status[i] == "running":
+                self.done[i] = min(1.0, row["epoch"] / self.epochs[i])
+            self.test_acc[i] = row["test_acc"]
+            self.line.draw(self.text())
+
+    def text(self) -> str:
+        f = self.fraction()
+        eta = "ETA --:--"
+        if self.start is not None and f > 0:
+            elapsed = self.line.clock() - self.start
+            eta = f"ETA {_clock(elapsed * (1 - f) / f)}"
+        accs = " ".join("  -  " if a is None else f"{100 * a:4.1f}%" for a in self.test_acc)
+        return f"{_bar(f)} {100 * f:3.0f}%  {eta}  test acc {accs}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C
+# ---------------------------------------------------------------------------------------------
+
+
+class StopFlag:
+    """While active, the first Ctrl-C asks training to stop after the current step.
+
+    train_group polls should_stop between steps, so catching SIGINT (instead of letting it
+    raise KeyboardInterrupt somewhere inside torch) lets every run end 'cancelled' with its
+    records intact. A second Ctrl-C raises KeyboardInterrupt for a hard abort.
+    """
+
+    def __init__(self, stream: TextIO, quiet: bool) -> None:
+        self.stream, self.quiet = stream, quiet
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if not self.quiet:
+            self.stream.write("\nstopping after this step (Ctrl-C again to abort) ...\n")
+            self.stream.flush()
+
+    def __enter__(self) -> StopFlag:
+        # signal handlers can only be set from the main thread (e.g. not inside a test runner's
+        # worker thread); there Ctrl-C is simply not ours to handle
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def summary_table(records: Sequence[Any]) -> str:
+    """One row per run: label, status, final train/test accuracy, best test accuracy, time."""
+    labels = run_labels([r.config for r in records])
+    head = ("run", "status", "train acc", "test acc", "best test", "seconds")
+    rows = []
+    notes = []
+    for label, r in zip(labels, records):
+        hist = r.history
+        last = hist[-1] if hist else {}
+        tests = [h["test_acc"] for h in hist if h.get("test_acc") is not None]
+        status = r.status
+        if r.status == "diverged" and r.diverged_step is not None:
+            status = f"diverged at step {r.diverged_step}"
+        elif r.status == "failed":
+            status = "failed (see below)"
+            notes.append(f"{label}: {r.message}")
+        rows.append(
+            (
+                label,
+                status,
+                _pct(last.get("train_acc")),
+                _pct(last.get("test_acc")),
+                _pct(max(tests) if tests else None),
+                f"{r.seconds:.1f}",
+            )
+        )
+    widths = [max(len(row[k]) for row in (head, *rows)) for k in range(len(head))]
+    # text columns left-aligned, numbers right-aligned
+    align = ["<", "<", ">", ">", ">", ">"]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+
+    out = [line(head), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    out += [f"failed: {n}" for n in notes]
+    if records:
+        out.append(f"device: {records[0].device or 'unknown'}")
+    return "\n".join(out)
+
+
+def _check_out_path(path: str) -> Path:
+    """Fail before training (not after minutes of it) when --out cannot be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise CLIError(f"--out {path} is a folder; give a file name such as {p / 'runs.json'}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise CLIError(f"--out {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise CLIError(f"--out {path}: folder {parent} is not writable")
+    return p
+
+
+def _write_records(path: Path, payload: dict) -> int:
+    """Write atomically (temp file + rename) so a crash never leaves half a JSON file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    # compact separators: the layer probes make the file big; floats are kept unchanged
+    text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return len(text.encode("utf-8"))
+
+
+def _preflight(configs: Sequence[RunConfig]) -> None:
+    """Load each distinct data set once so that missing data or a batch larger than the training
+    set is reported as bad input (exit 2) before training, instead of as failed runs.
+
+    The loader caches the arrays, so train_group's own load of the same data is cheap.
+    """
+    from .data import load_dataset
+
+    seen: dict[tuple, int] = {}
+    for c in configs:
+        key = (c.dataset, c.n_samples, c.noise, c.test_fraction, c.data_seed)
+        if key not in seen:
+            ds = load_dataset(
+                c.dataset,
+                n_samples=c.n_samples,
+                noise=c.noise,
+                test_fraction=c.test_fraction,
+                seed=c.data_seed,
+            )
+            seen[key] = ds.n_train
+        if seen[key] < c.batch_size:
+            raise CLIError(
+                f"batch_size={c.batch_size} is larger than the {seen[key]} training samples of "
+                f"{c.dataset}; use batch_size ≤ {seen[key]}"
+            )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    configs = build_configs(
+        preset=args.preset, config_file=args.config, sets=args.set, varies=args.vary
+    )
+    out = _check_out_path(args.out) if args.out else None
+    # torch is imported only now: bad flags are reported without paying for it
+    from .train import records_to_json, resolve_device, train_group
+
+    try:
+        device = resolve_device(configs[0].device)
+    except RuntimeError as e:
+        raise CLIError(str(e)) from None
+    _preflight(configs)
+
+    err = sys.stderr
+    quiet = args.quiet
+    line = LineWriter(err, enabled=err.isatty() and not quiet)
+    progress = TrainProgress(configs, line)
+    with StopFlag(err, quiet) as stop:
+        if not quiet:  # inside the handler's scope: from here on Ctrl-C keeps the records
+            n = len(configs)
+            err.write(f"training {n} run{'s' * (n != 1)} on {device} (Ctrl-C stops, keeps them)\n")
+            err.flush()
+        try:
+            records = train_group(configs, should_stop=stop, on_event=progress, device=device)
+        finally:
+            line.clear()
+
+    print(summary_table(records))
+    code = EXIT_OK
+    if out is not None:
+        try:
+            size = _write_records(out, records_to_json(records))
+        except OSError as e:
+            print(f"bnviz: error: cannot write {out}: {e.strerror or e}", file=sys.stderr)
+            code = EXIT_FAILED
+        else:
+            print(f"records: {out} ({size / 1e6:.1f} MB)")
+    if stop.requested:
+        return EXIT_INTERRUPTED
+    if any(r.status == "failed" for r in records):
+        return EXIT_FAILED
+    return code
+
+
+# ---------------------------------------------------------------------------------------------
+# list, download
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .data import DATASETS
+
+    out: list[str] = ["Datasets:"]
+    w = max(len(n) for n in DATASETS)
+    for name, info in DATASETS.items():
+        where = "offline " if info.offline else "download"
+        out.append(f"  {name:<{w}}  {where}  {info.description}")
+    out += ["", "Presets (--preset NAME):"]
+    w = max(len(n) for n in PRESETS)
+    for name, p in PRESETS.items():
+        n = len(p.configs())
+        out.append(f"  {name:<{w}}  {n} run{'s' * (n != 1)}  {p.description}")
+    defaults = RunConfig()
+    w = max(len(n) for n in FIELDS)
+    groups: dict[str, list[str]] = {}
+    for name, f in FIELDS.items():
+        groups.setdefault(f.group, []).append(name)
+    out += ["", "Fields (--set FIELD=VALUE, --vary FIELD=V1,V2; tuple values split by ';'):"]
+    for group, names in groups.items():
+        out.append(f"  {group}:")
+        for name in names:
+            f = FIELDS[name]
+            default = fmt_value(getattr(defaults, name))
+            out.append(f"    {name:<{w}}  {f.help}")
+            out.append(f"    {'':<{w}}  default {default}; allowed: {f.allowed()}")
+    print("\n".join(out))
+    return EXIT_OK
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .data import DATASETS, DatasetError, download_dataset
+
+    name = args.name
+    if name in DATASETS and DATASETS[name].offline:
+        # nothing is fetched or written for these; say so instead of printing an empty folder
+        print(f"{name} needs no download: {DATASETS[name].description}; it is available offline.")
+        return EXIT_OK
+    err = sys.stderr
+    line = LineWriter(err, enabled=err.isatty())
+    start = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        mb = f"{done / 1e6:.1f}"
+        if total:
+            elapsed = time.monotonic() - start
+            rate = done / elapsed if elapsed > 0 else 0.0
+            eta = f"ETA {_clock((total - done) / rate)}" if rate > 0 else "ETA --:--"
+            text = f"{_bar(done / total)} {mb}/{total / 1e6:.1f} MB  {eta}"
+        else:
+            text = f"{mb} MB"
+        line.draw(f"{name} {text}", force=total > 0 and done >= total)
+
+    try:
+        folder = download_dataset(name, args.root, progress)
+    except DatasetError:
+        line.clear()
+        raise
+    line.clear()
+    print(f"{name}: files are in {folder}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train and compare networks with and without Batch Normalization.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = sub.add_parser(
+        "train",
+        help="train a group of runs and print a summary",
+        # raw: the example below must keep its line breaks to be copy-pasteable
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Train a group of runs together. The base config is the defaults, then the\n"
+            "preset's base, then the config file, then --set. Each --vary adds a field to\n"
+            "the grid (all combinations are trained). `list` shows every field."
+        ),
+        epilog=(
+            "example:\n"
+            "  %(prog)s --set dataset=digits --set epochs=5 \\\n"
+            "    --vary norm=none,batch --vary 'hidden=100,100;50,50' --out runs.json\n"
+        ),
+    )
+    train.add_argument("--config", metavar="FILE", help="a .json or .toml table of field: value")
+    train.add_argument(
+        "--preset",
+        metavar="NAME",
+        help=f"start from a stored comparison: one of {', '.join(PRESETS)} (its own --vary "
+        "applies unless --vary is given)",
+    )
+    train.add_argument(
+        "--set",
+        metavar="FIELD=VALUE",
+        action="append",
+        default=[],
+        help="set one field (repeatable), e.g. --set hidden=100,100 --set lr=0.5",
+    )
+    train.add_argument(
+        "--vary",
+        metavar="FIELD=V1,V2",
+        action="append",
+        default=[],
+        help="train every value (repeatable: the grid of all); tuple fields split by ';'",
+    )
+    train.add_argument("--out", metavar="FILE", help="write the records as JSON here")
+    train.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    train.set_defaults(func=cmd_train)
+
+    lst = sub.add_parser("list", help="show data sets, presets and every config field")
+    lst.set_defaults(func=cmd_list)
+
+    dl = sub.add_parser("download", help="download a data set (MNIST, Fashion-MNIST, CIFAR-10)")
+    dl.add_argument("name", metavar="NAME", help="data set name (see `list`)")
+    dl.add_argument(
+        "--root", metavar="DIR", help="cache folder (default: $BNVIZ_DATA or ~/.cache/bnviz)"
+    )
+    dl.set_defaults(func=cmd_download)
+    return parser
+
+
+def _error(message: str) -> int:
+    one_line = " ".join(str(message).split())  # the contract is one line, whatever the source
+    print(f"bnviz: error: {one_line}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (argparse's own usage errors exit 2 via SystemExit)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, CLIError) as e:
+        return _error(str(e))
+    except KeyboardInterrupt:
+        print("\nbnviz: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout closed early (e.g. `list | head`): not an error worth a traceback. Point
+        # stdout at devnull so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    except Exception as e:
+        # DatasetError lives in bnviz.data, which imports torch; it can only have been raised
+        # if that module is loaded, so look it up there rather than importing torch for it
+        data = sys.modules.get(f"{__package__}.data")
+        if data is not None and isinstance(e, data.DatasetError):
+            return _error(str(e))
+        raise
