@@ -94,7 +94,7 @@ class RunConfig:
     # Network
     model: str = "mlp"  # mlp (dense layers) or cnn (3×3 conv layers)
     hidden: tuple[int, ...] = (100, 100, 100)  # widths (mlp) or channels (cnn) of hidden layers
-    activation: str = "sigmoid"
+    activation: str = "relu"
     dropout: float = 0.0  # drop probability after each hidden layer's activation
     init: str = "default"  # weight init scheme; default is PyTorch's Linear/Conv init
     init_scale: float = 1.0  # multiplies the scheme's std; for 'normal' it *is* the std

@@ -9,6 +9,7 @@ run of a comparison grows together. Records are plain dicts of numbers (see READ
 from __future__ import annotations
 
 import math
+import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from .models import Shape, StackedNet, stack_key
 from .probes import activation_stats, fixed_edges, norms_per_run, per_run, vector_summary
 
 MAX_LAYER_SNAPSHOTS = 100  # per run: layer probes are thinned so long runs stay small
+CPU_THREADS = int(os.environ.get("BNVIZ_THREADS", "1"))  # torch threads while training
 EVAL_CHUNK = 2048  # test samples per forward pass in eval mode
 ADAM_BETAS, ADAM_EPS, HEAVY_BALL = (0.9, 0.999), 1e-8, 0.9
 STATUSES = ("queued", "running", "finished", "diverged", "cancelled", "failed")
@@ -401,9 +403,12 @@ def train_group(
     should_stop: Callable[[], bool] | None = None,
     on_event: Callable[[Event], None] | None = None,
     device: str | torch.device | None = None,
+    threads: int | None = None,
 ) -> list[RunRecord]:
     """Train every config together; returns one RunRecord per config, in order.
 
+    `threads`: torch CPU threads while training (default BNVIZ_THREADS, else 1, unless
+    OMP_NUM_THREADS is set); the previous setting is restored afterwards.
     `should_stop` is polled before each step (stop within one step → 'cancelled');
     `on_event` receives {"type": "rows", "run", "kind", "rows"} as records are made and
     {"type": "status", "run", "status", "message", "step"} when a run's status changes.
@@ -411,7 +416,28 @@ def train_group(
     emit = on_event or (lambda e: None)
     records = [RunRecord(c) for c in configs]
     start = time.perf_counter()
-    dev = torch.device(device) if device is not None else resolve_device(configs[0].device)
+    before = torch.get_num_threads()
+    if threads is None and "OMP_NUM_THREADS" not in os.environ:
+        # These nets are tiny: one thread is as fast, and two spin-wait badly when anything
+        # else (the web server, another run) wants the CPU — 10× slower seen on 2 cores.
+        threads = CPU_THREADS
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _train(configs, records, start, should_stop, emit, device)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(
+    configs: Sequence[RunConfig],
+    records: list[RunRecord],
+    start: float,
+    should_stop: Callable[[], bool] | None,
+    emit: Callable[[Event], None],
+    device: str | torch.device | None,
+) -> list[RunRecord]:
+    """The body of train_group."""
 
     def set_status(i: int, status: str, message: str = "", step: int | None = None) -> None:
         r = records[i]
@@ -419,6 +445,7 @@ def train_group(
         emit({"type": "status", "run": i, "status": status, "message": message, "step": step})
 
     try:
+        dev = torch.device(device) if device is not None else resolve_device(configs[0].device)
         for r in records:
             r.device = str(dev)
         stacks = make_stacks(configs, dev)

@@ -32,12 +32,11 @@ def main() -> None:
     def send(msg: dict) -> None:
         proto.write(json.dumps(msg) + "\n")
 
-    import torch
-
     from .train import resolve_device, train_group
 
-    torch.set_num_threads(args.threads)
-    train_group([WARMUP])  # the first steps pay for lazy initialisation: do it now
+    train_group(
+        [WARMUP], threads=args.threads
+    )  # the first steps pay for lazy initialisation: do it now
     send({"type": "ready"})
     line = sys.stdin.readline()
     if not line.strip():
@@ -69,7 +68,9 @@ def main() -> None:
             buffer.clear()
             last = time.monotonic()
 
-    train_group(configs, should_stop=stop.is_set, on_event=on_event, device=device)
+    train_group(
+        configs, should_stop=stop.is_set, on_event=on_event, device=device, threads=args.threads
+    )
     if buffer:
         send({"type": "batch", "events": buffer})
     send({"type": "done"})
