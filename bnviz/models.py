@@ -148,7 +148,7 @@ class StackedNet(nn.Module):
     def _linear(self, i: int, x: Tensor) -> Tensor:
         """Layer i's Linear/Conv: wide (B, M·C[, H, W]) or per-run (M, B, F) in, wide out."""
         w, b = self.weights[i], self.biases[i]  # (M, out, in[, 3, 3]), (M, out)
-        if self.conv:
+        if w.dim() == 5:  # a conv layer (the classifier after global pooling is dense)
             return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=1, groups=self.m)
         if self.m == 1:  # the common single-run case: a plain Linear, no stacking overhead
             return F.linear(
@@ -166,6 +166,9 @@ class StackedNet(nn.Module):
         rest = x.shape[2:]
         keep = []
         for g, p in zip(self.generators, self.drop_p.tolist()):
+            if p == 0:  # draw nothing: the run's stream (also its noise) must not depend on others
+                keep.append(torch.ones((b, c, *rest), dtype=x.dtype, device=x.device))
+                continue
             r = torch.rand((b, c, *rest), generator=g, device=x.device)
             keep.append((r >= p).to(x.dtype) / (1 - p))
         return x * torch.cat(keep, dim=1)

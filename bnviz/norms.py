@@ -173,6 +173,9 @@ class NoisyBatchNorm(BatchNorm):
         self.noise_mean, self.noise_std = cfg.noise_mean, cfg.noise_std
         self.generators: list[torch.Generator] = []
 
+    def forward(self, x: Tensor) -> Tensor:  # via (B, M·C, S): the noise is drawn on that view
+        return StackNorm.forward(self, x)
+
     def norm3(self, x: Tensor) -> Tensor:
         y = super().norm3(x)
         if not self.training or not self.generators:
