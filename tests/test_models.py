@@ -1,0 +1,302 @@
+"""StackedNet: M runs as one batched network behave exactly like M separate networks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bnviz.config import RunConfig
+from bnviz.models import POINTS, Shape, StackedNet, stack_key
+from bnviz.norms import BatchNorm
+
+DIGITS = Shape(n_features=64, n_classes=10, image_shape=(1, 8, 8))
+FLAT = Shape(n_features=40, n_classes=10, image_shape=None)
+
+
+def cfg(**kw) -> RunConfig:
+    base = dict(hidden=(16, 16), epochs=1, batch_size=32, dataset="digits")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def inputs(m: int, b: int, f: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(m, b, f, generator=torch.Generator().manual_seed(seed))
+
+
+def with_generators(net: StackedNet) -> StackedNet:
+    net.set_generators([torch.Generator().manual_seed(c.seed + 1) for c in net.configs])
+    return net
+
+
+# --- a stack equals its runs built alone ----------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("norm", ["batch", "none", "layer"])
+def test_stack_equals_runs_alone(model: str, norm: str) -> None:
+    configs = [
+        cfg(model=model, norm=norm, seed=3, lr=0.1),
+        cfg(model=model, norm=norm, seed=7, lr=0.5, init="kaiming"),
+        cfg(model=model, norm=norm, seed=11, lr=0.01, init="xavier", init_scale=2.0),
+    ]
+    assert len({stack_key(c) for c in configs}) == 1
+    stacked = StackedNet(configs, DIGITS)
+    alone = [StackedNet([c], DIGITS) for c in configs]
+    for i, net in enumerate(alone):
+        for ws, wa in zip(stacked.weights, net.weights):
+            assert torch.equal(ws[i], wa[0])
+        for bs, ba in zip(stacked.biases, net.biases):
+            assert torch.equal(bs[i], ba[0])
+    x = inputs(3, 24, 64)  # a different mini-batch per run
+    for mode in ("train", "train", "eval"):  # two BN steps move the running stats first
+        for net in (stacked, *alone):
+            getattr(net, mode)()
+        probes: dict = {}
+        out = stacked(x, probes)
+        assert out.shape == (24, 3, 10)
+        for i, net in enumerate(alone):
+            mine: dict = {}
+            ref = net(x[i : i + 1], mine)
+            assert ref.shape == (24, 1, 10)
+            torch.testing.assert_close(out[:, i], ref[:, 0], atol=1e-5, rtol=1e-5)
+            for key, t in mine.items():  # every probe point agrees, slice by slice
+                c = t.shape[1]
+                torch.testing.assert_close(
+                    probes[key][:, i * c : (i + 1) * c], t, atol=1e-5, rtol=1e-5
+                )
+    if norm == "batch":
+        for i, net in enumerate(alone):
+            bn_s, bn_a = stacked.norm_of(1), net.norm_of(1)
+            assert isinstance(bn_s, BatchNorm)
+            torch.testing.assert_close(bn_s.running_mean.view(3, -1)[i], bn_a.running_mean)
+            torch.testing.assert_close(bn_s.running_var.view(3, -1)[i], bn_a.running_var)
+    # one shared (B, F) batch in eval is given to every run
+    shared = x[0]
+    torch.testing.assert_close(
+        stacked(shared), stacked(shared[None].expand(3, -1, -1)), atol=0, rtol=0
+    )
+
+
+def test_runs_do_not_mix() -> None:
+    """Changing run 1's input leaves run 0's output untouched, BN statistics included."""
+    configs = [cfg(seed=1), cfg(seed=2)]
+    net = StackedNet(configs, DIGITS)
+    x = inputs(2, 16, 64)
+    y1 = net(x)
+    x2 = x.clone()
+    x2[1] = x2[1] * 10 + 3
+    y2 = net(x2)
+    assert torch.equal(y1[:, 0], y2[:, 0])
+    assert not torch.allclose(y1[:, 1], y2[:, 1])
+
+
+def test_configs_of_a_stack_must_share_the_stack_key() -> None:
+    with pytest.raises(ValueError, match="stack key"):
+        StackedNet([cfg(norm="batch"), cfg(norm="none")], DIGITS)
+    # per-run fields may differ
+    StackedNet([cfg(seed=1, lr=0.1, dropout=0.2), cfg(seed=2, lr=0.3, weight_decay=0.1)], DIGITS)
+
+
+# --- initialization ---------------------------------------------------------------------------
+
+
+def test_same_seed_same_initial_weights_regardless_of_norm() -> None:
+    nets = [
+        StackedNet([cfg(seed=5, norm=n)], DIGITS)
+        for n in ("none", "batch", "layer", "noisy_batch", "ghost_batch")
+    ]
+    for net in nets[1:]:
+        for a, b in zip(nets[0].weights, net.weights):
+            assert torch.equal(a, b)
+        for a, b in zip(nets[0].biases, net.biases):
+            assert torch.equal(a, b)
+    other = StackedNet([cfg(seed=6)], DIGITS)
+    assert not torch.equal(nets[0].weights[0], other.weights[0])
+
+
+@pytest.mark.parametrize(
+    ("init", "scale", "expected"),
+    [
+        ("kaiming", 1.0, lambda fi, fo: math.sqrt(2 / fi)),
+        ("kaiming", 0.5, lambda fi, fo: 0.5 * math.sqrt(2 / fi)),
+        ("xavier", 1.0, lambda fi, fo: math.sqrt(2 / (fi + fo))),
+        ("normal", 0.05, lambda fi, fo: 0.05),
+        ("default", 1.0, lambda fi, fo: 1 / math.sqrt(fi) / math.sqrt(3)),  # std of U(±1/√fi)
+        ("default", 2.0, lambda fi, fo: 2 / math.sqrt(fi) / math.sqrt(3)),
+    ],
+)
+def test_init_std(init: str, scale: float, expected) -> None:
+    net = StackedNet([cfg(hidden=(512, 256), init=init, init_scale=scale)], FLAT)
+    fans = [(40, 512), (512, 256), (256, 10)]
+    for w, (fan_in, fan_out) in zip(net.weights, fans):
+        assert w.shape == (1, fan_out, fan_in)
+        std = w.std().item()
+        tol = 0.04 if w.numel() > 10_000 else 0.08
+        assert std == pytest.approx(expected(fan_in, fan_out), rel=tol)
+        assert abs(w.mean().item()) < 4 * std / math.sqrt(w.numel()) + 1e-9
+    if init == "default":
+        w = net.weights[1]
+        assert w.abs().max().item() <= scale / math.sqrt(512)
+        assert w.abs().max().item() > 0.99 * scale / math.sqrt(512)
+        b = net.biases[1]
+        assert b.abs().max().item() <= 1 / math.sqrt(512)  # bias is not scaled
+        assert b.abs().max().item() > 0.9 / math.sqrt(512)
+    else:
+        assert all(torch.all(b == 0) for b in net.biases)
+
+
+def test_conv_init_uses_nine_times_the_channels_as_fan_in() -> None:
+    net = StackedNet([cfg(model="cnn", hidden=(64, 64), init="kaiming")], DIGITS)
+    w = net.weights[1]
+    assert w.shape == (1, 64, 64, 3, 3)
+    assert w.std().item() == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.04)
+
+
+# --- probes and placement --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_probes_before_placement(model: str) -> None:
+    net = StackedNet(
+        [cfg(model=model, activation="tanh", hidden=(8, 12, 4), seed=s) for s in (0, 1)], DIGITS
+    )
+    net.train()
+    probes: dict = {}
+    net(inputs(2, 10, 64), probes)
+    assert set(probes) == {(layer, p) for layer in (1, 2, 3) for p in POINTS}
+    for layer, width in zip((1, 2, 3), (8, 12, 4)):
+        z, a_in, a_out = (probes[(layer, p)] for p in POINTS)
+        assert z.shape[:2] == (10, 2 * width)
+        assert z.shape == a_in.shape == a_out.shape
+        assert not z.requires_grad
+        # act_in is BN(linear): zero mean, unit (biased) variance per feature/channel
+        per_channel = a_in.transpose(0, 1).reshape(2 * width, -1)
+        assert per_channel.mean(1).abs().max() < 1e-5
+        var = per_channel.var(1, unbiased=False)
+        torch.testing.assert_close(var, torch.ones_like(var), atol=1e-3, rtol=0)
+        zc = z.transpose(0, 1).reshape(2 * width, -1)
+        expected = (zc - zc.mean(1, keepdim=True)) / torch.sqrt(
+            zc.var(1, unbiased=False, keepdim=True) + 1e-5
+        )
+        torch.testing.assert_close(per_channel, expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(a_out, torch.tanh(a_in))
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_probes_after_placement(model: str) -> None:
+    net = StackedNet(
+        [cfg(model=model, activation="relu", placement="after", hidden=(8, 6))], DIGITS
+    )
+    probes: dict = {}
+    net(inputs(1, 10, 64), probes)
+    assert set(probes) == {(layer, p) for layer in (1, 2) for p in POINTS}
+    for layer in (1, 2):
+        z, a_in, a_out = (probes[(layer, p)] for p in POINTS)
+        assert torch.equal(a_in, z)  # the activation sees the raw linear output
+        torch.testing.assert_close(a_out, torch.relu(z))
+    # the norm sits after the activation: layer 2's input is BN(relu(z1)), so z2 is what a
+    # linear map of a normalized tensor gives, checked by recomputing layer 2 by hand
+    if model == "mlp":
+        bn = net.norm_of(1)
+        h = torch.relu(probes[(1, "linear")])
+        h = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + bn.eps)
+        z2 = h @ net.weights[1][0].T + net.biases[1][0]
+        torch.testing.assert_close(probes[(2, "linear")], z2, atol=1e-5, rtol=1e-5)
+
+
+def test_norm_layers_selects_normalized_layers() -> None:
+    net = StackedNet([cfg(hidden=(8, 8, 8), norm_layers="2")], DIGITS)
+    assert net.depth == 3
+    assert net.norm_of(1) is None and net.norm_of(3) is None
+    assert isinstance(net.norm_of(2), BatchNorm)
+    assert len(net.norms) == 1
+    probes: dict = {}
+    net(inputs(1, 10, 64), probes)
+    assert torch.equal(probes[(1, "act_in")], probes[(1, "linear")])
+    assert not torch.equal(probes[(2, "act_in")], probes[(2, "linear")])
+    assert StackedNet([cfg(norm="none")], DIGITS).norms.__len__() == 0
+
+
+# --- dropout ---------------------------------------------------------------------------------
+
+
+def test_dropout_only_in_train_mode() -> None:
+    drop = with_generators(StackedNet([cfg(norm="none", dropout=0.5, seed=4)], DIGITS))
+    plain = with_generators(StackedNet([cfg(norm="none", seed=4)], DIGITS))
+    x = inputs(1, 32, 64)
+    drop.eval(), plain.eval()
+    assert torch.equal(drop(x), plain(x))
+    assert torch.equal(drop(x), drop(x))
+    drop.train(), plain.train()
+    pd: dict = {}
+    pp: dict = {}
+    a, b = drop(x, pd), plain(x, pp)
+    assert not torch.allclose(a, b)
+    assert torch.equal(plain(x), b)  # no dropout: training forward is deterministic
+    assert not torch.equal(drop(x), a)  # a fresh mask every step
+    # layer 1 is the same in both nets; what reaches layer 2 differs
+    assert torch.equal(pd[(1, "act_out")], pp[(1, "act_out")])
+    assert not torch.allclose(pd[(2, "linear")], pp[(2, "linear")])
+
+
+@pytest.mark.parametrize("norm", ["none", "noisy_batch"])
+def test_dropout_is_per_run(norm: str) -> None:
+    """A run without dropout is unaffected by a dropout run in its stack (noise stream too)."""
+    runs = [cfg(norm=norm, dropout=0.0, seed=1), cfg(norm=norm, dropout=0.5, seed=2)]
+    net = with_generators(StackedNet(runs, DIGITS))
+    alone = with_generators(StackedNet(runs[:1], DIGITS))
+    x = inputs(2, 32, 64)
+    net.train(), alone.train()
+    for _ in range(2):
+        torch.testing.assert_close(net(x)[:, 0], alone(x[:1])[:, 0], atol=1e-5, rtol=1e-5)
+
+
+def test_dropout_mask_zeroes_and_rescales() -> None:
+    p = 0.25
+    net = with_generators(StackedNet([cfg(norm="none", dropout=p, hidden=(64,))], DIGITS))
+    net.train()
+    h = torch.ones(4000, 64)
+    out = net._dropout(h)
+    assert torch.all((out == 0) | torch.isclose(out, torch.tensor(1 / (1 - p))))
+    assert (out == 0).float().mean().item() == pytest.approx(p, abs=0.01)
+    net.eval()
+    assert torch.equal(net._dropout(h), h)
+
+
+# --- convolutional nets ----------------------------------------------------------------------
+
+
+def test_cnn_on_digits() -> None:
+    net = StackedNet(
+        [cfg(model="cnn", hidden=(4, 6)), cfg(model="cnn", hidden=(4, 6), seed=1)], DIGITS
+    )
+    assert net.conv and net.image_shape == (1, 8, 8)
+    assert net.weights[0].shape == (2, 4, 1, 3, 3)
+    assert net.weights[1].shape == (2, 6, 4, 3, 3)
+    assert net.weights[2].shape == (2, 10, 6)  # dense classifier after global average pooling
+    assert net.pool == [True, False]  # 8×8 is halved once, 4×4 is not
+    probes: dict = {}
+    out = net(inputs(2, 5, 64), probes)
+    assert out.shape == (5, 2, 10)
+    assert probes[(1, "linear")].shape == (5, 8, 8, 8)  # (B, M·C, H, W)
+    assert probes[(2, "linear")].shape == (5, 12, 4, 4)
+    net.eval()
+    assert net(torch.randn(7, 64)).shape == (7, 2, 10)
+    # gradients reach every parameter
+    net.train()
+    net(inputs(2, 5, 64)).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_cnn_image_layout() -> None:
+    """A flat digit is read as (1, 8, 8) row-major: a single bright pixel moves the output map."""
+    net = StackedNet([cfg(model="cnn", hidden=(2,), norm="none", init="normal")], DIGITS)
+    x = torch.zeros(1, 1, 64)
+    x[0, 0, 8 * 2 + 5] = 1.0  # pixel (row 2, col 5)
+    probes: dict = {}
+    net(x, probes)
+    z = probes[(1, "linear")][0, 0] - net.biases[0][0, 0]
+    nz = z.nonzero().tolist()
+    assert nz and all(abs(r - 2) <= 1 and abs(c - 5) <= 1 for r, c in nz)  # 3×3 neighbourhood

@@ -1,0 +1,437 @@
+"""The training engine: lockstep groups, divergence, cancellation, failures, records, optimizer."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bnviz import train
+from bnviz.config import PRESETS, RunConfig
+from bnviz.data import load_dataset
+from bnviz.models import POINTS
+from bnviz.probes import BASIS_POINTS, N_BINS, activation_stats, fixed_edges, per_run
+from bnviz.train import (
+    STATUSES,
+    Stack,
+    StackOptimizer,
+    make_stacks,
+    records_to_json,
+    train_group,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+N_TRAIN = load_dataset("digits").n_train
+
+
+def cfg(**kw) -> RunConfig:
+    base = dict(hidden=(16, 16), epochs=1, batch_size=32, dataset="digits")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def collect(configs, **kw):
+    events: list[dict] = []
+    records = train_group(configs, on_event=events.append, device="cpu", **kw)
+    return records, events
+
+
+def without_timing(d: dict) -> dict:
+    for run in d["runs"]:
+        run.pop("seconds")
+    return d
+
+
+# --- learning ---------------------------------------------------------------------------------
+
+
+def test_loss_falls_and_accuracy_beats_chance() -> None:
+    (rec,), events = collect([cfg(activation="relu", epochs=3, lr=0.1)])
+    assert rec.status == "finished" and rec.message == "" and rec.device == "cpu"
+    h = rec.history
+    steps_per_epoch = N_TRAIN // 32
+    assert h[0]["step"] == 0 and h[0]["epoch"] == 0
+    assert h[-1]["step"] == 3 * steps_per_epoch and h[-1]["epoch"] == 3.0
+    assert [r["step"] for r in h] == sorted({r["step"] for r in h})
+    assert h[-1]["train_loss"] < 0.5 * h[0]["train_loss"]
+    assert h[-1]["test_loss"] < 0.5 * h[0]["test_loss"]
+    assert h[-1]["test_acc"] > 0.8  # chance is 0.1
+    statuses = [e["status"] for e in events if e["type"] == "status"]
+    assert statuses == ["running", "finished"]
+    assert all(s in STATUSES for s in statuses)
+    rows = [r for e in events if e["type"] == "rows" and e["kind"] == "history" for r in e["rows"]]
+    assert rows == h  # every record was emitted as it was made
+
+
+# --- lockstep ---------------------------------------------------------------------------------
+
+
+def test_runs_with_different_batch_sizes_advance_in_lockstep() -> None:
+    configs = [cfg(batch_size=16, epochs=2), cfg(batch_size=64, epochs=2)]
+    records, events = collect(configs)
+    assert [r.status for r in records] == ["finished", "finished"]
+    # one record interval (record_every steps) of the coarser run, plus one of its steps
+    interval = max(10 / (N_TRAIN // c.batch_size) for c in configs)
+    latest = [0.0, 0.0]
+    order = []
+    for e in events:
+        if e["type"] == "rows" and e["kind"] == "history":
+            latest[e["run"]] = e["rows"][-1]["epoch"]
+            order.append(e["run"])
+            assert abs(latest[0] - latest[1]) <= interval + 1 / (N_TRAIN // 64) + 1e-9, latest
+    assert latest == [2.0, 2.0]
+    # interleaved, not one run after the other
+    switches = sum(a != b for a, b in itertools.pairwise(order))
+    assert switches > 4
+    assert len(records[0].history) > len(records[1].history)
+
+
+# --- divergence -------------------------------------------------------------------------------
+
+
+def test_divergence_is_detected_and_isolated() -> None:
+    boom = cfg(norm="none", activation="linear", lr=50.0)
+    calm_same_stack = cfg(norm="none", activation="linear", lr=0.01, seed=1)
+    bn = cfg(activation="relu", lr=0.1)
+    records, events = collect([boom, calm_same_stack, bn])
+    bad, calm, good = records
+    assert bad.status == "diverged"
+    assert bad.diverged_step is not None and 0 <= bad.diverged_step < 10
+    assert str(bad.diverged_step) in bad.message and "non-finite" in bad.message
+    assert all(r["step"] <= bad.diverged_step for r in bad.history)
+    assert all(r["step"] <= bad.diverged_step for r in bad.layers + bad.params)
+    status = [e for e in events if e["type"] == "status" and e["run"] == 0]
+    assert [e["status"] for e in status] == ["running", "diverged"]
+    assert status[-1]["step"] == bad.diverged_step
+    assert not any(
+        e["type"] == "rows" and e["run"] == 0 for e in events[events.index(status[-1]) :]
+    )
+    for rec in (calm, good):
+        assert rec.status == "finished" and rec.diverged_step is None
+        assert rec.history[-1]["epoch"] == 1.0
+        assert all(v is not None for r in rec.history for v in r.values())
+    assert good.history[-1]["test_acc"] > 0.5
+    # the diverged run shared a stack with `calm`, whose records are those it has alone
+    (alone,) = train_group([calm_same_stack], device="cpu")
+    assert_histories_close(calm.history, alone.history)
+    json.dumps(records_to_json(records), allow_nan=False)  # non-finite values became null
+
+
+# --- cancellation and failure ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 8, 30])
+def test_cancellation_within_one_step(n: int) -> None:
+    calls = []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        return len(calls) >= n
+
+    configs = [cfg(batch_size=16), cfg(batch_size=32), cfg(batch_size=32, lr=0.5)]
+    records, events = collect(configs, should_stop=should_stop)
+    assert len(calls) == n  # polled before every step, and nothing runs after it said stop
+    assert [r.status for r in records] == ["cancelled"] * 3
+    assert all(r.message == "stopped by the user" for r in records)
+    cancelled = [e for e in events if e["type"] == "status" and e["status"] == "cancelled"]
+    assert sorted(e["run"] for e in cancelled) == [0, 1, 2]
+    # steps done per stack, reported with the cancellation: n - 1 steps in all
+    per_stack = {0: cancelled[0]["step"]}
+    per_stack.update({1: next(e["step"] for e in cancelled if e["run"] in (1, 2))})
+    assert sum(per_stack.values()) == n - 1
+    for r in records:
+        assert all(row["step"] <= n for row in r.history)
+
+
+def test_failure_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = Stack._batch
+    count = []
+
+    def flaky(self):
+        count.append(1)
+        if len(count) > 15:
+            raise RuntimeError("the data loader broke")
+        return real(self)
+
+    monkeypatch.setattr(Stack, "_batch", flaky)
+    records, events = collect([cfg(), cfg(lr=0.3)])
+    for r in records:
+        assert r.status == "failed"
+        assert r.message.startswith("RuntimeError: the data loader broke")
+        assert "flaky" in r.message  # where it happened
+        assert r.history and r.history[-1]["step"] <= 15  # what was recorded is kept
+    failed = [e for e in events if e["type"] == "status" and e["status"] == "failed"]
+    assert sorted(e["run"] for e in failed) == [0, 1]
+
+
+def test_failure_while_building_stacks() -> None:
+    records = train_group([cfg(batch_size=4000), cfg()], device="cpu")
+    assert [r.status for r in records] == ["failed", "failed"]
+    assert "batch_size=4000" in records[0].message
+    assert str(N_TRAIN) in records[0].message
+
+
+def test_failure_message_names_exception_without_message(monkeypatch) -> None:
+    def broken(*a, **k):
+        raise KeyError
+
+    monkeypatch.setattr(train, "make_stacks", broken)
+    (rec,) = train_group([cfg()], device="cpu")
+    assert rec.status == "failed" and rec.message.startswith("KeyError")
+
+
+# --- determinism and independence --------------------------------------------------------------
+
+
+def test_same_configs_give_identical_records() -> None:
+    configs = [
+        cfg(norm="noisy_batch", dropout=0.2, seed=3),
+        cfg(norm="ghost_batch", ghost_batch_size=8),
+        cfg(norm="batch", optimizer="adam", lr=0.01, seed=1),
+    ]
+    a = without_timing(records_to_json(train_group(configs, device="cpu")))
+    b = without_timing(records_to_json(train_group(configs, device="cpu")))
+    assert a == b
+    assert [r["status"] for r in a["runs"]] == ["finished"] * 3
+    c = without_timing(records_to_json(train_group([configs[0].replace(seed=4)], device="cpu")))
+    assert c["runs"][0]["history"] != a["runs"][0]["history"]
+
+
+def assert_histories_close(a: list[dict], b: list[dict]) -> None:
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert ra[k] == pytest.approx(rb[k], rel=1e-5, abs=1e-5), (k, ra, rb)
+
+
+def test_records_do_not_depend_on_stack_mates() -> None:
+    ladder = [cfg(lr=lr, seed=s, activation="tanh") for lr, s in ((0.02, 2), (0.1, 5), (0.5, 9))]
+    stacked = train_group(ladder, device="cpu")
+    assert len(make_stacks(ladder, torch.device("cpu"))) == 1
+    for i, c in enumerate(ladder):
+        (alone,) = train_group([c], device="cpu")
+        assert_histories_close(stacked[i].history, alone.history)
+        la = [(r["step"], r["layer"], r["point"], r["p50"]) for r in alone.layers]
+        ls = [(r["step"], r["layer"], r["point"], r["p50"]) for r in stacked[i].layers]
+        assert [x[:3] for x in la] == [x[:3] for x in ls]
+        for x, y in zip(la, ls):
+            assert x[3] == pytest.approx(y[3], rel=1e-4, abs=1e-5)
+    finals = [r.history[-1]["train_loss"] for r in stacked]
+    assert len(set(finals)) == 3  # the ladder really differs
+
+
+# --- record contents ---------------------------------------------------------------------------
+
+
+def test_record_contents() -> None:
+    configs = [cfg(activation="sigmoid"), cfg(activation="relu", hidden=(16, 16), lr=0.2)]
+    records = train_group(configs, device="cpu")
+    steps_per_epoch = N_TRAIN // 32
+    for rec, c in zip(records, configs):
+        assert rec.status == "finished"
+        probe_steps = sorted({r["step"] for r in rec.layers})
+        assert probe_steps[0] == 0 and probe_steps[-1] == steps_per_epoch - 1
+        assert probe_steps == sorted({r["step"] for r in rec.params})
+        for step in probe_steps:
+            rows = [r for r in rec.layers if r["step"] == step]
+            assert {(r["layer"], r["point"]) for r in rows} == {
+                (layer, p) for layer in (1, 2) for p in POINTS
+            }
+            for r in rows:
+                assert r["p15"] <= r["p50"] <= r["p85"]
+                q = r["quantiles"]
+                assert len(q) == len(BASIS_POINTS) == 9
+                assert q == sorted(q) and q[0] <= r["p15"] and r["p85"] <= q[-1]
+                edges, counts = r["hist"]["edges"], r["hist"]["counts"]
+                assert len(edges) == N_BINS + 1 and len(counts) == N_BINS
+                assert edges == sorted(edges)
+                assert sum(counts) + r["under"] + r["over"] == r["n"] > 0
+                assert r["std"] >= 0
+                is_out = r["point"] == "act_out"
+                assert ("saturated" in r) == (is_out and c.activation == "sigmoid")
+                assert ("dead" in r) == (is_out and c.activation == "relu")
+                for extra in ("saturated", "dead"):
+                    if extra in r:
+                        assert 0 <= r[extra] <= 1
+                if is_out and c.activation == "sigmoid":
+                    assert edges[0] == 0 and edges[-1] == 1
+                    assert q[0] >= 0 and q[-1] <= 1
+                if is_out and c.activation == "relu":
+                    assert edges[0] == 0 and q[0] >= 0
+            prow = [r for r in rec.params if r["step"] == step]
+            assert [r["layer"] for r in prow] == [1, 2, 3]
+            for r in prow:
+                assert r["grad_norm"] > 0 and r["weight_norm"] > 0 and r["update_ratio"] > 0
+                # plain SGD: ‖Δw‖ = lr·‖g‖
+                assert r["update_ratio"] == pytest.approx(
+                    c.lr * r["grad_norm"] / r["weight_norm"], rel=1e-3
+                )
+                if r["layer"] == 3:
+                    assert r.get("classifier") is True and "norm" not in r
+                else:
+                    assert "classifier" not in r
+                    assert set(r["norm"]) == {"weight", "bias", "running_mean", "running_var"}
+                    for s in r["norm"].values():
+                        assert set(s) == {"mean", "std", "min", "max"}
+                        assert s["min"] <= s["mean"] <= s["max"]
+            first = [r for r in rec.params if r["step"] == 0]
+            # at step 0 the running stats have had exactly one update from (0, 1)
+            rv = first[0]["norm"]["running_var"]
+            assert rv["min"] > 0.9 * 1.0
+            assert first[0]["norm"]["weight"]["mean"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_record_layers_of_norm_none_have_no_norm_summaries() -> None:
+    (rec,) = train_group([cfg(norm="none")], device="cpu")
+    assert rec.params and all("norm" not in r for r in rec.params)
+    # no norm: act_in is the linear output
+    for step in {r["step"] for r in rec.layers}:
+        rows = {(r["layer"], r["point"]): r for r in rec.layers if r["step"] == step}
+        for layer in (1, 2):
+            a, b = rows[(layer, "linear")], rows[(layer, "act_in")]
+            assert a["quantiles"] == b["quantiles"] and a["hist"] == b["hist"]
+
+
+def test_activation_stats_against_numpy() -> None:
+    g = torch.Generator().manual_seed(0)
+    m, c = 2, 5
+    t = torch.randn(40, m * c, generator=g) * torch.tensor([1.0] * c + [3.0] * c)
+    t[:, 0] = -1.0  # unit 0 of run 0 is dead after relu
+    act = torch.relu(t)
+    edges = fixed_edges(per_run(act, m), "act_out", "relu")
+    st = activation_stats(act, m, "act_out", "relu", edges)
+    for r in range(m):
+        v = act[:, r * c : (r + 1) * c].reshape(-1).numpy()
+        e = edges[r].numpy()
+        np.testing.assert_allclose(st["quantiles"][r].numpy(), np.quantile(v, BASIS_POINTS), 1e-5)
+        np.testing.assert_allclose(
+            [st["p15"][r], st["p50"][r], st["p85"][r]], np.quantile(v, [0.15, 0.5, 0.85]), 1e-5
+        )
+        np.testing.assert_allclose(st["mean"][r], v.mean(), rtol=1e-5)
+        np.testing.assert_allclose(st["std"][r], v.std(), rtol=1e-5)
+        inside = v[(v >= e[0]) & (v < e[-1])]
+        expected, _ = np.histogram(inside, bins=e)
+        assert st["counts"][r].tolist() == expected.tolist()
+        assert int(st["under"][r]) == int((v < e[0]).sum())
+        assert int(st["over"][r]) == int((v >= e[-1]).sum())
+        assert int(st["n"][r]) == v.size
+        assert e[0] == 0  # relu outputs start at 0
+    assert st["dead"].tolist() == pytest.approx([1 / c, 0.0])
+    # edges from a narrower sample: values fall under and over the range, and are counted there
+    edges = fixed_edges(per_run(t * 0.2, m), "linear", "relu")
+    st = activation_stats(t, m, "linear", "relu", edges)
+    for r in range(m):
+        v = t[:, r * c : (r + 1) * c].reshape(-1).numpy()
+        e = edges[r].numpy()
+        under, over = int((v < e[0]).sum()), int((v >= e[-1]).sum())
+        assert under > 0 and over > 0
+        assert int(st["under"][r]) == under and int(st["over"][r]) == over
+        expected, _ = np.histogram(v[(v >= e[0]) & (v < e[-1])], bins=e)
+        assert st["counts"][r].tolist() == expected.tolist()
+        assert sum(expected) + under + over == v.size
+    sig = torch.sigmoid(t * 3)
+    st = activation_stats(
+        sig, m, "act_out", "sigmoid", fixed_edges(per_run(sig, m), "act_out", "sigmoid")
+    )
+    for r in range(m):
+        v = sig[:, r * c : (r + 1) * c].reshape(-1)
+        assert st["saturated"][r].item() == pytest.approx(
+            ((v < 0.02) | (v > 0.98)).float().mean().item()
+        )
+
+
+# --- the optimizer ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "make"),
+    [
+        ("sgd", lambda p, lr, wd: torch.optim.SGD([p], lr=lr, weight_decay=wd)),
+        ("momentum", lambda p, lr, wd: torch.optim.SGD([p], lr=lr, momentum=0.9, weight_decay=wd)),
+        ("adam", lambda p, lr, wd: torch.optim.Adam([p], lr=lr, weight_decay=wd)),
+    ],
+)
+def test_stack_optimizer_matches_torch_optim(kind: str, make) -> None:
+    lrs, wds = [0.1, 0.03, 0.5], [0.0, 0.01, 0.2]
+    configs = [cfg(optimizer=kind, lr=lr, weight_decay=wd) for lr, wd in zip(lrs, wds)]
+    m = len(configs)
+    g = torch.Generator().manual_seed(0)
+    shapes = [(m, 4, 3), (m, 4), (m * 6,)]  # stacked weights, biases, a run-major norm vector
+    params = [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
+    targets = [torch.randn(s, generator=g) for s in shapes]
+    # the reference: every run's slice of every tensor as its own parameter and optimizer
+    ref = [
+        [torch.nn.Parameter(p.detach().reshape(m, -1)[r].clone()) for p in params] for r in range(m)
+    ]
+    ref_opts = [[make(p, lrs[r], wds[r]) for p in ref[r]] for r in range(m)]
+    opt = StackOptimizer(params, configs)
+
+    def loss(ps, ts):
+        return sum(((p - t) ** 2 * (1 + t.abs())).sum() for p, t in zip(ps, ts))
+
+    for _ in range(4):
+        opt.zero_grad()
+        loss(params, targets).backward()  # autograd accumulates into the flat buffer
+        opt.step()
+        for r in range(m):
+            for o in ref_opts[r]:
+                o.zero_grad()
+            loss(ref[r], [t.reshape(m, -1)[r] for t in targets]).backward()
+            for o in ref_opts[r]:
+                o.step()
+        for i, p in enumerate(params):
+            got = p.detach().reshape(m, -1)
+            for r in range(m):
+                torch.testing.assert_close(got[r], ref[r][i].detach(), rtol=1e-5, atol=1e-6)
+    # the parameters really are views of one flat buffer
+    assert all(
+        p.data.untyped_storage().data_ptr() == opt.flat.untyped_storage().data_ptr() for p in params
+    )
+
+
+def test_stack_optimizer_freeze_stops_one_run() -> None:
+    configs = [cfg(optimizer="adam", lr=0.1), cfg(optimizer="adam", lr=0.1, seed=1)]
+    p = torch.nn.Parameter(torch.ones(2, 3))
+    opt = StackOptimizer([p], configs)
+    opt.freeze(0)
+    (p**2).sum().backward()
+    opt.step()
+    assert torch.equal(p.detach()[0], torch.ones(3))
+    assert torch.all(p.detach()[1] < 1)
+
+
+# --- the Done-when check -----------------------------------------------------------------------
+
+
+def test_ioffe_preset_records() -> None:
+    configs = PRESETS["ioffe_fig1"].configs()
+    records = train_group(configs, device="cpu")
+    text = json.dumps(records_to_json(records), allow_nan=False)
+    assert len(text.encode()) < 5_000_000
+    for rec in records:
+        assert rec.status == "finished"
+        assert rec.history[-1]["epoch"] == 20.0
+        for layer in (1, 2, 3):
+            rows = [r for r in rec.layers if r["layer"] == layer and r["point"] == "act_in"]
+            assert len(rows) >= 10
+            assert all(r[k] is not None for r in rows for k in ("p15", "p50", "p85"))
+    plain, bn = records
+    assert plain.config.norm == "none" and bn.config.norm == "batch"
+    assert plain.history[-1]["test_acc"] < 0.3
+    assert bn.history[-1]["test_acc"] > 0.95
+
+
+def test_library_does_not_import_streamlit() -> None:
+    code = (
+        "import sys, bnviz.config, bnviz.data, bnviz.models, bnviz.norms, bnviz.probes, "
+        "bnviz.train; "
+        "assert 'streamlit' not in sys.modules, 'streamlit was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
