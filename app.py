@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from bnviz.config import RunConfig
 from dashboard import config_form, live, state
 
 st.set_page_config(page_title="bnviz · Train", page_icon="📊", layout="wide")
@@ -27,27 +28,27 @@ c1, c2, c3 = st.columns([1, 1, 4])
 if c1.button("Train", type="primary", disabled=bool(problems or group_problems)):
     gid = st.session_state["group_id"] = manager.submit(group)
     job = manager.get(gid)
-if c2.button("Stop", disabled=job is None or not job.active) and job is not None:
+if c2.button("Stop training", disabled=job is None or not job.active) and job is not None:
     manager.stop(job.id)
 c3.caption(f"{len(group)} runs train together in lockstep" if group else "")
 state.sync_url()
 
-if job is None:
-    st.info("Press **Train**: the configured network and its comparison train side by side.")
-else:
 
-    @st.fragment(run_every=live.REFRESH_S if job.active else None)
-    def live_view() -> None:
-        runs, labels = job.snapshot(), job.labels()
-        live.status_block(job, runs, labels, manager.position(job.id))
-        live.curves_block(runs, labels, "train")
-        depth = len(runs[0].config.hidden)
-        live.controls("train", depth)
-        live.layers_block(runs, labels, "train")
-        if not job.active and st.session_state.get("_was_active") == job.id:
-            st.session_state["_was_active"] = None
-            st.rerun()  # once, so the timer stops and the buttons update
-        if job.active:
-            st.session_state["_was_active"] = job.id
+@st.fragment(run_every=live.REFRESH_S if job is not None and job.active else None)
+def live_view() -> None:
+    # Without a group the charts are drawn empty, so they are loaded before Train is pressed.
+    runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
+    live.status_block(job, runs, labels, manager.position(job.id) if job else None)
+    live.curves_block(runs, labels, "train")
+    live.controls("train", len((runs[0].config if runs else cfg or RunConfig()).hidden))
+    live.layers_block(runs, labels, "train")
+    if job is None:
+        return
+    if not job.active and st.session_state.get("_was_active") == job.id:
+        st.session_state["_was_active"] = None
+        st.rerun()  # once, so the timer stops and the buttons update
+    if job.active:
+        st.session_state["_was_active"] = job.id
 
-    live_view()
+
+live_view()

@@ -62,6 +62,8 @@ def _layout(title: str, **kw: Any) -> dict:
 
 def _grid(n: int, cols: int, hgap: float = 0.06, vgap: float = 0.14) -> list[dict]:
     """Axis domains for n panels in a grid: [{"x": [a, b], "y": [c, d]}, ...]."""
+    if n == 0:
+        return []
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
     w = (1 - hgap * (cols - 1)) / cols

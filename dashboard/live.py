@@ -21,9 +21,17 @@ REFRESH_S = 0.5
 
 
 def status_block(
-    job: GroupJob, runs: list[RunState], labels: list[str], position: int | None
+    job: GroupJob | None, runs: list[RunState], labels: list[str], position: int | None
 ) -> None:
-    """One coloured line per run, the progress bar with ETA, the device and queue place."""
+    """One coloured line per run, the progress bar with ETA, the device and queue place.
+
+    Drawn (idle) before any group exists too: the elements below keep their places, so the
+    live charts are not re-mounted (and do not reload plotly.js) when Train is pressed.
+    """
+    if job is None:
+        st.progress(0.0, text="Press Train: the network and its comparison train side by side")
+        st.markdown("")
+        return
     frac, eta = job.progress()
     state = job.state
     if state == "queued":
@@ -66,9 +74,8 @@ def layers_block(runs: list[RunState], labels: list[str], key: str) -> None:
     """Histograms of every layer now, and one layer's distribution over training."""
     point = st.session_state.get(f"{key}-point", "act_in")
     latest = [latest_layers(r.layers, point) for r in runs]
-    if not any(latest):
-        st.caption("Layer distributions appear with the first record…")
-        return
+    # The same charts are drawn before the first record (empty): a chart that appears later
+    # would have to load plotly.js first and show blank meanwhile.
     live_chart(charts.histograms(labels, latest, point), key=f"{key}-hist", height=340)
     depth = max((max(d) for d in latest if d), default=1)
     layer = min(st.session_state.get(f"{key}-layer", depth), depth)
@@ -139,18 +146,14 @@ def layers_block(runs: list[RunState], labels: list[str], key: str) -> None:
 
 
 def _bn_stats(runs: list[RunState], labels: list[str], layers: list[int], key: str) -> None:
+    """BN running statistics and γ/β per layer; always four charts, so nothing re-mounts."""
     bn = [[p for p in r.params if "norm" in p] for r in runs]
-    if not any(bn):
-        st.caption("No run of this group has a normalization layer with γ/β or running stats.")
-        return
     for name, title in (
         ("running_mean", "running_mean (mean over units)"),
         ("running_var", "running_var (mean over units)"),
         ("weight", "γ = weight (mean over units)"),
         ("bias", "β = bias (mean over units)"),
     ):
-        if not any(name in p["norm"] for rows in bn for p in rows):
-            continue
         live_chart(
             charts.per_layer_lines(
                 labels, bn, layers, lambda x, n=name: x["norm"].get(n, {}).get("mean"), title, name
@@ -158,6 +161,8 @@ def _bn_stats(runs: list[RunState], labels: list[str], layers: list[int], key: s
             key=f"{key}-bn-{name}",
             height=260,
         )
+    if runs and not any(bn):
+        st.caption("No run of this group has a normalization layer with γ/β or running stats.")
 
 
 def controls(key: str, depth: int) -> None:
@@ -173,5 +178,5 @@ def controls(key: str, depth: int) -> None:
         help="Linear/Conv output: Wx+b · activation input: what the non-linearity sees "
         "(the BN output when BN sits before it) · activation output",
     )
-    if depth > 1:
-        c2.slider("layer for the over-time views", 1, depth, value=depth, key=f"{key}-layer")
+    # Always drawn (also for one layer), so the elements after it keep their places.
+    c2.slider("layer for the over-time views", 1, max(depth, 2), value=depth, key=f"{key}-layer")

@@ -1,0 +1,148 @@
+"""Helpers for the end-to-end tests and benchmarks: a real server, headless Chromium, charts.
+
+Chromium is Debian's (/usr/bin/chromium; CI installs it); Playwright never downloads one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("BNVIZ_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(script: str = "app.py", env: dict | None = None) -> Iterator[str]:
+    """Run `streamlit run script` on a free local port; yields its base URL."""
+    port = free_port()
+    runs = tempfile.mkdtemp(prefix="bnviz-runs-")
+    log = open(Path(runs) / "server.log", "w")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            script,
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "BNVIZ_RUNS": runs, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        end = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
+                    if r.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > end:
+                raise RuntimeError(
+                    f"server did not start: {(Path(runs) / 'server.log').read_text()}"
+                )
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@contextlib.contextmanager
+def launch():
+    """Headless Chromium through Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(
+            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install "
+            "chromium), as .ci/run does"
+        )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+IFRAME = 'iframe[title="dashboard.live_chart.live_chart"]'
+# Run in the page: per live chart (document order), the point count of each trace, or null
+# while its plot is missing. Reads the iframes' documents from the parent, because Playwright
+# does not list component iframes in page.frames in this Chromium.
+CHARTS_JS = """() => Array.from(document.querySelectorAll('IFRAME')).map(f => {
+  const d = f.contentDocument && f.contentDocument.querySelector('.js-plotly-plot');
+  return d && d._fullData ? d._fullData.map(t => (t.x || []).length) : null; })""".replace(
+    "IFRAME", IFRAME
+)
+
+
+def charts(page) -> list[list[int] | None]:
+    return page.evaluate(CHARTS_JS)
+
+
+def chart_frame(page, index: int):
+    """The Playwright frame of the index-th live chart."""
+    return page.locator(IFRAME).nth(index).element_handle().content_frame()
+
+
+def first_point_seconds(
+    page, start_polling: Callable[[], None] | None = None, timeout: float = 30.0
+) -> float:
+    """Press Train; seconds until the accuracy chart shows a point of every run."""
+    page.get_by_role("button", name="Train", exact=True).click()
+    t0 = time.perf_counter()
+    if start_polling:
+        start_polling()
+    end = t0 + timeout
+    while time.perf_counter() < end:
+        acc = charts(page)[:1]
+        if acc and acc[0] and len(acc[0]) >= 4 and all(n > 0 for n in acc[0][:4]):
+            return time.perf_counter() - t0
+        time.sleep(0.02)
+    raise AssertionError("no point on the accuracy chart within the timeout")
+
+
+def shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
