@@ -59,7 +59,8 @@ def test_train_live_then_stop(server, browser):
     shot(page, "e2e_training")
     page.get_by_role("button", name="Stop training").click()
     wait_until(lambda: statuses(page) == ["cancelled", "cancelled"], what="stop")
-    assert page.get_by_role("button", name="Stop training").is_disabled()
+    stop = page.get_by_role("button", name="Stop training")
+    wait_until(stop.is_disabled, timeout=10, what="Stop to be disabled after the end")
     shot(page, "e2e_stopped")
     assert latency < 10  # generous for CI; the figure itself is reported by the benchmark
 
@@ -119,7 +120,8 @@ def test_no_blank_frame_and_zoom_survives(server, browser):
         f"() => [{plot}._fullLayout.xaxis.range, {plot}._fullData[0].x.length]"
     )
     page.get_by_role("button", name="Stop training").click()
-    assert n >= 30 and blank == 0, (blank, n)  # 100 when idle; fewer on a loaded CI box
+    # 20 Hz nominal; a busy page thread samples less, but far above the 2 Hz update rate.
+    assert n >= 10 and blank == 0, (blank, n)
     assert n1 > n0 + 3, "the chart did not keep updating"
     assert x_range == pytest.approx([0.5, 1.5]), f"zoom lost: {x_range}"
     shot(page, "e2e_zoomed")
