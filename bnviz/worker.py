@@ -10,6 +10,7 @@ to stderr, so stdout carries the protocol alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -26,6 +27,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    # Training yields the CPU to the web server and the browser: the page must stay responsive.
+    with contextlib.suppress(OSError):
+        os.nice(5)
     proto = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr  # keep stray prints off the protocol
 

@@ -70,99 +70,94 @@ def curves_block(runs: list[RunState], labels: list[str], key: str) -> None:
         )
 
 
+DETAIL_VIEWS = (
+    "percentile bands",
+    "saturation / dead units",
+    "gradient norm",
+    "update : data",
+    "BN running_mean",
+    "BN running_var",
+    "γ (weight)",
+    "β (bias)",
+)
+_BN_KEYS = {
+    "BN running_mean": "running_mean",
+    "BN running_var": "running_var",
+    "γ (weight)": "weight",
+    "β (bias)": "bias",
+}
+
+
+def detail_figure(
+    view: str, runs: list[RunState], labels: list[str], point: str, layer: int, depth: int
+) -> dict:
+    """The figure of one per-layer view (one chart, whichever view is picked)."""
+    layers = list(range(1, depth + 1))
+    params = [r.params for r in runs]
+    if view == "percentile bands":
+        series = [layer_series(r.layers, point, layer) for r in runs]
+        title = f"Layer {layer}, {charts.POINT_NAMES[point]} over training"
+        return charts.percentile_bands(labels, series, title)
+    if view == "saturation / dead units":
+        act_rows = [[x for x in r.layers if x["point"] == "act_out"] for r in runs]
+        return charts.per_layer_lines(
+            labels,
+            act_rows,
+            layers,
+            lambda x: x.get("saturated", x.get("dead")),
+            "Saturated (sigmoid/tanh: output near its bounds) or dead (ReLU: never active) share",
+            "share",
+        )
+    if view == "gradient norm":
+        return charts.per_layer_lines(
+            labels,
+            params,
+            layers,
+            lambda x: x.get("grad_norm"),
+            "Gradient norm of each layer's weights",
+            "‖∇W‖",
+            log=True,
+        )
+    if view == "update : data":
+        return charts.per_layer_lines(
+            labels,
+            params,
+            layers,
+            lambda x: x.get("update_ratio"),
+            "Update : data ratio ‖ΔW‖/‖W‖ per step (guide: 1e-3)",
+            "ratio",
+            log=True,
+            guide=1e-3,
+        )
+    name = _BN_KEYS[view]
+    bn = [[p for p in rows if "norm" in p] for rows in params]
+    return charts.per_layer_lines(
+        labels,
+        bn,
+        layers,
+        lambda x: x["norm"].get(name, {}).get("mean"),
+        f"{view}: mean over the layer's units (runs with BN only)",
+        name,
+    )
+
+
 def layers_block(runs: list[RunState], labels: list[str], key: str) -> None:
-    """Histograms of every layer now, and one layer's distribution over training."""
+    """Histograms of every layer now, and one chosen per-layer view over training.
+
+    Two charts whatever the view: each live chart is an iframe with its own plotly.js, and
+    drawing a dozen of them twice a second starves a 2-core machine's web server.
+    """
     point = st.session_state.get(f"{key}-point", "act_in")
     latest = [latest_layers(r.layers, point) for r in runs]
-    # The same charts are drawn before the first record (empty): a chart that appears later
-    # would have to load plotly.js first and show blank meanwhile.
+    # Drawn before the first record too (empty): a chart that appeared later would load
+    # plotly.js first and show blank meanwhile.
     live_chart(charts.histograms(labels, latest, point), key=f"{key}-hist", height=340)
     depth = max((max(d) for d in latest if d), default=1)
     layer = min(st.session_state.get(f"{key}-layer", depth), depth)
-    tabs = st.tabs(
-        [
-            "percentile bands",
-            "saturation / dead units",
-            "gradient norm",
-            "update : data",
-            "BN running stats, γ, β",
-        ]
+    view = st.session_state.get(f"{key}-view") or DETAIL_VIEWS[0]  # None when deselected
+    live_chart(
+        detail_figure(view, runs, labels, point, layer, depth), key=f"{key}-detail", height=360
     )
-    with tabs[0]:
-        series = [layer_series(r.layers, point, layer) for r in runs]
-        live_chart(
-            charts.percentile_bands(
-                labels, series, f"Layer {layer}, {charts.POINT_NAMES[point]} over training"
-            ),
-            key=f"{key}-bands",
-            height=360,
-        )
-    layers = list(range(1, depth + 1))
-    with tabs[1]:
-        act_rows = [[x for x in r.layers if x["point"] == "act_out"] for r in runs]
-        live_chart(
-            charts.per_layer_lines(
-                labels,
-                act_rows,
-                layers,
-                lambda x: x.get("saturated", x.get("dead")),
-                "Saturated (sigmoid/tanh) or dead (ReLU) share of each layer",
-                "share",
-            ),
-            key=f"{key}-sat",
-            height=300,
-        )
-    with tabs[2]:
-        live_chart(
-            charts.per_layer_lines(
-                labels,
-                [r.params for r in runs],
-                layers,
-                lambda x: x.get("grad_norm"),
-                "Gradient norm of each layer's weights",
-                "‖∇W‖",
-                log=True,
-            ),
-            key=f"{key}-grad",
-            height=300,
-        )
-    with tabs[3]:
-        live_chart(
-            charts.per_layer_lines(
-                labels,
-                [r.params for r in runs],
-                layers,
-                lambda x: x.get("update_ratio"),
-                "Update : data ratio ‖ΔW‖/‖W‖ (guide: 1e-3)",
-                "ratio",
-                log=True,
-                guide=1e-3,
-            ),
-            key=f"{key}-upd",
-            height=300,
-        )
-    with tabs[4]:
-        _bn_stats(runs, labels, layers, key)
-
-
-def _bn_stats(runs: list[RunState], labels: list[str], layers: list[int], key: str) -> None:
-    """BN running statistics and γ/β per layer; always four charts, so nothing re-mounts."""
-    bn = [[p for p in r.params if "norm" in p] for r in runs]
-    for name, title in (
-        ("running_mean", "running_mean (mean over units)"),
-        ("running_var", "running_var (mean over units)"),
-        ("weight", "γ = weight (mean over units)"),
-        ("bias", "β = bias (mean over units)"),
-    ):
-        live_chart(
-            charts.per_layer_lines(
-                labels, bn, layers, lambda x, n=name: x["norm"].get(n, {}).get("mean"), title, name
-            ),
-            key=f"{key}-bn-{name}",
-            height=260,
-        )
-    if runs and not any(bn):
-        st.caption("No run of this group has a normalization layer with γ/β or running stats.")
 
 
 def controls(key: str, depth: int) -> None:
@@ -179,4 +174,11 @@ def controls(key: str, depth: int) -> None:
         "(the BN output when BN sits before it) · activation output",
     )
     # Always drawn (also for one layer), so the elements after it keep their places.
-    c2.slider("layer for the over-time views", 1, max(depth, 2), value=depth, key=f"{key}-layer")
+    c2.slider("layer (percentile bands)", 1, max(depth, 2), value=depth, key=f"{key}-layer")
+    st.segmented_control(
+        "per-layer view",
+        DETAIL_VIEWS,
+        key=f"{key}-view",
+        default=DETAIL_VIEWS[0],
+        help="What the lower chart shows",
+    )
