@@ -70,12 +70,13 @@ class Field:
         if self.kind == "bool":
             return "true or false"
         if self.kind == "ints":
-            return f"comma-separated integers in [{self.low:g}, {self.high:g}], e.g. 100,100,100"
+            lo, hi = int(self.low), int(self.high)
+            return f"comma-separated integers in [{lo}, {hi}], e.g. 100,100,100"
         if self.kind == "layers":
             return "'all' or comma-separated 1-based hidden-layer indices, e.g. 1,3"
         rng = f"a number in [{self.low:g}, {self.high:g}]"
         if self.kind == "int":
-            rng = f"an integer in [{self.low:g}, {self.high:g}]"
+            rng = f"an integer in [{int(self.low)}, {int(self.high)}]"
         if self.kind == "optfloat":
             rng += " or 'none' (cumulative average)"
         return rng
