@@ -308,7 +308,9 @@ class JobManager:
         if not configs:
             raise ValueError("a group needs at least one config")
         gid = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        job = GroupJob(gid, name or gid, [RunState(c) for c in configs])
+        labels = group_labels(configs)
+        default = " vs ".join(labels) if len(labels) <= 4 else f"{labels[0]} … {labels[-1]}"
+        job = GroupJob(gid, name or default[:80], [RunState(c) for c in configs])
         with self.lock:
             self.jobs[gid] = job
             self.waiting.append(gid)
