@@ -19,7 +19,6 @@ from bnviz.config import (
     RunConfig,
     from_dict,
     parse_values,
-    to_dict,
     value_text,
 )
 from bnviz.data import DATASETS
@@ -73,7 +72,7 @@ def _visible(name: str, s: dict) -> bool:
 def _widget(name: str) -> None:
     f = FIELDS[name]
     k = key(name)
-    label = {"weight": "γ"}.get(name, name)
+    label = name
     if f.kind == "choice":
         options = list(f.choices)
         fmt = (lambda d: f"{d} — {DATASETS[d].description[:40]}") if name == "dataset" else str
@@ -187,7 +186,3 @@ def compare_query() -> dict[str, str]:
             "values": st.session_state.get("cmp_values", ""),
         }
     return {}
-
-
-def config_dict(cfg: RunConfig) -> dict[str, Any]:
-    return to_dict(cfg)

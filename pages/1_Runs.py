@@ -44,7 +44,7 @@ st.subheader("Groups")
 job = history.pick_group(manager, "runs-group")
 if job is not None:
     runs = job.snapshot()
-    st.dataframe(history.summary_rows(job, runs), hide_index=True, use_container_width=True)
+    st.dataframe(history.summary_rows(job, runs), hide_index=True, width="stretch")
     c1, c2 = st.columns([3, 1])
     new = c1.text_input("name", value=job.name, key=f"name-{job.id}")
     if c2.button("Rename", disabled=new.strip() in ("", job.name)):
