@@ -28,6 +28,9 @@ c1, c2, c3 = st.columns([1, 1, 4])
 if c1.button("Train", type="primary", disabled=bool(problems or group_problems)):
     gid = st.session_state["group_id"] = manager.submit(group)
     job = manager.get(gid)
+    # A warm worker sends its first records within a few hundred ms: wait for them, so the
+    # very first draw after the click already shows points (not half a second later).
+    job.first_rows.wait(timeout=1.0)
 if c2.button("Stop training", disabled=job is None or not job.active) and job is not None:
     manager.stop(job.id)
 c3.caption(f"{len(group)} runs train together in lockstep" if group else "")

@@ -97,6 +97,7 @@ class GroupJob:
     device: str = ""
     closed: bool = False  # its worker is gone and its records are saved
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    first_rows: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def configs(self) -> list[RunConfig]:
@@ -157,6 +158,7 @@ class GroupJob:
             run = self.runs[event["run"]]
             if event["type"] == "rows":
                 getattr(run, event["kind"]).extend(event["rows"])
+                self.first_rows.set()
             elif event["type"] == "status":
                 run.status, run.message = event["status"], event.get("message", "")
                 run.step = event.get("step")
@@ -403,6 +405,7 @@ class JobManager:
         job.finished = time.time()
         self._save(job)
         job.closed = True
+        job.first_rows.set()
         with self.lock:
             self.workers.pop(job.id, None)
         self._schedule()
