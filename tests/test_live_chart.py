@@ -5,32 +5,17 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 from dashboard.live_chart import _payload
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = "tests/apps/live_chart_demo.py"
-ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PNG_BUTTON = '.modebar-btn[data-title="Download plot as a PNG"]'
 IFRAME = 'iframe[title="dashboard.live_chart.live_chart"]'
 # Reads the plot inside the component iframe from the *parent* page, so a replaced iframe,
@@ -77,47 +62,11 @@ def test_demo_renders_in_apptest():
     assert again.proto.id == chart.proto.id
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url():
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", DEMO,
-        "--server.headless", "true", "--server.address", "127.0.0.1",
-        "--server.port", str(port), "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     ARTIFACTS.mkdir(exist_ok=True)
-    log_path = ARTIFACTS / "live_chart_server.log"
-    log = log_path.open("w")  # a file, not a pipe nobody drains (a full pipe stalls the server)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.read().decode() == "ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not come up:\n{log_path.read_text()}")
-            time.sleep(0.2)
+    with serve(DEMO, env={"PYTHONPATH": str(ROOT)}) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _assert_never_blank(samples: list[dict]) -> None:
