@@ -238,7 +238,7 @@ def percentile_bands(
             )
     layout = _layout(title)
     _axes(layout, domains, list(labels))
-    layout["xaxis"]["title"] = {"text": x_key}
+    layout.setdefault("xaxis", {})["title"] = {"text": x_key}
     return {"data": data, "layout": layout}
 
 

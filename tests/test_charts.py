@@ -1,0 +1,99 @@
+"""charts: plain records → Plotly figure dicts (validated by plotly itself)."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import pytest
+
+from bnviz import charts
+from bnviz.config import RunConfig
+from bnviz.records import latest_layers, layer_series
+from bnviz.train import train_group
+
+
+@pytest.fixture(scope="module")
+def runs():
+    cfgs = [
+        RunConfig(hidden=(16, 16), epochs=2, activation="sigmoid"),
+        RunConfig(hidden=(16, 16), epochs=2, activation="sigmoid", norm="none"),
+    ]
+    return train_group(cfgs)
+
+
+def valid(fig: dict) -> go.Figure:
+    return go.Figure(fig)  # raises on any invalid property
+
+
+def test_curves_one_colour_per_run_and_marks_divergence(runs):
+    labels = ["bn", "none"]
+    fig = charts.curves(labels, [r.history for r in runs], "acc", ["finished", "diverged"])
+    valid(fig)
+    lines = [t for t in fig["data"] if t.get("mode") == "lines"]
+    assert len(lines) == 4  # test + train per run
+    assert {t["line"]["color"] for t in lines[:2]} == {charts.color(0)}
+    assert {t["line"]["color"] for t in lines[2:]} == {charts.color(1)}
+    assert lines[0]["y"] == [h["test_acc"] for h in runs[0].history]
+    markers = [t for t in fig["data"] if t.get("mode") == "markers+text"]
+    assert len(markers) == 1 and markers[0]["text"] == ["diverged"]
+    assert fig["layout"]["uirevision"] == "keep"
+    assert fig["layout"]["font"]["size"] >= 16
+
+
+def test_loss_axis_turns_log_only_when_a_loss_explodes(runs):
+    hist = [r.history for r in runs]
+    assert "type" not in charts.curves(["a", "b"], hist, "loss")["layout"]["yaxis"]
+    exploded = [[*hist[0], {**hist[0][-1], "train_loss": 1e6, "epoch": 3}], hist[1]]
+    assert charts.curves(["a", "b"], exploded, "loss")["layout"]["yaxis"]["type"] == "log"
+
+
+def test_histograms_are_densities_on_the_fixed_edges(runs):
+    latest = [latest_layers(r.layers, "act_in") for r in runs]
+    fig = charts.histograms(["bn", "none"], latest, "act_in")
+    valid(fig)
+    bars = fig["data"]
+    assert len(bars) == 4  # 2 runs × 2 layers
+    row = latest[0][1]
+    inside = (row["n"] - row["under"] - row["over"]) / row["n"]
+    area = sum(y * w for y, w in zip(bars[0]["y"], bars[0]["width"]))
+    assert area == pytest.approx(inside, rel=1e-6)
+    assert fig["layout"]["xaxis2"]["anchor"] == "y2"
+
+
+def test_percentile_bands_and_heatmap(runs):
+    series = [layer_series(r.layers, "act_in", 2) for r in runs]
+    fig = charts.percentile_bands(["bn", "none"], series, "layer 2")
+    valid(fig)
+    fills = [t for t in fig["data"] if t.get("fill") == "toself"]
+    assert len(fills) == 8  # 4 nested bands per run
+    p50 = [t for t in fig["data"] if t.get("name") == "50th percentile"]
+    assert p50[0]["y"] == [r["p50"] for r in series[0]]
+    heat = charts.heatmap(series[0], "bn")
+    valid(heat)
+    assert len(heat["data"][0]["z"]) == len(series[0])
+    assert charts.heatmap([], "empty")["data"] == []
+
+
+def test_per_layer_lines_with_guide(runs):
+    fig = charts.per_layer_lines(
+        ["bn", "none"],
+        [r.params for r in runs],
+        [1, 2, 3],
+        lambda p: p.get("update_ratio"),
+        "t",
+        "ratio",
+        log=True,
+        guide=1e-3,
+    )
+    valid(fig)
+    assert len(fig["data"]) == 6 and len(fig["layout"]["shapes"]) == 3
+    assert fig["layout"]["yaxis"]["type"] == "log"
+
+
+def test_empty_inputs_draw_empty_figures():
+    for fig in (
+        charts.curves([], [], "acc"),
+        charts.histograms([], [], "act_in"),
+        charts.percentile_bands([], [], "t"),
+        charts.per_layer_lines([], [], [1], lambda p: 0, "t", "y"),
+    ):
+        valid(fig)

@@ -1,0 +1,67 @@
+"""records: labels, summaries and CSV from plain records."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from bnviz.config import RunConfig
+from bnviz.records import (
+    group_labels,
+    history_csv,
+    latest_layers,
+    status_text,
+    summary,
+    varied_fields,
+)
+
+
+def test_labels_name_what_varies():
+    cfgs = [RunConfig(), RunConfig(norm="none"), RunConfig(norm="none", lr=0.5)]
+    assert varied_fields(cfgs) == ["norm", "lr"]
+    assert group_labels(cfgs) == ["norm=batch, lr=0.1", "norm=none, lr=0.1", "norm=none, lr=0.5"]
+    assert group_labels([RunConfig(), RunConfig()]) == ["run 1", "run 2"]
+    assert group_labels([RunConfig(hidden=(8,)), RunConfig(hidden=(8, 8))]) == [
+        "hidden=8",
+        "hidden=8,8",
+    ]
+
+
+def test_status_and_summary():
+    assert status_text("diverged", "", 12) == "diverged at step 12"
+    assert status_text("failed", "boom") == "failed: boom"
+    assert status_text("finished") == "finished"
+    hist = [
+        {"train_acc": 0.5, "test_acc": 0.4},
+        {"train_acc": 0.9, "test_acc": 0.8},
+        {"train_acc": 0.95, "test_acc": 0.7},
+    ]
+    assert summary(hist) == {"train_acc": 0.95, "test_acc": 0.7, "best_test_acc": 0.8}
+    assert summary([])["best_test_acc"] is None
+
+
+def test_history_csv_round_trips():
+    rows = [
+        {
+            "step": 0,
+            "epoch": 0.0,
+            "train_loss": 2.3,
+            "train_acc": 0.1,
+            "test_loss": 2.3,
+            "test_acc": 0.1,
+        }
+    ]
+    text = history_csv(["a, b"], [rows])
+    back = list(csv.DictReader(io.StringIO(text)))
+    assert back[0]["run"] == "a, b" and float(back[0]["train_loss"]) == 2.3
+
+
+def test_latest_layers_keeps_the_last_row_per_layer():
+    rows = [
+        {"step": s, "layer": layer, "point": p}
+        for s in (0, 10)
+        for layer in (1, 2)
+        for p in ("linear", "act_in")
+    ]
+    latest = latest_layers(rows, "act_in")
+    assert set(latest) == {1, 2} and all(r["step"] == 10 for r in latest.values())
