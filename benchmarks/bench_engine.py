@@ -3,7 +3,8 @@
 The baseline is what a course notebook does: per run, an nn.Sequential with torch's BatchNorm1d,
 a DataLoader(TensorDataset, shuffle=True, drop_last=True) and torch.optim, trained one run
 after the other, evaluated once per epoch. The engine trains the same runs as one group with
-every probe on (records every `record_every` steps). Usage:
+every probe on (records every `record_every` steps). Both sides use the same number of torch
+threads (--threads, default the engine's own default), printed with the results. Usage:
 
     python benchmarks/bench_engine.py [--preset ioffe_fig1] [--vary lr=0.05,0.1,...] [--epochs 5]
 """
@@ -11,16 +12,20 @@ every probe on (records every `record_every` steps). Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
 from bnviz.config import PRESETS, RunConfig, grid, parse_assignment, parse_values
 from bnviz.data import load_dataset
-from bnviz.train import MAX_LAYER_SNAPSHOTS, train_group
+from bnviz.train import CPU_THREADS, MAX_LAYER_SNAPSHOTS, train_group
 
 ACT_MODULES = {
     "relu": nn.ReLU,
@@ -75,12 +80,12 @@ def plain_loop(configs: list[RunConfig]) -> float:
     return time.perf_counter() - start
 
 
-def engine(configs: list[RunConfig], probes: bool) -> float:
+def engine(configs: list[RunConfig], probes: bool, threads: int) -> float:
     import bnviz.train as tr
 
     tr.MAX_LAYER_SNAPSHOTS = MAX_LAYER_SNAPSHOTS if probes else 1
     start = time.perf_counter()
-    recs = train_group(configs)
+    recs = train_group(configs, threads=threads)
     tr.MAX_LAYER_SNAPSHOTS = MAX_LAYER_SNAPSHOTS
     assert all(r.status in ("finished", "diverged") for r in recs), [r.message for r in recs]
     return time.perf_counter() - start
@@ -93,7 +98,9 @@ def main() -> None:
     ap.add_argument("--vary", action="append", default=[])
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=CPU_THREADS, help="torch threads, both sides")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)  # the plain loop's; train_group is given the same
     base = PRESETS[args.preset].configs() if not args.vary else None
     changes = dict(parse_assignment(s) for s in args.set)
     changes["epochs"] = str(args.epochs)
@@ -106,11 +113,17 @@ def main() -> None:
     else:
         configs = [c.replace(**changes) for c in base]
     assert all(c.model == "mlp" for c in configs), "the baseline loop builds MLPs only"
-    engine(configs, True)  # warm-up: data cache, allocator, first-call overheads
+    engine(configs, True, args.threads)  # warm-up: data cache, allocator, first-call overheads
     plain_loop(configs[:1])
     rows = []
     for _ in range(args.repeat):  # interleaved so drift hits both sides alike
-        rows.append((plain_loop(configs), engine(configs, True), engine(configs, False)))
+        rows.append(
+            (
+                plain_loop(configs),
+                engine(configs, True, args.threads),
+                engine(configs, False, args.threads),
+            )
+        )
     p, e, n = (min(r[i] for r in rows) for i in range(3))
     epochs = args.epochs * len(configs)
     print(f"runs: {len(configs)}  epochs each: {args.epochs}  threads: {torch.get_num_threads()}")

@@ -50,7 +50,7 @@ def status_block(
         acc = last.get("test_acc")
         acc_txt = f" · test acc {acc:.1%}" if acc is not None else ""
         lines.append(
-            f'<div class="bnviz-run" data-status="{r.status}">'
+            f'<div class="bnviz-run" data-status="{r.status}" data-group="{job.id}">'
             f'<span style="color:{charts.color(i)};font-weight:700">■ {html.escape(label)}</span>'
             f" — <b>{html.escape(status_text(r.status, r.message, r.diverged_step))}</b>"
             f"{acc_txt}</div>"

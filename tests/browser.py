@@ -124,18 +124,31 @@ def chart_frame(page, index: int):
     return page.locator(IFRAME).nth(index).element_handle().content_frame()
 
 
+_GROUP_JS = "() => { const e = document.querySelector('.bnviz-run'); return e && e.dataset.group; }"
+
+
 def first_point_seconds(
     page, start_polling: Callable[[], None] | None = None, timeout: float = 30.0
 ) -> float:
     """Press Train; seconds until the accuracy chart shows a point of every run."""
+    before = page.evaluate(_GROUP_JS)
     page.get_by_role("button", name="Train", exact=True).click()
     t0 = time.perf_counter()
     if start_polling:
         start_polling()
     end = t0 + timeout
     while time.perf_counter() < end:
+        group = page.evaluate(_GROUP_JS)
         acc = charts(page)[:1]
-        if acc and acc[0] and len(acc[0]) >= 4 and all(n > 0 for n in acc[0][:4]):
+        # The new group's status lines and curves are drawn by the same fragment run.
+        if (
+            group
+            and group != before
+            and acc
+            and acc[0]
+            and len(acc[0]) >= 4
+            and all(n > 0 for n in acc[0][:4])
+        ):
             return time.perf_counter() - t0
         time.sleep(0.02)
     raise AssertionError("no point on the accuracy chart within the timeout")
