@@ -35,7 +35,7 @@ def poll(url: str, seconds: float, out: list[float]) -> None:
 def describe(name: str, ms: list[float]) -> str:
     q = statistics.quantiles(ms, n=100)
     stats = f"p50 {q[49]:6.1f} ms  p95 {q[94]:6.1f} ms  max {max(ms):6.1f} ms"
-    return f"{name:<10} n={len(ms):4d}  {stats}"
+    return f"{name:<20} n={len(ms):4d}  {stats}"
 
 
 def main() -> None:
@@ -54,9 +54,13 @@ def main() -> None:
         t = threading.Thread(target=poll, args=(base + "/_stcore/health", args.seconds, busy))
         first = first_point_seconds(page, start_polling=t.start)
         t.join()
-        page.get_by_role("button", name="Stop training").click()
+        # Same group, no tab drawing it: what the server alone costs while a group trains.
+        page.close()
+        closed: list[float] = []
+        poll(base + "/_stcore/health", args.seconds / 2, closed)
     print(describe("idle", idle))
-    print(describe("training", busy))
+    print(describe("training, tab open", busy))
+    print(describe("training, no tab", closed))
     print(f"first live point {first:.2f} s after pressing Train")
 
 
