@@ -29,6 +29,7 @@ from .records import group_labels
 
 ACTIVE = ("queued", "running")
 STOP_GRACE_S = 5.0  # a worker that ignores the stop flag this long is killed
+WARM_DELAY_S = 3.0  # after a group starts, before the next warm worker is started
 
 
 def default_runs_dir() -> Path:
@@ -373,6 +374,16 @@ class JobManager:
                 threading.Thread(
                     target=self._read, args=(job, worker), daemon=True, name=f"bnviz-read-{gid}"
                 ).start()
+            if self.warm_enabled and self._warm is None and not self._closed:
+                # Started a little later: importing torch would otherwise take CPU from the
+                # group that just started, right when its first points are due.
+                delay = WARM_DELAY_S if self.workers else 0.0
+                timer = threading.Timer(delay, self._start_warm)
+                timer.daemon = True
+                timer.start()
+
+    def _start_warm(self) -> None:
+        with self.lock:
             if self.warm_enabled and self._warm is None and not self._closed:
                 self._warm = Worker(self.threads)
 
