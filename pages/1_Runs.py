@@ -7,7 +7,8 @@ from dashboard import history, state
 from dashboard.live_chart import live_chart
 
 st.set_page_config(page_title="bnviz · Runs", page_icon="📊", layout="wide")
-state.ensure_config_state()
+for problem in state.ensure_config_state():
+    st.warning(f"From the link: {problem}. The default is used instead.")
 manager = state.manager()
 st.title("Runs")
 

@@ -8,7 +8,8 @@ from dashboard import history, live, state
 from dashboard.live_chart import live_chart
 
 st.set_page_config(page_title="bnviz · Layers", page_icon="📊", layout="wide")
-state.ensure_config_state()
+for problem in state.ensure_config_state():
+    st.warning(f"From the link: {problem}. The default is used instead.")
 manager = state.manager()
 st.title("Layers")
 st.caption(
