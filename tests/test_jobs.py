@@ -123,3 +123,18 @@ def test_runstate_round_trip():
     r = RunState(TINY, status="diverged", diverged_step=7, history=[{"step": 0}])
     back = RunState.from_dict(r.to_dict())
     assert back.config == TINY and back.status == "diverged" and back.diverged_step == 7
+
+
+def test_library_never_imports_streamlit():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pkgutil, importlib, bnviz\n"
+        "for m in pkgutil.iter_modules(bnviz.__path__):\n"
+        "    importlib.import_module('bnviz.' + m.name)\n"
+        "assert 'streamlit' not in sys.modules, 'bnviz imported streamlit'\n"
+        "print(len(list(pkgutil.iter_modules(bnviz.__path__))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) >= 12  # every module was imported
