@@ -1,13 +1,22 @@
 """Measurements of what happens inside a stacked network: pure tensor functions, no training.
 
-Every function takes wide activations (B, M·C[, H, W]) or stacked parameters (M, ...) and
-returns one value (or row) per run. Nothing here syncs with the device except the final
-`.tolist()` the caller does once per record.
+Every function takes wide activations (B, M·C[, H, W]), their run-first views (M, B, C, S) or
+stacked parameters (M, ...) and returns one value (or row) per run. Nothing here syncs with the
+device: the caller does one `.tolist()` per kind of record.
+
+`layer_stats` summarizes all K probes of a step at once (rows k·M + r): one sort of every
+subsample gives every quantile and, with one searchsorted, every histogram, so a probe step
+costs a few dozen tensor ops whatever the depth and the number of runs.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 # TensorBoard's distribution basis points (±0.5/1/1.5 σ of a normal) and Ioffe & Szegedy's
@@ -17,12 +26,20 @@ IOFFE_POINTS = (0.15, 0.5, 0.85)
 N_BINS = 30
 MAX_VALUES = 4096  # values per run used for quantiles and histograms (strided subsample)
 SATURATION = {"sigmoid": (0.02, 0.98), "tanh": (-0.97, 0.97)}  # outside = saturated
+SIG_DIGITS = 6  # significant digits kept in the records
+NAN = float("nan")
+_POW10 = torch.tensor([float(10**i) for i in range(309)], dtype=torch.float64)  # exact to 1e22
+
+
+def run_view(t: Tensor, m: int) -> Tensor:
+    """(M, B, C, S) view of a wide (B, M·C[, H, W]) tensor: run, sample, unit, pixel."""
+    b = t.shape[0]
+    return t.reshape(b, m, t.shape[1] // m, -1).transpose(0, 1)
 
 
 def per_run(t: Tensor, m: int) -> Tensor:
     """(M, N): every value of each run's slice of a wide tensor."""
-    b = t.shape[0]
-    return t.reshape(b, m, -1).transpose(0, 1).reshape(m, -1)
+    return run_view(t, m).reshape(m, -1)
 
 
 def subsample(v: Tensor, limit: int = MAX_VALUES) -> Tensor:
@@ -31,75 +48,254 @@ def subsample(v: Tensor, limit: int = MAX_VALUES) -> Tensor:
     return v[:, ::stride] if stride > 1 else v
 
 
-def fixed_edges(v: Tensor, point: str, activation: str, n_bins: int = N_BINS) -> Tensor:
-    """(M, n_bins + 1) bin edges chosen once per run and layer at the start of training.
+def sorted_quantiles(s: Tensor, n: int | Tensor, qs: Sequence[float]) -> Tensor:
+    """(R, Q) quantiles of rows sorted ascending whose first n values are data (then NaN).
+
+    n: one count for every row, or a tensor (R,) of counts. torch.quantile's default 'linear'
+    interpolation at rank q·(n−1); a row with a NaN among its data gives NaN everywhere (NaN
+    sorts last, so it sits at index n−1), as torch.quantile does.
+    """
+    if isinstance(n, int):  # one set of ranks for every row: two indexing ops
+        idx, weight = _ranks(n, tuple(qs), s.device)
+        both = s.index_select(1, idx)
+        q = len(qs)
+        return both[:, :q].lerp(both[:, q:], weight).masked_fill(s[:, n - 1 : n].isnan(), NAN)
+    n = n.long()
+    last = (n - 1).to(s.dtype)[:, None]  # (R, 1)
+    rank = torch.tensor(qs, device=s.device)[None, :] * last  # (R, Q)
+    has_nan = s.gather(1, (n - 1)[:, None]).isnan()  # (R, 1)
+    rank = torch.where(has_nan, last, rank)
+    below = rank.long()
+    lo = s.gather(1, below)
+    hi = s.gather(1, rank.ceil().long())
+    return lo.lerp(hi, rank - below)
+
+
+@functools.lru_cache(maxsize=64)
+def _ranks(n: int, qs: tuple[float, ...], device: torch.device) -> tuple[Tensor, Tensor]:
+    """Indices below then above (2Q,) and interpolation weights (Q,) of quantiles qs among n
+    sorted values, computed in float32 exactly as torch.quantile does."""
+    rank = torch.tensor(qs) * (n - 1)
+    below = rank.long()
+    return torch.cat([below, rank.ceil().long()]).to(device), (rank - below).to(device)
+
+
+def sort_rows(x: Tensor) -> Tensor:
+    """x (R, N) sorted along each row, ascending, NaN last.
+
+    On the CPU this is NumPy's vectorized sort: ≈ 15× faster than torch.sort for these sizes
+    (nine rows of 3,000: 0.11 vs 1.7 ms, torch 2.13).
+    """
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.sort(x.detach().numpy(), axis=1))
+    return torch.sort(x, dim=1).values
+
+
+def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Row means and (biased) standard deviations of x (R, N), two-pass.
+
+    torch.std / std_mean take ≈ 25× as long as a mean on the CPU here; this is four cheap ops.
+    """
+    mean = x.mean(1)
+    d = x - mean[:, None]
+    return mean, (d * d).mean(1).sqrt()
+
+
+def _groups(views: Sequence[Tensor]) -> list[tuple[list[int], Tensor]]:
+    """Views of equal shape stacked: [(their indices, (G, M, B, C, S) tensor)], one copy each."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for k, v in enumerate(views):
+        by_shape.setdefault(tuple(v.shape), []).append(k)
+    return [(ks, torch.stack([views[k] for k in ks])) for ks in by_shape.values()]
+
+
+def edges_from(lo: Tensor, hi: Tensor, n_bins: int = N_BINS) -> Tensor:
+    """(R, n_bins + 1) evenly spaced edges from per-row ranges (R,)."""
+    steps = torch.linspace(0, 1, n_bins + 1, device=lo.device)
+    return lo[:, None] + (hi - lo)[:, None] * steps[None, :]
+
+
+def layer_edges(
+    views: Sequence[Tensor], points: Sequence[str], activation: str, n_bins: int = N_BINS
+) -> Tensor:
+    """(K·M, n_bins + 1) bin edges of K probes (run-first views), chosen once per run and layer
+    at the start of training; on the CPU.
 
     Activation outputs use the activation's natural range; other points the initial spread
-    with room to drift (values that leave it are counted as under/over).
+    (0.1/50/99.9th percentiles of every value) with room to drift: values that leave the range
+    are counted as under/over.
     """
-    m = v.shape[0]
-    if point == "act_out" and activation in ("sigmoid", "tanh"):
-        lo, hi = (0.0, 1.0) if activation == "sigmoid" else (-1.0, 1.0)
-        lo_t, hi_t = torch.full((m,), lo), torch.full((m,), hi)
-    else:
-        q = torch.quantile(v.float(), torch.tensor([0.001, 0.5, 0.999], device=v.device), dim=1)
-        half = torch.maximum(q[1] - q[0], q[2] - q[1]).clamp_min(1e-3) * 1.5
-        lo_t, hi_t = (q[1] - half).cpu(), (q[1] + half).cpu()
-        if point == "act_out" and activation == "relu":
-            lo_t = torch.zeros(m)
-    steps = torch.linspace(0, 1, n_bins + 1)
-    return lo_t[:, None] + (hi_t - lo_t)[:, None] * steps[None, :]
+    m = views[0].shape[0]
+    lo = torch.empty(len(views), m)
+    hi = torch.empty(len(views), m)
+    qs = (0.001, 0.5, 0.999)
+    for ks, g in _groups(views):
+        full = g.float().view(len(ks) * m, -1)
+        q = sorted_quantiles(sort_rows(full), full.shape[1], qs)  # (G·M, 3)
+        half = torch.maximum(q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]).clamp_min(1e-3) * 1.5
+        lo[ks] = (q[:, 1] - half).view(len(ks), m).cpu()
+        hi[ks] = (q[:, 1] + half).view(len(ks), m).cpu()
+    for k, point in enumerate(points):
+        if point == "act_out" and activation in ("sigmoid", "tanh"):
+            lo[k], hi[k] = (0.0, 1.0) if activation == "sigmoid" else (-1.0, 1.0)
+        elif point == "act_out" and activation == "relu":
+            lo[k] = 0.0
+    return edges_from(lo.view(-1), hi.view(-1), n_bins)
 
 
-def histogram(v: Tensor, edges: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Counts (M, n_bins) on each run's edges, plus values under/over the range (M,)."""
-    m, n_bins = v.shape[0], edges.shape[1] - 1
-    lo, hi = edges[:, :1].to(v.device), edges[:, -1:].to(v.device)
-    idx = torch.floor((v - lo) / (hi - lo) * n_bins)
-    under = (idx < 0).sum(1)
-    over = (idx >= n_bins).sum(1)
-    inside = (idx >= 0) & (idx < n_bins)
-    flat = idx.clamp(0, n_bins - 1).long() + torch.arange(m, device=v.device)[:, None] * n_bins
-    counts = torch.bincount(flat[inside], minlength=m * n_bins).view(m, n_bins)
-    return counts, under, over
+def fixed_edges(v: Tensor, point: str, activation: str, n_bins: int = N_BINS) -> Tensor:
+    """(M, n_bins + 1) edges of one probe from its per-run values v (M, N); see layer_edges."""
+    return layer_edges([v[:, None, :, None]], [point], activation, n_bins)
 
 
-def activation_stats(t: Tensor, m: int, point: str, activation: str, edges: Tensor) -> dict:
-    """Per-run summary of one probe point; every value a tensor with leading dim M."""
-    v = per_run(t, m).float()
-    sub = subsample(v)
-    qs = torch.tensor(BASIS_POINTS + IOFFE_POINTS, device=v.device)
-    quant = torch.quantile(sub, qs, dim=1).T  # (M, 12)
-    counts, under, over = histogram(sub, edges)
-    out = {
-        "mean": v.mean(1),
-        "std": v.std(1, unbiased=False),
-        "quantiles": quant[:, :9],
-        "p15": quant[:, 9],
-        "p50": quant[:, 10],
-        "p85": quant[:, 11],
-        "counts": counts,
-        "under": under,
-        "over": over,
-        "n": torch.full((m,), sub.shape[1]),
+def histogram(s: Tensor, edges: Tensor) -> Tensor:
+    """(R, n_bins + 2) counts of each row of s on its edges: [under, bins…, over]; NaN is not
+    counted. Rows of s must be sorted ascending (NaN last), as sort_rows gives them.
+
+    A value falls in bin floor((v − lo) / (hi − lo) · n_bins); below 0 is under, from n_bins on
+    over. Clamped to −1 … n_bins, with NaN as n_bins + 1, that index never decreases along a
+    sorted row (each float op is monotonic), so one searchsorted of the boundaries −2, 0, 1, …,
+    n_bins + 1 and a difference count every bin.
+    """
+    r, n_bins = s.shape[0], edges.shape[1] - 1
+    lo, hi = edges[:, :1].to(s.device), edges[:, -1:].to(s.device)
+    idx = torch.floor((s - lo) / (hi - lo) * n_bins).clamp_(-1, n_bins).nan_to_num_(n_bins + 1)
+    return torch.searchsorted(idx, _boundaries(r, n_bins, s.device)).diff(dim=1)
+
+
+@functools.lru_cache(maxsize=16)
+def _boundaries(r: int, n_bins: int, device: torch.device) -> Tensor:
+    """(R, n_bins + 3): −2, 0, 1, …, n_bins + 1 in every row (see histogram)."""
+    return torch.tensor([[-2.0, *range(n_bins + 2)]], device=device).repeat(r, 1)
+
+
+def layer_stats(
+    views: Sequence[Tensor],
+    points: Sequence[str],
+    activation: str,
+    edges: Tensor,
+    limit: int = MAX_VALUES,
+) -> dict[str, Tensor]:
+    """Summaries of K probes at once; every value has leading dim R = K·M (row k·M + r).
+
+    views: K run-first tensors (M, B, C, S) (see run_view), the activations at `points`;
+    edges: (R, n_bins + 1). Quantiles and histograms use each probe's strided subsample of at
+    most `limit` values per run (`subsample`); mean, std, saturated and dead use every value.
+    Returns float tensors mean, std (R,), quantiles (R, 9), p15, p50, p85 (R,) and extra (R,):
+    the share of saturated (sigmoid/tanh) or dead (relu) units at act_out rows, 0 elsewhere,
+    all of them views of "table" (R, 15): [mean, std, 9 quantiles, p15, p50, p85, extra];
+    int tensors counts (R, n_bins), under, over, n (R,).
+    """
+    m, dev = views[0].shape[0], views[0].device
+    order: list[int] = []  # probe indices in the order their rows are computed
+    means, stds, extras, subs = [], [], [], []
+    for ks, g in _groups(views):  # probes of one shape: one stacked copy, no per-probe ops
+        full = g.float().view(len(ks) * m, -1)  # (G·M, N)
+        mean, std = mean_std(full)
+        sub = subsample(full, limit)
+        order += ks
+        means.append(mean)
+        stds.append(std)
+        extras.append(_extra(g.float(), [points[k] for k in ks], activation).view(-1))
+        subs.append(sub)
+    widths = [x.shape[1] for x in subs]
+    n: int | Tensor = widths[0]
+    if len(set(widths)) > 1:  # shorter subsamples padded with NaN (sorted last, never counted)
+        w = max(widths)
+        n = torch.tensor([x.shape[1] for x in subs for _ in range(x.shape[0])], device=dev)
+        subs = [F.pad(x, (0, w - x.shape[1]), value=NAN) for x in subs]
+    srt = sort_rows(torch.cat(subs) if len(subs) > 1 else subs[0])
+    quant = sorted_quantiles(srt, n, BASIS_POINTS + IOFFE_POINTS)  # (R, 12)
+    floats = torch.cat([torch.cat(means)[:, None], torch.cat(stds)[:, None], quant], 1)
+    floats = torch.cat([floats, torch.cat(extras)[:, None]], 1)  # (R, 15)
+    if order != sorted(order):  # back to probe order
+        pos = torch.empty(len(order), dtype=torch.long)
+        pos[order] = torch.arange(len(order))
+        idx = (pos[:, None] * m + torch.arange(m)).view(-1).to(dev)
+        floats, srt = floats[idx], srt[idx]
+        n = n[idx] if isinstance(n, Tensor) else n
+    hist = histogram(srt, edges)  # (R, n_bins + 2)
+    if isinstance(n, int):
+        n = torch.full((floats.shape[0],), n, dtype=torch.long, device=dev)
+    return {
+        "table": floats,
+        "mean": floats[:, 0],
+        "std": floats[:, 1],
+        "quantiles": floats[:, 2:11],
+        "p15": floats[:, 11],
+        "p50": floats[:, 12],
+        "p85": floats[:, 13],
+        "extra": floats[:, 14],
+        "counts": hist[:, 1:-1],
+        "under": hist[:, 0],
+        "over": hist[:, -1],
+        "n": n,
     }
-    if point == "act_out" and activation in SATURATION:
+
+
+def extra_name(point: str, activation: str) -> str | None:
+    """The name of the extra statistic of a probe point, if it has one."""
+    if point != "act_out":
+        return None
+    if activation in SATURATION:
+        return "saturated"
+    return "dead" if activation == "relu" else None
+
+
+def _extra(g: Tensor, points: Sequence[str], activation: str) -> Tensor:
+    """(G, M): `extra_name`'s statistic of each stacked probe (G, M, B, C, S); 0 if none."""
+    out = torch.zeros(g.shape[:2], device=g.device)
+    sel = [i for i, p in enumerate(points) if extra_name(p, activation)]
+    if not sel:
+        return out
+    v = g if len(sel) == len(points) else g[_as_slice(sel)]
+    if activation in SATURATION:
         lo, hi = SATURATION[activation]
-        out["saturated"] = ((v < lo) | (v > hi)).float().mean(1)
-    if point == "act_out" and activation == "relu":
-        # A unit (or channel) is dead on this batch when it outputs 0 for every sample.
-        b = t.shape[0]
-        units = t.reshape(b, m, t.shape[1] // m, -1)
-        out["dead"] = (units.amax(dim=(0, 3)) <= 0).float().mean(1)
+        out[sel] = ((v < lo) | (v > hi)).float().mean(dim=(2, 3, 4))
+    else:  # relu: a unit (or channel) is dead on this batch when it outputs 0 for every sample
+        out[sel] = (v.amax(dim=(2, 4)) <= 0).float().mean(2)
     return out
 
 
-def vector_summary(p: Tensor, m: int) -> dict:
-    """mean/std/min/max per run of a run-major (M·C,) parameter or buffer."""
-    p = p.detach().float().reshape(m, -1)
-    return {"mean": p.mean(1), "std": p.std(1, unbiased=False), "min": p.amin(1), "max": p.amax(1)}
+def _as_slice(ks: list[int]) -> slice | list[int]:
+    """An evenly spaced index list as a slice (a view, no copy), else the list."""
+    step = ks[1] - ks[0] if len(ks) > 1 else 1
+    if step > 0 and ks == list(range(ks[0], ks[-1] + 1, step)):
+        return slice(ks[0], ks[-1] + 1, step)
+    return ks
 
 
-def norms_per_run(t: Tensor) -> Tensor:
-    """L2 norm of each run's slice of a stacked (M, ...) tensor."""
-    return t.detach().reshape(t.shape[0], -1).norm(dim=1)
+def activation_stats(t: Tensor, m: int, point: str, activation: str, edges: Tensor) -> dict:
+    """Per-run summary of one probe point (wide tensor t); every value has leading dim M."""
+    st = layer_stats([run_view(t, m)], [point], activation, edges)
+    extra = st.pop("extra")
+    name = extra_name(point, activation)
+    if name:
+        st[name] = extra
+    return st
+
+
+def round_sig(x: Tensor, digits: int = SIG_DIGITS) -> Tensor:
+    """x rounded to `digits` significant digits, in float64; zeros and non-finite unchanged.
+
+    Equals float(f"{v:.{digits}g}") for float32 inputs of magnitude 1e-7 … 1e12: there
+    v·10^k is exact in float64 (24 + 28 bits), so round-half-even sees the exact value as
+    Python's formatting does, and the division by the exact power of ten is correctly rounded.
+    """
+    x = x.double()
+    a = x.abs()
+    k = (digits - 1) - torch.floor(torch.log10(a))  # decimal places kept
+    p = _POW10.to(a.device)[k.abs().nan_to_num(0).clamp(max=308).long()]
+    y = torch.where(k >= 0, torch.round(x * p) / p, torch.round(x / p) * p)
+    return torch.where(torch.isfinite(a) & (a > 0), y, x)
+
+
+def vector_summaries(vectors: Sequence[Tensor], m: int) -> Tensor:
+    """(V, M, 4) mean/std/min/max per run of run-major (M·C,) parameters or buffers."""
+    out = torch.empty(len(vectors), m, 4, device=vectors[0].device)
+    for ks, g in _groups([v.detach().reshape(m, -1) for v in vectors]):
+        g = g.float()
+        mean, std = (t.view(len(ks), m) for t in mean_std(g.view(len(ks) * m, -1)))
+        lo, hi = torch.aminmax(g, dim=2)
+        out[ks] = torch.stack([mean, std, lo, hi], dim=2)
+    return out

@@ -23,13 +23,22 @@ from torch import Tensor
 from .config import RunConfig, to_dict
 from .data import Dataset, load_dataset
 from .models import Shape, StackedNet, stack_key
-from .probes import activation_stats, fixed_edges, norms_per_run, per_run, vector_summary
+from .probes import (
+    extra_name,
+    layer_edges,
+    layer_stats,
+    round_sig,
+    run_view,
+    vector_summaries,
+)
 
 MAX_LAYER_SNAPSHOTS = 100  # per run: layer probes are thinned so long runs stay small
 CPU_THREADS = int(os.environ.get("BNVIZ_THREADS", "1"))  # torch threads while training
 EVAL_CHUNK = 2048  # test samples per forward pass in eval mode
 ADAM_BETAS, ADAM_EPS, HEAVY_BALL = (0.9, 0.999), 1e-8, 0.9
 STATUSES = ("queued", "running", "finished", "diverged", "cancelled", "failed")
+NORM_VECTORS = ("weight", "bias", "running_mean", "running_var")  # summarized in param rows
+SUMMARY_KEYS = ("mean", "std", "min", "max")  # columns of probes.vector_summaries
 
 Event = dict[str, Any]
 
@@ -75,15 +84,23 @@ class RunRecord:
         }
 
 
-def _r(x: float) -> float | None:
-    """Round for the records (6 significant digits); non-finite values become null."""
-    if not math.isfinite(x):
-        return None
-    return float(f"{x:.6g}")
+def _host(x: Tensor) -> list:
+    """Values for the records as (nested) lists: 6 significant digits, non-finite → None.
+
+    One device sync; the rounding is vectorized (probes.round_sig), Python only sees the
+    rare non-finite values.
+    """
+    r = round_sig(x)
+    out = r.tolist()
+    if bool(torch.isfinite(r).all()):
+        return out
+    return _nulls(out)
 
 
-def _rl(xs: list[float]) -> list[float | None]:
-    return [_r(x) for x in xs]
+def _nulls(x: Any) -> Any:
+    if isinstance(x, list):
+        return [_nulls(v) for v in x]
+    return x if math.isfinite(x) else None
 
 
 class StackOptimizer:
@@ -114,6 +131,17 @@ class StackOptimizer:
         self.use_wd = any(c.weight_decay > 0 for c in configs)
         self.state: dict[str, Tensor] = {}
         self.t = 0
+
+    def span(self, params: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """The flat (values, grads) slices holding `params`, which must be adjacent there."""
+        size = self.flat.element_size()
+        start = (params[0].data_ptr() - self.flat.data_ptr()) // size
+        end = start
+        for p in params:
+            if (p.data_ptr() - self.flat.data_ptr()) // size != end:
+                raise ValueError("parameters are not adjacent in the flat buffer")
+            end += p.numel()
+        return self.flat[start:end], self.grad[start:end]
 
     def zero_grad(self) -> None:
         self.grad.zero_()
@@ -162,6 +190,8 @@ class Stack:
         self.net.set_generators(gens)
         self.order_gens = [torch.Generator().manual_seed(c.seed + 7919) for c in configs]
         self.opt = StackOptimizer(list(self.net.parameters()), configs)
+        self.w_flat, self.w_grad = self.opt.span(list(self.net.weights))  # for param rows
+        self.w_sizes = [w.numel() for w in self.net.weights]
         self.batch_size = cfg.batch_size
         self.steps_per_epoch = data.n_train // cfg.batch_size
         self.total = cfg.epochs * self.steps_per_epoch
@@ -171,7 +201,7 @@ class Stack:
         self.activation = cfg.activation
         self.t = 0  # updates done
         self.perm: Tensor | None = None
-        self.edges: dict[tuple[int, str], Tensor] = {}
+        self.edges: dict[tuple, tuple[Tensor, list]] = {}  # probes → fixed bin edges
         self.active = [True] * self.m
         self.diverged_at = torch.full((self.m,), -1, dtype=torch.long, device=device)
         self._reset_sums()
@@ -220,11 +250,11 @@ class Stack:
         self.opt.zero_grad()
         losses.sum().backward()  # runs share no parameters: each gets its own gradient
         if probe:
-            before = [w.detach().clone() for w in self.net.weights]
-            grads = [norms_per_run(w.grad) for w in self.net.weights]
+            before = self.w_flat.clone()
         self.opt.step()
         if probe:
-            out += self._layers(t, probes, before, grads)
+            views = {k: run_view(v, self.m) for k, v in probes.items()}
+            out += self._layers(t, views, before)
         self.t += 1
         if self.t % self.record_every == 0 or self.t == self.total:
             out += self._history(self.t)
@@ -253,7 +283,7 @@ class Stack:
             tr_loss, tr_acc = self.loss_sum / self.n_sum, self.acc_sum / self.n_sum
         te_loss, te_acc = self.evaluate(self.data.x_test, self.data.y_test)
         self._reset_sums()
-        cols = torch.stack([tr_loss, tr_acc, te_loss, te_acc]).T.tolist()
+        cols = _host(torch.stack([tr_loss, tr_acc, te_loss, te_acc]).T)
         epoch = step / self.steps_per_epoch
         out = []
         for i, (a, b, c, d) in enumerate(cols):
@@ -261,10 +291,10 @@ class Stack:
                 row = {
                     "step": step,
                     "epoch": round(epoch, 4),
-                    "train_loss": _r(a),
-                    "train_acc": _r(b),
-                    "test_loss": _r(c),
-                    "test_acc": _r(d),
+                    "train_loss": a,
+                    "train_acc": b,
+                    "test_loss": c,
+                    "test_acc": d,
                 }
                 out.append((i, "history", [row]))
         return out
@@ -276,76 +306,119 @@ class Stack:
                 self.opt.freeze(i)
 
     def _layers(
-        self, step: int, probes: dict, before: list[Tensor], grads: list[Tensor]
+        self, step: int, probes: dict[tuple[int, str], Tensor], before: Tensor
     ) -> list[tuple[int, str, list[dict]]]:
-        rows: list[list[dict]] = [[] for _ in range(self.m)]
-        for (layer, point), t in probes.items():
-            key = (layer, point)
-            if key not in self.edges:
-                self.edges[key] = fixed_edges(per_run(t, self.m).float(), point, self.activation)
-            st = activation_stats(t, self.m, point, self.activation, self.edges[key])
-            host = {k: v.tolist() for k, v in st.items()}
-            edges = self.edges[key].tolist()
-            for i in range(self.m):
+        """Layer and param rows of a probe step, after the update.
+
+        probes: {(layer, point): (M, B, C, S) view}; before: the flat weights before the update.
+        """
+        m, act = self.m, self.activation
+        keys = list(probes)
+        # One computation per distinct tensor: without a norm before it, act_in *is* linear.
+        first: dict[tuple, int] = {}
+        src = [first.setdefault((_ident(probes[k]), k[1] == "act_out"), len(first)) for k in keys]
+        uniq = [keys[src.index(u)] for u in range(len(first))]
+        views = [probes[k] for k in uniq]
+        points = [p for _, p in uniq]
+        if tuple(uniq) not in self.edges:  # fixed once, at the first probe step
+            e = layer_edges(views, points, act)
+            self.edges[tuple(uniq)] = (e.to(self.device), _host(e))
+        edges, edge_lists = self.edges[tuple(uniq)]
+        st = layer_stats(views, points, act, edges)
+        table = st["table"]  # (U·M, 15): mean, std, 9 quantiles, p15, p50, p85, extra
+        params, summaries, owners = self._param_values(before)
+        # every float of this step rounded in one go, then cut back into its parts
+        host = _host(torch.cat([table.view(-1), params.view(-1), summaries.view(-1)]))
+        w = table.shape[1]
+        fl = [host[r * w : (r + 1) * w] for r in range(table.shape[0])]
+        host = host[table.numel() :]
+        ints = torch.cat([st["counts"], st["under"][:, None], st["over"][:, None]], 1).tolist()
+        n = st["n"].tolist()
+        rows: list[list[dict]] = [[] for _ in range(m)]
+        for (layer, point), u in zip(keys, src):
+            extra = extra_name(point, act)
+            for i in range(m):
+                r = u * m + i
+                f, c = fl[r], ints[r]
                 row = {
                     "step": step,
                     "layer": layer,
                     "point": point,
-                    "mean": _r(host["mean"][i]),
-                    "std": _r(host["std"][i]),
-                    "p15": _r(host["p15"][i]),
-                    "p50": _r(host["p50"][i]),
-                    "p85": _r(host["p85"][i]),
-                    "quantiles": _rl(host["quantiles"][i]),
-                    "hist": {"edges": _rl(edges[i]), "counts": host["counts"][i]},
-                    "under": host["under"][i],
-                    "over": host["over"][i],
-                    "n": host["n"][i],
+                    "mean": f[0],
+                    "std": f[1],
+                    "p15": f[11],
+                    "p50": f[12],
+                    "p85": f[13],
+                    "quantiles": f[2:11],
+                    "hist": {"edges": list(edge_lists[r]), "counts": c[:-2]},
+                    "under": c[-2],
+                    "over": c[-1],
+                    "n": n[r],
                 }
-                for extra in ("saturated", "dead"):
-                    if extra in host:
-                        row[extra] = _r(host[extra][i])
+                if extra:
+                    row[extra] = f[14]
                 rows[i].append(row)
-        params = self._param_rows(step, before, grads)
+        prows = self._param_rows(step, host[: params.numel()], host[params.numel() :], owners)
         out: list[tuple[int, str, list[dict]]] = []
-        for i in range(self.m):
+        for i in range(m):
             if self.active[i]:
                 out.append((i, "layers", rows[i]))
-                out.append((i, "params", params[i]))
+                out.append((i, "params", prows[i]))
         return out
 
-    def _param_rows(self, step: int, before: list[Tensor], grads: list[Tensor]) -> list[list[dict]]:
-        rows: list[list[dict]] = [[] for _ in range(self.m)]
-        for layer in range(1, self.net.depth + 2):
-            w = self.net.weights[layer - 1]
-            wn = norms_per_run(w)
-            upd = norms_per_run(w.detach() - before[layer - 1]) / wn.clamp_min(1e-12)
-            cols = torch.stack([grads[layer - 1], wn, upd]).T.tolist()
-            norm = self.net.norm_of(layer) if layer <= self.net.depth else None
-            summaries = {}
-            if norm is not None:
-                for name in ("weight", "bias", "running_mean", "running_var"):
-                    tensor = getattr(norm, name, None)
-                    if tensor is not None:
-                        summaries[name] = {
-                            k: v.tolist() for k, v in vector_summary(tensor, self.m).items()
-                        }
-            for i, (g, n, u) in enumerate(cols):
+    def _param_values(self, before: Tensor) -> tuple[Tensor, Tensor, list[tuple[int, str]]]:
+        """Per layer and run [‖grad‖, ‖w‖, ‖Δw‖/‖w‖] (L, M, 3); the norms' vectors summarized
+        (V, M, 4) (probes.vector_summaries) and the (layer, name) each of those V belongs to."""
+        m, net = self.m, self.net
+        w, g = self.w_flat, self.w_grad  # every weight matrix, one flat span
+        sq = torch.stack([g, w, w - before]).square_()  # (3, n)
+        per_layer = [part.view(3, m, -1).sum(2) for part in sq.split(self.w_sizes, dim=1)]
+        gn, wn, dn = torch.stack(per_layer, 1).sqrt_()  # each (L, M)
+        params = torch.stack([gn, wn, dn / wn.clamp_min(1e-12)], 2)
+        vecs: list[Tensor] = []
+        owners: list[tuple[int, str]] = []
+        for layer in range(1, net.depth + 1):
+            norm = net.norm_of(layer)
+            for name in NORM_VECTORS if norm is not None else ():
+                if getattr(norm, name, None) is not None:
+                    vecs.append(getattr(norm, name))
+                    owners.append((layer, name))
+        summaries = vector_summaries(vecs, m) if vecs else torch.empty(0, device=self.device)
+        return params, summaries, owners
+
+    def _param_rows(
+        self, step: int, params: list, summaries: list, owners: list[tuple[int, str]]
+    ) -> list[list[dict]]:
+        """Param rows from the host values of _param_values (flat lists, same order)."""
+        m, depth = self.m, self.net.depth
+        where: dict[int, list[tuple[str, int]]] = {}  # layer → (vector name, index)
+        for v, (layer, name) in enumerate(owners):
+            where.setdefault(layer, []).append((name, v))
+        rows: list[list[dict]] = [[] for _ in range(m)]
+        for layer in range(1, depth + 2):
+            for i in range(m):
+                k = ((layer - 1) * m + i) * 3
                 row: dict[str, Any] = {
                     "step": step,
                     "layer": layer,
-                    "grad_norm": _r(g),
-                    "weight_norm": _r(n),
-                    "update_ratio": _r(u),
+                    "grad_norm": params[k],
+                    "weight_norm": params[k + 1],
+                    "update_ratio": params[k + 2],
                 }
-                if layer > self.net.depth:
+                if layer > depth:
                     row["classifier"] = True
-                if summaries:
+                if layer in where:
                     row["norm"] = {
-                        name: {k: _r(v[i]) for k, v in s.items()} for name, s in summaries.items()
+                        name: dict(zip(SUMMARY_KEYS, summaries[(v * m + i) * 4 :][:4]))
+                        for name, v in where[layer]
                     }
                 rows[i].append(row)
         return rows
+
+
+def _ident(t: Tensor) -> tuple:
+    """Same memory, shape and strides: the same values."""
+    return (t.data_ptr(), tuple(t.shape), t.stride())
 
 
 def _losses(logits: Tensor, target: Tensor) -> Tensor:
