@@ -9,6 +9,7 @@ link restores it.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 
 import streamlit as st
@@ -28,6 +29,12 @@ def manager() -> JobManager:
         warm=os.environ.get("BNVIZ_WARM", "1") != "0",
     )
     atexit.register(m.shutdown)
+    # The server holds torch, plotly and streamlit: a full collection walks them all while
+    # holding the GIL. Freeze what exists now so collections only scan newer objects.
+    import torch  # noqa: F401 - loaded here, before the freeze, rather than mid-lecture
+
+    gc.collect()
+    gc.freeze()
     return m
 
 
