@@ -37,14 +37,22 @@ c3.caption(f"{len(group)} runs train together in lockstep" if group else "")
 state.sync_url()
 
 
-@st.fragment(run_every=live.REFRESH_S if job is not None and job.active else None)
+training = job is not None and job.active
+# Until the warm worker is up, poll gently so the page can say when Train will be instant.
+warming = not training and manager.warm_enabled and not manager.warm_ready()
+
+
+@st.fragment(run_every=live.REFRESH_S if training else 1.0 if warming else None)
 def live_view() -> None:
     # Without a group the charts are drawn empty, so they are loaded before Train is pressed.
     runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
-    live.status_block(job, runs, labels, manager.position(job.id) if job else None)
+    ready = manager.warm_ready() or not manager.warm_enabled
+    live.status_block(job, runs, labels, manager.position(job.id) if job else None, ready)
     live.curves_block(runs, labels, "train")
     live.controls("train", len((runs[0].config if runs else cfg or RunConfig()).hidden))
     live.layers_block(runs, labels, "train")
+    if warming and ready:
+        st.rerun()  # once: the worker is up, stop polling
     if job is None:
         return
     if not job.active and st.session_state.get("_was_active") == job.id:

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import first_point_seconds, launch, serve  # noqa: E402
+from tests.browser import first_point_seconds, launch, serve, wait_worker_ready  # noqa: E402
 
 
 def poll(url: str, seconds: float, out: list[float]) -> None:
@@ -47,7 +47,7 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(base + query)
         page.get_by_role("button", name="Train", exact=True).wait_for()
-        time.sleep(3)  # let the warm worker finish starting
+        wait_worker_ready(page)
         idle: list[float] = []
         poll(base + "/_stcore/health", args.seconds / 2, idle)
         busy: list[float] = []

@@ -216,6 +216,13 @@ class Worker:
             cwd=Path(__file__).resolve().parent.parent,
         )
         self.stopped = False
+        self.ready = threading.Event()  # set once it has warmed up (or died trying)
+        threading.Thread(target=self._wait_ready, daemon=True, name="bnviz-ready").start()
+
+    def _wait_ready(self) -> None:
+        """Read the worker's first line ('ready'); the job's reader takes over after it."""
+        self.process.stdout.readline()
+        self.ready.set()
 
     def send(self, msg: dict | str) -> None:
         try:
@@ -387,8 +394,14 @@ class JobManager:
             if self.warm_enabled and self._warm is None and not self._closed:
                 self._warm = Worker(self.threads)
 
+    def warm_ready(self) -> bool:
+        """Whether a started, warmed-up worker is waiting for the next group."""
+        with self.lock:
+            return self._warm is not None and self._warm.ready.is_set() and self._warm.alive()
+
     def _read(self, job: GroupJob, worker: Worker) -> None:
         """Apply a worker's events to its job until it is done or dies."""
+        worker.ready.wait()  # its first line belongs to the ready-reader
         for line in worker.process.stdout:
             try:
                 msg = json.loads(line)

@@ -21,7 +21,11 @@ REFRESH_S = 0.5
 
 
 def status_block(
-    job: GroupJob | None, runs: list[RunState], labels: list[str], position: int | None
+    job: GroupJob | None,
+    runs: list[RunState],
+    labels: list[str],
+    position: int | None,
+    worker_ready: bool = True,
 ) -> None:
     """One coloured line per run, the progress bar with ETA, the device and queue place.
 
@@ -30,7 +34,10 @@ def status_block(
     """
     if job is None:
         st.progress(0.0, text="Press Train: the network and its comparison train side by side")
-        st.markdown("")
+        worker = "ready" if worker_ready else "starting (first points take a few seconds)…"
+        st.markdown(
+            f'<div class="bnviz-worker">training worker {worker}</div>', unsafe_allow_html=True
+        )
         return
     frac, eta = job.progress()
     state = job.state

@@ -7,7 +7,16 @@ import time
 
 import pytest
 
-from tests.browser import CHARTS_JS, chart_frame, charts, first_point_seconds, launch, serve, shot
+from tests.browser import (
+    CHARTS_JS,
+    chart_frame,
+    charts,
+    first_point_seconds,
+    launch,
+    serve,
+    shot,
+    wait_worker_ready,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -47,7 +56,7 @@ def test_train_live_then_stop(server, browser):
     page.wait_for_function(
         f"() => ({CHARTS_JS})().length >= 2 && ({CHARTS_JS})()[0] !== null", timeout=60_000
     )
-    time.sleep(1.0)  # the pre-started worker finishes warming up
+    wait_worker_ready(page)
     latency = first_point_seconds(page)
     print(f"\nfirst live point {latency:.2f} s after pressing Train")
     wait_until(lambda: statuses(page) == ["running", "running"], what="both runs running")
