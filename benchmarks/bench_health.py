@@ -1,16 +1,20 @@
 """Is the server responsive while a group trains? Polls /_stcore/health every 50 ms.
 
-Starts `streamlit run app.py` on a free port, measures the health endpoint idle (with a
-browser tab open), then presses Train in headless Chromium on a long comparison and measures
-again while it trains, and the time from the click to the first point on the accuracy chart.
-Prints p50/p95/max latencies of both phases. Usage: python benchmarks/bench_health.py [--seconds 20]
+Starts `streamlit run app.py` on a free port and, as a baseline in the same run, a plain
+`python -m http.server` polled at the same moments: when the machine itself is busy both slow
+down, when Streamlit's event loop is blocked only it does. Phases: idle with a tab open;
+training with the tab open (Train pressed in headless Chromium on a long comparison);
+training with no tab. Also the time from the click to the first point on the accuracy chart.
+Usage: python benchmarks/bench_health.py [--seconds 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -19,7 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import first_point_seconds, launch, serve, wait_worker_ready  # noqa: E402
+from tests.browser import (  # noqa: E402
+    first_point_seconds,
+    free_port,
+    launch,
+    serve,
+    wait_worker_ready,
+)
 
 
 def poll(url: str, seconds: float, out: list[float]) -> None:
@@ -32,35 +42,60 @@ def poll(url: str, seconds: float, out: list[float]) -> None:
         time.sleep(max(0.0, 0.05 - (time.perf_counter() - t)))
 
 
+def poll_both(app: str, control: str, seconds: float) -> tuple[list[float], list[float]]:
+    a: list[float] = []
+    c: list[float] = []
+    t = threading.Thread(target=poll, args=(control, seconds, c))
+    t.start()
+    poll(app, seconds, a)
+    t.join()
+    return a, c
+
+
 def describe(name: str, ms: list[float]) -> str:
     q = statistics.quantiles(ms, n=100)
     stats = f"p50 {q[49]:6.1f} ms  p95 {q[94]:6.1f} ms  max {max(ms):6.1f} ms"
-    return f"{name:<20} n={len(ms):4d}  {stats}"
+    return f"{name:<34} n={len(ms):4d}  {stats}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0)
     args = ap.parse_args()
-    query = "?epochs=200&hidden=100,100,100"  # long enough to train through the whole window
-    with serve() as base, launch() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(base + query)
-        page.get_by_role("button", name="Train", exact=True).wait_for()
-        wait_worker_ready(page)
-        idle: list[float] = []
-        poll(base + "/_stcore/health", args.seconds / 2, idle)
-        busy: list[float] = []
-        t = threading.Thread(target=poll, args=(base + "/_stcore/health", args.seconds, busy))
-        first = first_point_seconds(page, start_polling=t.start)
-        t.join()
-        # Same group, no tab drawing it: what the server alone costs while a group trains.
-        page.close()
-        closed: list[float] = []
-        poll(base + "/_stcore/health", args.seconds / 2, closed)
-    print(describe("idle", idle))
-    print(describe("training, tab open", busy))
-    print(describe("training, no tab", closed))
+    port = free_port()
+    control = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "-d",
+            tempfile.mkdtemp(),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ctl = f"http://127.0.0.1:{port}/"
+    query = "?epochs=300&hidden=100,100,100"  # long enough to train through every phase
+    rows = []
+    try:
+        with serve() as base, launch() as browser:
+            health = base + "/_stcore/health"
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(base + query)
+            wait_worker_ready(page)
+            rows.append(("idle, tab open", *poll_both(health, ctl, args.seconds / 2)))
+            first = first_point_seconds(page)
+            rows.append(("training, tab open", *poll_both(health, ctl, args.seconds)))
+            page.close()  # the group trains on; nothing draws it
+            rows.append(("training, no tab", *poll_both(health, ctl, args.seconds / 2)))
+    finally:
+        control.kill()
+    for name, app, base_ms in rows:
+        print(describe(f"{name}: streamlit", app))
+        print(describe(f"{name}: baseline http.server", base_ms))
     print(f"first live point {first:.2f} s after pressing Train")
 
 

@@ -127,7 +127,7 @@ def chart_frame(page, index: int):
 _GROUP_JS = "() => { const e = document.querySelector('.bnviz-run'); return e && e.dataset.group; }"
 
 
-def wait_worker_ready(page, timeout: float = 60.0) -> None:
+def wait_worker_ready(page, timeout: float = 90.0) -> None:
     """Until the page says its pre-started training worker is ready."""
     page.get_by_text("training worker ready").wait_for(timeout=timeout * 1000)
 
