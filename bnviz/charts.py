@@ -132,10 +132,10 @@ def curves(
                     "type": "scatter",
                     "mode": "markers+text",
                     "x": [rows[-1]["epoch"]],
-                    "y": [1.0 if metric == "acc" else rows[-1].get("train_loss") or 0],
+                    "y": [rows[-1].get(f"test_{metric}") or 0],
                     "marker": {"symbol": "x", "size": 16, "color": color(i)},
                     "text": ["diverged"],
-                    "textposition": "top center",
+                    "textposition": "middle right",
                     "showlegend": False,
                     "hoverinfo": "skip",
                 }
