@@ -107,7 +107,7 @@ class RunConfig:
     eps: float = 1e-5  # added to the variance before the square root
     affine: bool = True  # learn γ (weight) and β (bias)
     track_running_stats: bool = True  # keep running mean/var for eval; else batch stats in eval
-    ghost_batch_size: int = 16  # samples per virtual batch for ghost_batch
+    ghost_batch_size: int = 20  # samples per virtual batch for ghost_batch (divides batch_size)
     num_groups: int = 4  # groups of features/channels for group norm
     noise_mean: float = 0.5  # noisy_batch: per-step shift mean drawn from U(-m, m)
     noise_std: float = 1.0  # noisy_batch: per-step noise std drawn from U(0, s)

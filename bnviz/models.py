@@ -26,6 +26,7 @@ from .norms import StackNorm, make_norm
 
 PER_RUN_FIELDS = ("seed", "lr", "weight_decay", "init", "init_scale", "dropout")
 POINTS = ("linear", "act_in", "act_out")
+STREAM_SEED_OFFSET = 104729  # a run's dropout/noise stream is seeded with seed + this
 
 ACTIVATIONS = {
     "relu": torch.relu,
@@ -118,6 +119,9 @@ class StackedNet(nn.Module):
         self.register_buffer("drop_p", torch.tensor([c.dropout for c in configs]))
         self.use_dropout = any(c.dropout > 0 for c in configs)
         self.generators: list[torch.Generator] = []  # per-run device streams (dropout, noise)
+        self.set_generators(  # CPU streams until the trainer gives device ones
+            [torch.Generator().manual_seed(c.seed + STREAM_SEED_OFFSET) for c in configs]
+        )
 
     def _add_layer(
         self,
@@ -160,8 +164,13 @@ class StackedNet(nn.Module):
         return y.transpose(0, 1).reshape(y.shape[1], -1)
 
     def _dropout(self, x: Tensor) -> Tensor:
+        mask = self._dropout_mask(x)
+        return x if mask is None else x * mask
+
+    def _dropout_mask(self, x: Tensor) -> Tensor | None:
+        """keep/(1−p) per value of a wide x, each run from its own stream; None: no dropout."""
         if not (self.training and self.use_dropout):
-            return x
+            return None
         b, c = x.shape[0], x.shape[1] // self.m
         rest = x.shape[2:]
         keep = []
@@ -171,7 +180,7 @@ class StackedNet(nn.Module):
                 continue
             r = torch.rand((b, c, *rest), generator=g, device=x.device)
             keep.append((r >= p).to(x.dtype) / (1 - p))
-        return x * torch.cat(keep, dim=1)
+        return torch.cat(keep, dim=1)
 
     def forward(self, x: Tensor, probes: dict | None = None) -> Tensor:
         """Logits (B, M, n_classes). x: (M, B, F) flat features, one mini-batch per run.

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .config import RunConfig, to_dict
 from .data import Dataset, load_dataset
-from .models import Shape, StackedNet, stack_key
+from .models import STREAM_SEED_OFFSET, Shape, StackedNet, stack_key
 from .probes import (
     extra_name,
     layer_edges,
@@ -430,7 +430,7 @@ def _losses(logits: Tensor, target: Tensor) -> Tensor:
 
 def _device_generator(seed: int, device: torch.device) -> torch.Generator:
     g = torch.Generator(device=device) if device.type in ("cuda", "mps") else torch.Generator()
-    return g.manual_seed(seed + 104729)
+    return g.manual_seed(seed + STREAM_SEED_OFFSET)
 
 
 def _data_key(cfg: RunConfig) -> tuple:

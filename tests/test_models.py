@@ -300,3 +300,10 @@ def test_cnn_image_layout() -> None:
     z = probes[(1, "linear")][0, 0] - net.biases[0][0, 0]
     nz = z.nonzero().tolist()
     assert nz and all(abs(r - 2) <= 1 and abs(c - 5) <= 1 for r, c in nz)  # 3×3 neighbourhood
+
+
+def test_bare_net_with_dropout_trains_without_set_generators() -> None:
+    net = StackedNet([cfg(dropout=0.5), cfg(dropout=0.0, seed=1)], DIGITS)
+    net.train()
+    a, b = net(inputs(2, 8, 64)), net(inputs(2, 8, 64))
+    assert a.shape == (8, 2, 10) and not torch.equal(a, b)  # a fresh mask each call
