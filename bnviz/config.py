@@ -254,7 +254,7 @@ FIELDS: dict[str, Field] = {
             "ghost_batch_size",
             "int",
             "Normalization",
-            "Ghost BN: samples per virtual batch whose statistics are used",
+            "Ghost BN: samples per virtual batch (must divide batch_size)",
             low=2,
             high=4096,
         ),
