@@ -104,7 +104,7 @@ def test_configs_of_a_stack_must_share_the_stack_key() -> None:
 
 def test_same_seed_same_initial_weights_regardless_of_norm() -> None:
     nets = [
-        StackedNet([cfg(seed=5, norm=n)], DIGITS)
+        StackedNet([cfg(seed=5, norm=n, ghost_batch_size=16)], DIGITS)
         for n in ("none", "batch", "layer", "noisy_batch", "ghost_batch")
     ]
     for net in nets[1:]:
