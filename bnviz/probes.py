@@ -1,12 +1,11 @@
-"""Measurements of what happens inside a stacked network: pure tensor functions, no training.
+"""Measurements of what happens inside a stacked network: pure functions, no training.
 
-Every function takes wide activations (B, M·C[, H, W]), their run-first views (M, B, C, S) or
-stacked parameters (M, ...) and returns one value (or row) per run. Nothing here syncs with the
-device: the caller does one `.tolist()` per kind of record.
-
-`layer_stats` summarizes all K probes of a step at once (rows k·M + r): one sort of every
-subsample gives every quantile and, with one searchsorted, every histogram, so a probe step
-costs a few dozen tensor ops whatever the depth and the number of runs.
+Activations are wide, (B, M·C[, H, W]) — run m owns channels m·C … (m+1)·C−1 — and every
+statistic is per run. `layer_stats` summarizes all K probes of a step at once (rows k·M + r):
+equal-shape probes are stacked with one copy, one sort of every subsample gives every quantile
+and, with one searchsorted, every histogram. On the CPU each tensor op costs several µs
+whatever its size, so a probe step is a few dozen ops whatever the depth and number of runs.
+Nothing here syncs with the device; the caller fetches the results once (see `round_sig`).
 """
 
 from __future__ import annotations
@@ -26,26 +25,34 @@ IOFFE_POINTS = (0.15, 0.5, 0.85)
 N_BINS = 30
 MAX_VALUES = 4096  # values per run used for quantiles and histograms (strided subsample)
 SATURATION = {"sigmoid": (0.02, 0.98), "tanh": (-0.97, 0.97)}  # outside = saturated
+EDGE_POINTS = (0.001, 0.5, 0.999)  # initial spread that sets the histogram range
 SIG_DIGITS = 6  # significant digits kept in the records
+TABLE = ("mean", "std", *(f"q{i}" for i in range(9)), "p15", "p50", "p85", "extra")
 NAN = float("nan")
-_POW10 = torch.tensor([float(10**i) for i in range(309)], dtype=torch.float64)  # exact to 1e22
-
-
-def run_view(t: Tensor, m: int) -> Tensor:
-    """(M, B, C, S) view of a wide (B, M·C[, H, W]) tensor: run, sample, unit, pixel."""
-    b = t.shape[0]
-    return t.reshape(b, m, t.shape[1] // m, -1).transpose(0, 1)
+_POW10 = np.array([float(10**i) for i in range(309)])  # exact up to 1e22
 
 
 def per_run(t: Tensor, m: int) -> Tensor:
-    """(M, N): every value of each run's slice of a wide tensor."""
-    return run_view(t, m).reshape(m, -1)
+    """(M, N): every value of each run's slice of a wide tensor, in (sample, unit, pixel) order."""
+    b = t.shape[0]
+    return t.reshape(b, m, -1).transpose(0, 1).reshape(m, -1)
 
 
 def subsample(v: Tensor, limit: int = MAX_VALUES) -> Tensor:
     """At most `limit` values per row, evenly strided (deterministic)."""
     stride = -(-v.shape[1] // limit)
     return v[:, ::stride] if stride > 1 else v
+
+
+def sort_rows(x: Tensor) -> Tensor:
+    """x (R, N) sorted along each row, ascending, NaN last.
+
+    On the CPU this is NumPy's vectorized sort: ≈ 15× faster than torch.sort for these sizes
+    (nine rows of 3,000: 0.11 vs 1.7 ms, torch 2.13).
+    """
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.sort(x.detach().numpy(), axis=1))
+    return torch.sort(x, dim=1).values
 
 
 def sorted_quantiles(s: Tensor, n: int | Tensor, qs: Sequence[float]) -> Tensor:
@@ -80,77 +87,10 @@ def _ranks(n: int, qs: tuple[float, ...], device: torch.device) -> tuple[Tensor,
     return torch.cat([below, rank.ceil().long()]).to(device), (rank - below).to(device)
 
 
-def sort_rows(x: Tensor) -> Tensor:
-    """x (R, N) sorted along each row, ascending, NaN last.
-
-    On the CPU this is NumPy's vectorized sort: ≈ 15× faster than torch.sort for these sizes
-    (nine rows of 3,000: 0.11 vs 1.7 ms, torch 2.13).
-    """
-    if x.device.type == "cpu":
-        return torch.from_numpy(np.sort(x.detach().numpy(), axis=1))
-    return torch.sort(x, dim=1).values
-
-
-def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Row means and (biased) standard deviations of x (R, N), two-pass.
-
-    torch.std / std_mean take ≈ 25× as long as a mean on the CPU here; this is four cheap ops.
-    """
-    mean = x.mean(1)
-    d = x - mean[:, None]
-    return mean, (d * d).mean(1).sqrt()
-
-
-def _groups(views: Sequence[Tensor]) -> list[tuple[list[int], Tensor]]:
-    """Views of equal shape stacked: [(their indices, (G, M, B, C, S) tensor)], one copy each."""
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for k, v in enumerate(views):
-        by_shape.setdefault(tuple(v.shape), []).append(k)
-    return [(ks, torch.stack([views[k] for k in ks])) for ks in by_shape.values()]
-
-
-def edges_from(lo: Tensor, hi: Tensor, n_bins: int = N_BINS) -> Tensor:
-    """(R, n_bins + 1) evenly spaced edges from per-row ranges (R,)."""
-    steps = torch.linspace(0, 1, n_bins + 1, device=lo.device)
-    return lo[:, None] + (hi - lo)[:, None] * steps[None, :]
-
-
-def layer_edges(
-    views: Sequence[Tensor], points: Sequence[str], activation: str, n_bins: int = N_BINS
-) -> Tensor:
-    """(K·M, n_bins + 1) bin edges of K probes (run-first views), chosen once per run and layer
-    at the start of training; on the CPU.
-
-    Activation outputs use the activation's natural range; other points the initial spread
-    (0.1/50/99.9th percentiles of every value) with room to drift: values that leave the range
-    are counted as under/over.
-    """
-    m = views[0].shape[0]
-    lo = torch.empty(len(views), m)
-    hi = torch.empty(len(views), m)
-    qs = (0.001, 0.5, 0.999)
-    for ks, g in _groups(views):
-        full = g.float().view(len(ks) * m, -1)
-        q = sorted_quantiles(sort_rows(full), full.shape[1], qs)  # (G·M, 3)
-        half = torch.maximum(q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]).clamp_min(1e-3) * 1.5
-        lo[ks] = (q[:, 1] - half).view(len(ks), m).cpu()
-        hi[ks] = (q[:, 1] + half).view(len(ks), m).cpu()
-    for k, point in enumerate(points):
-        if point == "act_out" and activation in ("sigmoid", "tanh"):
-            lo[k], hi[k] = (0.0, 1.0) if activation == "sigmoid" else (-1.0, 1.0)
-        elif point == "act_out" and activation == "relu":
-            lo[k] = 0.0
-    return edges_from(lo.view(-1), hi.view(-1), n_bins)
-
-
-def fixed_edges(v: Tensor, point: str, activation: str, n_bins: int = N_BINS) -> Tensor:
-    """(M, n_bins + 1) edges of one probe from its per-run values v (M, N); see layer_edges."""
-    return layer_edges([v[:, None, :, None]], [point], activation, n_bins)
-
-
 def histogram(s: Tensor, edges: Tensor) -> Tensor:
     """(R, n_bins + 2) counts of each row of s on its edges: [under, bins…, over]; NaN is not
-    counted. Rows of s must be sorted ascending (NaN last), as sort_rows gives them.
+    counted. Rows of s must be sorted ascending (NaN last), as sort_rows gives them; edges
+    (R, n_bins + 1) on s's device.
 
     A value falls in bin floor((v − lo) / (hi − lo) · n_bins); below 0 is under, from n_bins on
     over. Clamped to −1 … n_bins, with NaN as n_bins + 1, that index never decreases along a
@@ -158,7 +98,7 @@ def histogram(s: Tensor, edges: Tensor) -> Tensor:
     n_bins + 1 and a difference count every bin.
     """
     r, n_bins = s.shape[0], edges.shape[1] - 1
-    lo, hi = edges[:, :1].to(s.device), edges[:, -1:].to(s.device)
+    lo, hi = edges[:, :1], edges[:, -1:]
     idx = torch.floor((s - lo) / (hi - lo) * n_bins).clamp_(-1, n_bins).nan_to_num_(n_bins + 1)
     return torch.searchsorted(idx, _boundaries(r, n_bins, s.device)).diff(dim=1)
 
@@ -169,68 +109,112 @@ def _boundaries(r: int, n_bins: int, device: torch.device) -> Tensor:
     return torch.tensor([[-2.0, *range(n_bins + 2)]], device=device).repeat(r, 1)
 
 
+def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Row means and (biased) standard deviations of x (R, N), two-pass.
+
+    torch.std / std_mean take ≈ 25× as long as a mean on the CPU here; this is four cheap ops.
+    """
+    mean = x.mean(1)
+    d = x - mean[:, None]
+    return mean, (d * d).mean(1).sqrt_()
+
+
+def _groups(ts: Sequence[Tensor], m: int) -> list[tuple[list[int], Tensor]]:
+    """Wide tensors of equal shape stacked per run: [(their indices, (G, M, B, C, S))]."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for k, t in enumerate(ts):
+        by_shape.setdefault(tuple(t.shape), []).append(k)
+    out = []
+    for ks in by_shape.values():
+        b, mc = ts[ks[0]].shape[:2]
+        g = torch.stack([ts[k] for k in ks]) if len(ks) > 1 else ts[ks[0]][None]
+        out.append((ks, g.view(len(ks), b, m, mc // m, -1).transpose(1, 2)))
+    return out
+
+
+def edges_from(lo: Tensor, hi: Tensor, n_bins: int = N_BINS) -> Tensor:
+    """(R, n_bins + 1) evenly spaced edges from per-row ranges (R,)."""
+    steps = torch.linspace(0, 1, n_bins + 1, device=lo.device)
+    return lo[:, None] + (hi - lo)[:, None] * steps[None, :]
+
+
+def layer_edges(
+    ts: Sequence[Tensor], m: int, points: Sequence[str], activation: str, n_bins: int = N_BINS
+) -> Tensor:
+    """(K·M, n_bins + 1) bin edges of K probes (wide tensors), chosen once per run and layer
+    at the start of training; on the tensors' device.
+
+    Activation outputs use the activation's natural range; other points the initial spread
+    (0.1/50/99.9th percentiles of every value) with room to drift: values that leave the range
+    are counted as under/over.
+    """
+    dev = ts[0].device
+    lo = torch.empty(len(ts), m, device=dev)
+    hi = torch.empty(len(ts), m, device=dev)
+    for ks, g in _groups(ts, m):
+        full = g.reshape(len(ks) * m, -1).float()
+        q = sorted_quantiles(sort_rows(full), full.shape[1], EDGE_POINTS)  # (G·M, 3)
+        half = torch.maximum(q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]).clamp_min(1e-3) * 1.5
+        lo[ks] = (q[:, 1] - half).view(len(ks), m)
+        hi[ks] = (q[:, 1] + half).view(len(ks), m)
+    for k, point in enumerate(points):
+        if point == "act_out" and activation in ("sigmoid", "tanh"):
+            lo[k], hi[k] = (0.0, 1.0) if activation == "sigmoid" else (-1.0, 1.0)
+        elif point == "act_out" and activation == "relu":
+            lo[k] = 0.0
+    return edges_from(lo.view(-1), hi.view(-1), n_bins)
+
+
+def fixed_edges(v: Tensor, point: str, activation: str, n_bins: int = N_BINS) -> Tensor:
+    """(M, n_bins + 1) edges of one probe from its per-run values v (M, N); see layer_edges."""
+    return layer_edges([v.reshape(1, -1)], v.shape[0], [point], activation, n_bins)
+
+
 def layer_stats(
-    views: Sequence[Tensor],
+    ts: Sequence[Tensor],
+    m: int,
     points: Sequence[str],
     activation: str,
     edges: Tensor,
     limit: int = MAX_VALUES,
 ) -> dict[str, Tensor]:
-    """Summaries of K probes at once; every value has leading dim R = K·M (row k·M + r).
+    """Summaries of K probes (wide tensors of M runs) at once; rows R = K·M, row k·M + r.
 
-    views: K run-first tensors (M, B, C, S) (see run_view), the activations at `points`;
-    edges: (R, n_bins + 1). Quantiles and histograms use each probe's strided subsample of at
-    most `limit` values per run (`subsample`); mean, std, saturated and dead use every value.
-    Returns float tensors mean, std (R,), quantiles (R, 9), p15, p50, p85 (R,) and extra (R,):
-    the share of saturated (sigmoid/tanh) or dead (relu) units at act_out rows, 0 elsewhere,
-    all of them views of "table" (R, 15): [mean, std, 9 quantiles, p15, p50, p85, extra];
-    int tensors counts (R, n_bins), under, over, n (R,).
+    edges: (R, n_bins + 1) on the tensors' device. Quantiles and histograms use each probe's
+    strided subsample of at most `limit` values per run (`subsample` of `per_run`'s order);
+    mean, std, saturated and dead use every value. Returns
+    "table" (R, 15) floats, columns TABLE: mean, std, 9 quantiles, p15, p50, p85, and extra:
+      the share of saturated (sigmoid/tanh) or dead (relu) units at act_out rows, else 0;
+    "hist" (R, n_bins + 2) ints: under, the bins, over;  "n" (R,) values in the subsample.
     """
-    m, dev = views[0].shape[0], views[0].device
+    dev = ts[0].device
     order: list[int] = []  # probe indices in the order their rows are computed
-    means, stds, extras, subs = [], [], [], []
-    for ks, g in _groups(views):  # probes of one shape: one stacked copy, no per-probe ops
-        full = g.float().view(len(ks) * m, -1)  # (G·M, N)
+    parts, subs = [], []
+    for ks, g in _groups(ts, m):  # probes of one shape: one stacked copy, no per-probe ops
+        full = g.reshape(len(ks) * m, -1).float()  # (G·M, N)
         mean, std = mean_std(full)
-        sub = subsample(full, limit)
         order += ks
-        means.append(mean)
-        stds.append(std)
-        extras.append(_extra(g.float(), [points[k] for k in ks], activation).view(-1))
-        subs.append(sub)
+        extra = _extra(g, [points[k] for k in ks], activation).view(-1, 1)
+        parts.append((torch.stack([mean, std], 1), extra))
+        subs.append(subsample(full, limit))
     widths = [x.shape[1] for x in subs]
     n: int | Tensor = widths[0]
     if len(set(widths)) > 1:  # shorter subsamples padded with NaN (sorted last, never counted)
-        w = max(widths)
         n = torch.tensor([x.shape[1] for x in subs for _ in range(x.shape[0])], device=dev)
-        subs = [F.pad(x, (0, w - x.shape[1]), value=NAN) for x in subs]
+        subs = [F.pad(x, (0, max(widths) - x.shape[1]), value=NAN) for x in subs]
     srt = sort_rows(torch.cat(subs) if len(subs) > 1 else subs[0])
     quant = sorted_quantiles(srt, n, BASIS_POINTS + IOFFE_POINTS)  # (R, 12)
-    floats = torch.cat([torch.cat(means)[:, None], torch.cat(stds)[:, None], quant], 1)
-    floats = torch.cat([floats, torch.cat(extras)[:, None]], 1)  # (R, 15)
+    ms, extra = (torch.cat(p) for p in zip(*parts)) if len(parts) > 1 else parts[0]
+    table = torch.cat([ms, quant, extra], 1)
     if order != sorted(order):  # back to probe order
         pos = torch.empty(len(order), dtype=torch.long)
         pos[order] = torch.arange(len(order))
         idx = (pos[:, None] * m + torch.arange(m)).view(-1).to(dev)
-        floats, srt = floats[idx], srt[idx]
+        table, srt = table[idx], srt[idx]
         n = n[idx] if isinstance(n, Tensor) else n
-    hist = histogram(srt, edges)  # (R, n_bins + 2)
     if isinstance(n, int):
-        n = torch.full((floats.shape[0],), n, dtype=torch.long, device=dev)
-    return {
-        "table": floats,
-        "mean": floats[:, 0],
-        "std": floats[:, 1],
-        "quantiles": floats[:, 2:11],
-        "p15": floats[:, 11],
-        "p50": floats[:, 12],
-        "p85": floats[:, 13],
-        "extra": floats[:, 14],
-        "counts": hist[:, 1:-1],
-        "under": hist[:, 0],
-        "over": hist[:, -1],
-        "n": n,
-    }
+        n = torch.full((table.shape[0],), n, dtype=torch.long, device=dev)
+    return {"table": table, "hist": histogram(srt, edges), "n": n}
 
 
 def extra_name(point: str, activation: str) -> str | None:
@@ -244,16 +228,19 @@ def extra_name(point: str, activation: str) -> str | None:
 
 def _extra(g: Tensor, points: Sequence[str], activation: str) -> Tensor:
     """(G, M): `extra_name`'s statistic of each stacked probe (G, M, B, C, S); 0 if none."""
-    out = torch.zeros(g.shape[:2], device=g.device)
     sel = [i for i, p in enumerate(points) if extra_name(p, activation)]
     if not sel:
-        return out
+        return torch.zeros(g.shape[:2], device=g.device)
     v = g if len(sel) == len(points) else g[_as_slice(sel)]
     if activation in SATURATION:
         lo, hi = SATURATION[activation]
-        out[sel] = ((v < lo) | (v > hi)).float().mean(dim=(2, 3, 4))
+        val = ((v < lo) | (v > hi)).float().mean(dim=(2, 3, 4))
     else:  # relu: a unit (or channel) is dead on this batch when it outputs 0 for every sample
-        out[sel] = (v.amax(dim=(2, 4)) <= 0).float().mean(2)
+        val = (v.amax(dim=(2, 4)) <= 0).float().mean(2)
+    if len(sel) == len(points):
+        return val
+    out = torch.zeros(g.shape[:2], device=g.device)
+    out[_as_slice(sel)] = val
     return out
 
 
@@ -267,35 +254,44 @@ def _as_slice(ks: list[int]) -> slice | list[int]:
 
 def activation_stats(t: Tensor, m: int, point: str, activation: str, edges: Tensor) -> dict:
     """Per-run summary of one probe point (wide tensor t); every value has leading dim M."""
-    st = layer_stats([run_view(t, m)], [point], activation, edges)
-    extra = st.pop("extra")
+    st = layer_stats([t], m, [point], activation, edges.to(t.device))
+    table, hist = st["table"], st["hist"]
+    out = {name: table[:, i] for i, name in enumerate(TABLE) if name[0] != "q"}
+    out.update(quantiles=table[:, 2:11], counts=hist[:, 1:-1], under=hist[:, 0], over=hist[:, -1])
+    out["n"] = st["n"]
+    extra = out.pop("extra")
     name = extra_name(point, activation)
     if name:
-        st[name] = extra
-    return st
+        out[name] = extra
+    return out
 
 
-def round_sig(x: Tensor, digits: int = SIG_DIGITS) -> Tensor:
+def round_sig(x: np.ndarray, digits: int = SIG_DIGITS) -> np.ndarray:
     """x rounded to `digits` significant digits, in float64; zeros and non-finite unchanged.
 
     Equals float(f"{v:.{digits}g}") for float32 inputs of magnitude 1e-7 … 1e12: there
     v·10^k is exact in float64 (24 + 28 bits), so round-half-even sees the exact value as
     Python's formatting does, and the division by the exact power of ten is correctly rounded.
+    NumPy, on values already fetched from the device: a few µs per op where torch's are ~10.
     """
-    x = x.double()
-    a = x.abs()
-    k = (digits - 1) - torch.floor(torch.log10(a))  # decimal places kept
-    p = _POW10.to(a.device)[k.abs().nan_to_num(0).clamp(max=308).long()]
-    y = torch.where(k >= 0, torch.round(x * p) / p, torch.round(x / p) * p)
-    return torch.where(torch.isfinite(a) & (a > 0), y, x)
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        k = (digits - 1) - np.floor(np.log10(np.abs(x)))  # decimal places kept
+        p = _POW10[np.clip(np.nan_to_num(np.abs(k)), 0, 308).astype(np.int64)]
+        up = k >= 0
+        y = np.where(up, np.round(x * p) / p, np.round(x / p) * p)
+    return np.where(np.isfinite(x) & (x != 0), y, x)
 
 
 def vector_summaries(vectors: Sequence[Tensor], m: int) -> Tensor:
     """(V, M, 4) mean/std/min/max per run of run-major (M·C,) parameters or buffers."""
     out = torch.empty(len(vectors), m, 4, device=vectors[0].device)
-    for ks, g in _groups([v.detach().reshape(m, -1) for v in vectors]):
-        g = g.float()
-        mean, std = (t.view(len(ks), m) for t in mean_std(g.view(len(ks) * m, -1)))
-        lo, hi = torch.aminmax(g, dim=2)
-        out[ks] = torch.stack([mean, std, lo, hi], dim=2)
+    by_size: dict[int, list[int]] = {}
+    for k, v in enumerate(vectors):
+        by_size.setdefault(v.numel(), []).append(k)
+    for ks in by_size.values():  # equal sizes: one stacked copy
+        g = torch.stack([vectors[k] for k in ks]).detach().view(len(ks) * m, -1).float()
+        mean, std = mean_std(g)
+        lo, hi = torch.aminmax(g, dim=1)
+        out[ks] = torch.stack([mean, std, lo, hi], 1).view(len(ks), m, 4)
     return out

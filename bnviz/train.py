@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -28,7 +29,6 @@ from .probes import (
     layer_edges,
     layer_stats,
     round_sig,
-    run_view,
     vector_summaries,
 )
 
@@ -90,9 +90,9 @@ def _host(x: Tensor) -> list:
     One device sync; the rounding is vectorized (probes.round_sig), Python only sees the
     rare non-finite values.
     """
-    r = round_sig(x)
+    r = round_sig(x.detach().double().cpu().numpy())
     out = r.tolist()
-    if bool(torch.isfinite(r).all()):
+    if np.isfinite(r).all():
         return out
     return _nulls(out)
 
@@ -190,8 +190,7 @@ class Stack:
         self.net.set_generators(gens)
         self.order_gens = [torch.Generator().manual_seed(c.seed + 7919) for c in configs]
         self.opt = StackOptimizer(list(self.net.parameters()), configs)
-        self.w_flat, self.w_grad = self.opt.span(list(self.net.weights))  # for param rows
-        self.w_sizes = [w.numel() for w in self.net.weights]
+        self._param_sources()
         self.batch_size = cfg.batch_size
         self.steps_per_epoch = data.n_train // cfg.batch_size
         self.total = cfg.epochs * self.steps_per_epoch
@@ -203,13 +202,12 @@ class Stack:
         self.perm: Tensor | None = None
         self.edges: dict[tuple, tuple[Tensor, list]] = {}  # probes → fixed bin edges
         self.active = [True] * self.m
+        # Train metrics stay on the device until the next record: each step's loss and number
+        # of correct predictions per run; a record reduces them (and finds divergence there).
+        self.step_loss = torch.empty(self.record_every, self.m, device=device)
+        self.step_hits = torch.empty(self.record_every, self.m, dtype=torch.long, device=device)
+        self.n_steps = 0  # steps in those buffers
         self.diverged_at = torch.full((self.m,), -1, dtype=torch.long, device=device)
-        self._reset_sums()
-
-    def _reset_sums(self) -> None:
-        self.loss_sum = torch.zeros(self.m, device=self.device)
-        self.acc_sum = torch.zeros(self.m, device=self.device)
-        self.n_sum = 0
 
     @property
     def done(self) -> bool:
@@ -236,25 +234,23 @@ class Stack:
             out += self._history(0, initial=True)
         probe = t % self.layer_every == 0 or t == self.total - 1
         probes: dict | None = {} if probe else None
-        self.net.train()
+        if not self.net.training:
+            self.net.train()
         x, y = self._batch()
-        logits = self.net(x, probes)  # (B, M, K)
         yt = y.t()  # (B, M)
+        logits = self.net(x, probes)  # (B, M, K)
         losses = _losses(logits, yt)
-        with torch.no_grad():
-            self.loss_sum += losses.detach()
-            self.acc_sum += (logits.argmax(-1) == yt).float().mean(0)
-            self.n_sum += 1
-            bad = ~torch.isfinite(losses)
-            self.diverged_at = torch.where(bad & (self.diverged_at < 0), t, self.diverged_at)
         self.opt.zero_grad()
         losses.sum().backward()  # runs share no parameters: each gets its own gradient
+        with torch.no_grad():
+            self.step_loss[self.n_steps] = losses
+            torch.sum(logits.argmax(-1) == yt, 0, out=self.step_hits[self.n_steps])
+        self.n_steps += 1
         if probe:
-            before = self.w_flat.clone()
+            self.w_before.copy_(self.w_flat)
         self.opt.step()
         if probe:
-            views = {k: run_view(v, self.m) for k, v in probes.items()}
-            out += self._layers(t, views, before)
+            out += self._layers(t, probes)
         self.t += 1
         if self.t % self.record_every == 0 or self.t == self.total:
             out += self._history(self.t)
@@ -276,13 +272,18 @@ class Stack:
         return loss / x.shape[0], acc / x.shape[0]
 
     def _history(self, step: int, initial: bool = False) -> list[tuple[int, str, list[dict]]]:
-        self._check_divergence()
         if initial:  # before any update: train metrics on (up to) 2048 training samples
             tr_loss, tr_acc = self.evaluate(self.data.x_train[:2048], self.data.y_train[:2048])
-        else:
-            tr_loss, tr_acc = self.loss_sum / self.n_sum, self.acc_sum / self.n_sum
+        else:  # the steps since the last record
+            n = self.n_steps
+            losses, hits = self.step_loss[:n], self.step_hits[:n]
+            tr_loss, tr_acc = losses.mean(0), hits.sum(0) / (n * self.batch_size)
+            bad = ~torch.isfinite(losses)  # (n, M); row j is step `step − n + j`
+            first = torch.where(bad.any(0), bad.int().argmax(0) + (step - n), -1)
+            self.diverged_at = torch.where(self.diverged_at < 0, first, self.diverged_at)
+            self.n_steps = 0
+        self._check_divergence()
         te_loss, te_acc = self.evaluate(self.data.x_test, self.data.y_test)
-        self._reset_sums()
         cols = _host(torch.stack([tr_loss, tr_acc, te_loss, te_acc]).T)
         epoch = step / self.steps_per_epoch
         out = []
@@ -305,41 +306,62 @@ class Stack:
                 self.active[i] = False
                 self.opt.freeze(i)
 
-    def _layers(
-        self, step: int, probes: dict[tuple[int, str], Tensor], before: Tensor
-    ) -> list[tuple[int, str, list[dict]]]:
-        """Layer and param rows of a probe step, after the update.
+    def _param_sources(self) -> None:
+        """What param rows read, as plain views made once (a step re-uses them): each (layer,
+        run)'s slice of the weights, of their grads and of a copy taken before the update;
+        the norms' vectors (γ, β, running statistics) with their (layer, name)."""
+        m, net = self.m, self.net
+        self.w_flat, w_grad = self.opt.span(list(net.weights))  # every weight matrix
+        self.w_before = torch.empty_like(self.w_flat)
+        sizes = [w.numel() for w in net.weights]
 
-        probes: {(layer, point): (M, B, C, S) view}; before: the flat weights before the update.
-        """
+        def per_run(flat: Tensor) -> list[Tensor]:  # (layer, run) order
+            return [v for part in flat.split(sizes) for v in part.view(m, -1)]
+
+        self.run_slices = per_run(w_grad) + per_run(self.w_flat) + per_run(self.w_before)
+        self.norm_vectors: list[Tensor] = []
+        self.vector_owners: list[tuple[int, str]] = []
+        for layer in range(1, net.depth + 1):
+            norm = net.norm_of(layer)
+            for name in NORM_VECTORS if norm is not None else ():
+                if getattr(norm, name, None) is not None:
+                    self.norm_vectors.append(getattr(norm, name).detach())
+                    self.vector_owners.append((layer, name))
+
+    @torch.no_grad()
+    def _layers(
+        self, step: int, probes: dict[tuple[int, str], Tensor]
+    ) -> list[tuple[int, str, list[dict]]]:
+        """Layer and param rows of a probe step, after the update (w_before holds the weights
+        from before it). probes: {(layer, point): wide activation}."""
         m, act = self.m, self.activation
         keys = list(probes)
         # One computation per distinct tensor: without a norm before it, act_in *is* linear.
         first: dict[tuple, int] = {}
         src = [first.setdefault((_ident(probes[k]), k[1] == "act_out"), len(first)) for k in keys]
         uniq = [keys[src.index(u)] for u in range(len(first))]
-        views = [probes[k] for k in uniq]
+        ts = [probes[k] for k in uniq]
         points = [p for _, p in uniq]
         if tuple(uniq) not in self.edges:  # fixed once, at the first probe step
-            e = layer_edges(views, points, act)
-            self.edges[tuple(uniq)] = (e.to(self.device), _host(e))
+            e = layer_edges(ts, m, points, act)
+            self.edges[tuple(uniq)] = (e, _host(e))
         edges, edge_lists = self.edges[tuple(uniq)]
-        st = layer_stats(views, points, act, edges)
-        table = st["table"]  # (U·M, 15): mean, std, 9 quantiles, p15, p50, p85, extra
-        params, summaries, owners = self._param_values(before)
+        st = layer_stats(ts, m, points, act, edges)
+        table = st["table"]  # (U·M, 15), columns probes.TABLE
+        params, summaries = self._param_values()
         # every float of this step rounded in one go, then cut back into its parts
         host = _host(torch.cat([table.view(-1), params.view(-1), summaries.view(-1)]))
         w = table.shape[1]
         fl = [host[r * w : (r + 1) * w] for r in range(table.shape[0])]
         host = host[table.numel() :]
-        ints = torch.cat([st["counts"], st["under"][:, None], st["over"][:, None]], 1).tolist()
+        hist = st["hist"].tolist()  # rows of [under, counts…, over]
         n = st["n"].tolist()
         rows: list[list[dict]] = [[] for _ in range(m)]
         for (layer, point), u in zip(keys, src):
             extra = extra_name(point, act)
             for i in range(m):
                 r = u * m + i
-                f, c = fl[r], ints[r]
+                f, c = fl[r], hist[r]
                 row = {
                     "step": step,
                     "layer": layer,
@@ -350,15 +372,15 @@ class Stack:
                     "p50": f[12],
                     "p85": f[13],
                     "quantiles": f[2:11],
-                    "hist": {"edges": list(edge_lists[r]), "counts": c[:-2]},
-                    "under": c[-2],
+                    "hist": {"edges": list(edge_lists[r]), "counts": c[1:-1]},
+                    "under": c[0],
                     "over": c[-1],
                     "n": n[r],
                 }
                 if extra:
                     row[extra] = f[14]
                 rows[i].append(row)
-        prows = self._param_rows(step, host[: params.numel()], host[params.numel() :], owners)
+        prows = self._param_rows(step, host[: params.numel()], host[params.numel() :])
         out: list[tuple[int, str, list[dict]]] = []
         for i in range(m):
             if self.active[i]:
@@ -366,33 +388,23 @@ class Stack:
                 out.append((i, "params", prows[i]))
         return out
 
-    def _param_values(self, before: Tensor) -> tuple[Tensor, Tensor, list[tuple[int, str]]]:
-        """Per layer and run [‖grad‖, ‖w‖, ‖Δw‖/‖w‖] (L, M, 3); the norms' vectors summarized
-        (V, M, 4) (probes.vector_summaries) and the (layer, name) each of those V belongs to."""
-        m, net = self.m, self.net
-        w, g = self.w_flat, self.w_grad  # every weight matrix, one flat span
-        sq = torch.stack([g, w, w - before]).square_()  # (3, n)
-        per_layer = [part.view(3, m, -1).sum(2) for part in sq.split(self.w_sizes, dim=1)]
-        gn, wn, dn = torch.stack(per_layer, 1).sqrt_()  # each (L, M)
+    def _param_values(self) -> tuple[Tensor, Tensor]:
+        """Per layer and run [‖grad‖, ‖w‖, ‖Δw‖/‖w‖] (L, M, 3), and the norms' vectors
+        summarized (V, M, 4) (probes.vector_summaries, in vector_owners order)."""
+        self.w_before.sub_(self.w_flat)  # −Δw
+        # one fused kernel for every (kind, layer, run) slice: torch's own clip_grad_norm_ tool
+        norms = torch.stack(torch._foreach_norm(self.run_slices)).view(3, -1, self.m)
+        gn, wn, dn = norms
         params = torch.stack([gn, wn, dn / wn.clamp_min(1e-12)], 2)
-        vecs: list[Tensor] = []
-        owners: list[tuple[int, str]] = []
-        for layer in range(1, net.depth + 1):
-            norm = net.norm_of(layer)
-            for name in NORM_VECTORS if norm is not None else ():
-                if getattr(norm, name, None) is not None:
-                    vecs.append(getattr(norm, name))
-                    owners.append((layer, name))
-        summaries = vector_summaries(vecs, m) if vecs else torch.empty(0, device=self.device)
-        return params, summaries, owners
+        if not self.norm_vectors:
+            return params, torch.empty(0, device=self.device)
+        return params, vector_summaries(self.norm_vectors, self.m)
 
-    def _param_rows(
-        self, step: int, params: list, summaries: list, owners: list[tuple[int, str]]
-    ) -> list[list[dict]]:
+    def _param_rows(self, step: int, params: list, summaries: list) -> list[list[dict]]:
         """Param rows from the host values of _param_values (flat lists, same order)."""
         m, depth = self.m, self.net.depth
         where: dict[int, list[tuple[str, int]]] = {}  # layer → (vector name, index)
-        for v, (layer, name) in enumerate(owners):
+        for v, (layer, name) in enumerate(self.vector_owners):
             where.setdefault(layer, []).append((name, v))
         rows: list[list[dict]] = [[] for _ in range(m)]
         for layer in range(1, depth + 2):

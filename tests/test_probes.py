@@ -14,12 +14,12 @@ from bnviz.probes import (
     MAX_VALUES,
     N_BINS,
     SATURATION,
+    TABLE,
     extra_name,
     histogram,
     layer_edges,
     layer_stats,
     round_sig,
-    run_view,
     sort_rows,
     sorted_quantiles,
     vector_summaries,
@@ -64,11 +64,12 @@ def test_layer_stats_against_numpy(activation: str) -> None:
             if activation == "relu":
                 t[:, 1] = 0.0  # unit 1 of run 0 is dead
         wides.append(t)
-    views = [run_view(t, m) for t in wides]
     # edges from a narrower sample, so that values fall under and over
-    edges = layer_edges([v * 0.5 for v in views], POINTS, activation)
-    st = layer_stats(views, POINTS, activation, edges)
-    assert st["table"].shape == (len(views) * m, 15)
+    edges = layer_edges([t * 0.5 for t in wides], m, POINTS, activation)
+    st = layer_stats(wides, m, POINTS, activation, edges)
+    table, hist = st["table"], st["hist"]
+    assert table.shape == (len(wides) * m, 15) and hist.shape == (len(wides) * m, N_BINS + 2)
+    assert TABLE[:2] == ("mean", "std") and TABLE[11:] == ("p15", "p50", "p85", "extra")
     for k, (t, point) in enumerate(zip(wides, POINTS)):
         c = t.shape[1] // m
         for r in range(m):
@@ -78,36 +79,32 @@ def test_layer_stats_against_numpy(activation: str) -> None:
             sub = full[::stride]
             assert int(st["n"][row]) == sub.size <= MAX_VALUES
             np.testing.assert_allclose(
-                st["quantiles"][row].numpy(), np.quantile(sub, BASIS_POINTS), rtol=1e-5, atol=1e-6
-            )
-            np.testing.assert_allclose(
-                [st["p15"][row], st["p50"][row], st["p85"][row]],
-                np.quantile(sub, IOFFE_POINTS),
+                table[row, 2:14].numpy(),
+                np.quantile(sub, BASIS_POINTS + IOFFE_POINTS),
                 rtol=1e-5,
                 atol=1e-6,
             )
-            np.testing.assert_allclose(st["mean"][row], full.mean(), rtol=1e-4, atol=1e-6)
-            np.testing.assert_allclose(st["std"][row], full.std(), rtol=1e-4)
+            np.testing.assert_allclose(table[row, 0], full.mean(), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(table[row, 1], full.std(), rtol=1e-4)
             e = edges[row].numpy()
             ref = reference_edges(full * 0.5, point, activation)
             np.testing.assert_allclose(e, ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
             under, over = int((sub < e[0]).sum()), int((sub >= e[-1]).sum())
             counts, _ = np.histogram(sub[(sub >= e[0]) & (sub < e[-1])], bins=e)
-            assert st["counts"][row].tolist() == counts.tolist()
-            assert (int(st["under"][row]), int(st["over"][row])) == (under, over)
+            assert hist[row].tolist() == [under, *counts.tolist(), over]
             assert counts.sum() + under + over == sub.size
             name = extra_name(point, activation)
             if name == "saturated":
                 lo, hi = SATURATION[activation]
                 expected = ((full < lo) | (full > hi)).mean()
-                assert float(st["extra"][row]) == pytest.approx(expected, abs=1e-6)
+                assert float(table[row, -1]) == pytest.approx(expected, abs=1e-6)
             elif name == "dead":
                 units = t[:, r * c : (r + 1) * c].reshape(t.shape[0], c, -1).numpy()
                 expected = (units.max(axis=(0, 2)) <= 0).mean()
-                assert float(st["extra"][row]) == pytest.approx(expected, abs=1e-6)
+                assert float(table[row, -1]) == pytest.approx(expected, abs=1e-6)
                 assert (expected > 0) == (r == 0)
             else:
-                assert float(st["extra"][row]) == 0.0
+                assert float(table[row, -1]) == 0.0
     if activation == "relu":  # act_out edges start at 0
         assert all(edges[k * m, 0] == 0 for k, p in enumerate(POINTS) if p == "act_out")
     if activation == "sigmoid":
@@ -154,13 +151,12 @@ def test_histogram_matches_the_floor_rule_at_edges_and_infinities() -> None:
 def test_layer_stats_of_non_finite_values() -> None:
     t = torch.randn(20, 8, generator=gen(4))
     t[3, 2] = float("nan")
-    views = [run_view(t, 2)]
-    edges = layer_edges([run_view(torch.randn(20, 8, generator=gen(5)), 2)], ["linear"], "relu")
-    st = layer_stats(views, ["linear"], "relu", edges)
-    assert st["quantiles"][0].isnan().all() and not st["quantiles"][1].isnan().any()
-    assert st["mean"][0].isnan() and not st["mean"][1].isnan()
-    assert int(st["counts"][0].sum() + st["under"][0] + st["over"][0]) == 79
-    assert int(st["counts"][1].sum() + st["under"][1] + st["over"][1]) == 80
+    edges = layer_edges([torch.randn(20, 8, generator=gen(5))], 2, ["linear"], "relu")
+    st = layer_stats([t], 2, ["linear"], "relu", edges)
+    table, hist = st["table"], st["hist"]
+    assert table[0, 2:14].isnan().all() and not table[1, 2:14].isnan().any()  # quantiles
+    assert table[0, 0].isnan() and not table[1, 0].isnan()  # mean
+    assert hist.sum(1).tolist() == [79, 80]  # the NaN is in no bin
 
 
 def test_round_sig_equals_python_formatting() -> None:
@@ -169,11 +165,12 @@ def test_round_sig_equals_python_formatting() -> None:
     x = (torch.randn(20000, generator=g, dtype=torch.float64) * mags).float()
     special = [0.0, -0.0, 1.0, 1000.0, 123456.5, 1234565.0, 99999.95, 0.1, -2.5e-5, 0.999999]
     x = torch.cat([x, torch.tensor(special)])
-    got = round_sig(x).tolist()
+    got = round_sig(x.double().numpy()).tolist()
     for v, r in zip(x.tolist(), got):
         assert r == float(f"{v:.6g}"), v
-    odd = round_sig(torch.tensor([float("nan"), float("inf"), -float("inf")]))
-    assert odd[0].isnan() and odd[1] == math.inf and odd[2] == -math.inf
+    odd = round_sig(np.array([float("nan"), float("inf"), -float("inf"), -0.0]))
+    assert math.isnan(odd[0]) and odd[1] == math.inf and odd[2] == -math.inf
+    assert odd[3] == 0 and math.copysign(1, odd[3]) == -1
 
 
 def test_vector_summaries() -> None:
