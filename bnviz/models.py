@@ -9,6 +9,11 @@ others: every operation is per run (per feature, per channel, per sample).
 Hidden layer i (1-based) is `Linear/Conv → [norm] → activation → [norm] → [dropout]`, the
 norm sitting before or after the activation as configured. Probe points per layer:
 `linear` (the Linear/Conv output), `act_in` (what the activation receives), `act_out`.
+
+Training uses autograd (`forward`, then backward) except for the common case `has_fast_path`
+(dense layers; no norm, BatchNorm or its scratch version), where `forward_backward` computes
+the same gradients with hand-written backward formulas and no autograd graph: on the CPU a
+small net's step is mostly per-op overhead, and autograd roughly doubles the op count.
 """
 
 from __future__ import annotations
@@ -35,6 +40,24 @@ ACTIVATIONS = {
     "gelu": F.gelu,
     "linear": lambda x: x,
 }
+
+# dL/d(input) of each activation from dL/d(output) g, its input x and its output y: the aten
+# kernels autograd itself uses for these functions.
+_aten = torch.ops.aten
+ACTIVATION_GRADS = {
+    "relu": lambda g, x, y: _aten.threshold_backward.default(g, y, 0),
+    "sigmoid": lambda g, x, y: _aten.sigmoid_backward.default(g, y),
+    "tanh": lambda g, x, y: _aten.tanh_backward.default(g, y),
+    "gelu": lambda g, x, y: _aten.gelu_backward.default(g, x),
+    "linear": lambda g, x, y: g,
+}
+_BN_BACKWARD = _aten.native_batch_norm_backward.default
+FAST_NORMS = ("none", "batch", "batch_scratch")  # BatchNorm's math, whichever implementation
+
+
+def has_fast_path(cfg: RunConfig) -> bool:
+    """Whether StackedNet.forward_backward trains this config; everything else uses autograd."""
+    return cfg.model == "mlp" and cfg.norm in FAST_NORMS and cfg.activation in ACTIVATION_GRADS
 
 
 def stack_key(cfg: RunConfig) -> tuple:
@@ -119,6 +142,8 @@ class StackedNet(nn.Module):
         self.register_buffer("drop_p", torch.tensor([c.dropout for c in configs]))
         self.use_dropout = any(c.dropout > 0 for c in configs)
         self.generators: list[torch.Generator] = []  # per-run device streams (dropout, noise)
+        self._fast_key: tuple[int, int] | None = None  # see _fast_layers
+        self._fast_cache: tuple[list[_Dense], list[_BN | None]] | None = None
         self.set_generators(  # CPU streams until the trainer gives device ones
             [torch.Generator().manual_seed(c.seed + STREAM_SEED_OFFSET) for c in configs]
         )
@@ -213,3 +238,167 @@ class StackedNet(nn.Module):
             h = h.mean(dim=(2, 3))  # global average pool → (B, M·C)
         logits = self._linear(self.depth, h)
         return logits.view(logits.shape[0], self.m, self.n_classes)
+
+    @torch.no_grad()
+    def forward_backward(
+        self, x: Tensor, target: Tensor, probes: dict | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """One training step without autograd, for configs with `has_fast_path`.
+
+        x: (M, B, F) one mini-batch per run; target: (B, M) labels. Returns the logits
+        (B, M, K) and each run's mean cross-entropy (M,), and *overwrites* every parameter's
+        .grad with d(sum of the runs' losses)/d(parameter) — what forward, the loss and
+        backward give. BatchNorm goes through aten.native_batch_norm and its backward, the
+        kernels autograd uses (running statistics updated the same way); `probes` as forward.
+        """
+        b, m, k = x.shape[1], self.m, self.n_classes
+        dense, bns = self._fast_layers()
+        act, act_grad = self.act, ACTIVATION_GRADS[self.configs[0].activation]
+        before = self.placement == "before"
+        saved = []  # per hidden layer: what its backward needs
+        h = x.view(b, -1) if m == 1 else x  # layer 1 reads (B, F), or (M, B, F) per run
+        for i in range(self.depth):
+            z, h = self._dense_forward(dense[i], h)  # z wide (B, M·C); h as the matmul read it
+            bn = bns[i]
+            a_in, bn_in = _bn_forward(bn, z) if bn is not None and before else (z, None)
+            a_out = act(a_in)
+            y, bn_out = _bn_forward(bn, a_out) if bn is not None and not before else (a_out, None)
+            mask = self._dropout_mask(y)
+            if probes is not None:
+                for point, t in zip(POINTS, (z, a_in, a_out)):
+                    probes[(i + 1, point)] = t
+            saved.append((h, a_in, a_out, bn_in, bn_out, mask))
+            h = y if mask is None else y * mask
+        z, h = self._dense_forward(dense[-1], h)
+        logits = z.view(b, m, k)
+        # Cross-entropy per run; d(its mean over the batch)/d(logits) = (softmax − onehot) / B.
+        logp = torch.log_softmax(logits, -1)
+        tgt = target.unsqueeze(-1)  # (B, M, 1)
+        losses = logp.gather(-1, tgt).view(b, m).mean(0).neg_()
+        g = logp.exp_().div_(b).scatter_add_(-1, tgt, torch.full_like(tgt, -1 / b, dtype=z.dtype))
+        g = self._dense_backward(dense[-1], h, g.view(b, m * k), True)
+        for i in reversed(range(self.depth)):
+            h, a_in, a_out, bn_in, bn_out, mask = saved[i]
+            if mask is not None:
+                g = g * mask
+            if bn_out is not None:
+                g = _bn_backward(bns[i], bn_out, g)
+            g = act_grad(g, a_in, a_out)
+            if bn_in is not None:
+                g = _bn_backward(bns[i], bn_in, g)
+            g = self._dense_backward(dense[i], h, g, i > 0)  # the data needs no gradient
+        return logits, losses
+
+    def _fast_layers(self) -> tuple[list[_Dense], list[_BN | None]]:
+        """Plain-tensor aliases of every parameter, grad and running statistic, built once.
+
+        Indexing a ParameterList and operating on Parameters cost several µs each, and a step
+        makes ~100 such accesses. Rebuilt when the first weight's data or grad moved (the
+        trainer re-points all of them at once: to(), the optimizer's flat buffers).
+        """
+        w0 = self.weights[0]
+        if w0.grad is None:
+            for p in self.parameters():
+                p.grad = torch.zeros_like(p) if p.grad is None else p.grad
+        key = (w0.data_ptr(), w0.grad.data_ptr())
+        if self._fast_key != key:
+            dense = [_Dense.of(w, b) for w, b in zip(self.weights, self.biases)]
+            bns = [
+                None if n is None else _BN.of(n) for n in map(self.norm_of, range(1, len(dense)))
+            ]
+            self._fast_cache, self._fast_key = (dense, bns), key
+        return self._fast_cache
+
+    def _dense_forward(self, d: _Dense, h: Tensor) -> tuple[Tensor, Tensor]:
+        """A dense layer on h (wide (B, M·in), or (B, F) / (M, B, F) for layer 1): the output,
+        wide (B, M·out), and the input as the matmul read it, for _dense_backward."""
+        if self.m == 1:
+            return torch.addmm(d.b, h, d.wt), h
+        if h.dim() == 2:
+            h = h.view(h.shape[0], self.m, -1).transpose(0, 1)  # (M, B, in), a strided view
+        y = torch.baddbmm(d.b, h, d.wt)  # (M, B, out)
+        return y.transpose(0, 1).reshape(y.shape[1], -1), h
+
+    def _dense_backward(self, d: _Dense, h: Tensor, g: Tensor, grad_in: bool) -> Tensor | None:
+        """Writes the layer's weight and bias grads from g = dL/d(output) (wide (B, M·out)) and
+        its input h (from _dense_forward); returns dL/dh, wide (B, M·in), if grad_in."""
+        torch.sum(g, 0, out=d.gb)
+        if self.m == 1:
+            torch.mm(g.t(), h, out=d.gw)
+            return torch.mm(g, d.w) if grad_in else None
+        bsz = g.shape[0]
+        gs = g.view(bsz, self.m, -1).transpose(0, 1)  # (M, B, out), a strided view
+        torch.bmm(gs.transpose(1, 2), h, out=d.gw)
+        return torch.bmm(gs, d.w).transpose(0, 1).reshape(bsz, -1) if grad_in else None
+
+
+@dataclass
+class _Dense:
+    """One dense layer for the fast path: weight (out, in) if M = 1, else (M, out, in); its
+    transpose; bias (out,) or (M, 1, out); the weight's grad and the bias's grad, flat."""
+
+    w: Tensor
+    wt: Tensor
+    b: Tensor
+    gw: Tensor
+    gb: Tensor
+
+    @staticmethod
+    def of(w: Tensor, b: Tensor) -> _Dense:
+        gw, gb = w.grad.detach(), b.grad.detach().view(-1)
+        w, b = w.detach(), b.detach()
+        if w.shape[0] == 1:
+            w, gw, b = w[0], gw[0], b[0]
+            return _Dense(w, w.t(), b, gw, gb)
+        return _Dense(w, w.transpose(1, 2), b.unsqueeze(1), gw, gb)
+
+
+@dataclass
+class _BN:
+    """A BatchNorm for the fast path: the module (its counters and settings) and plain aliases
+    of γ, β (None without affine), their grads and the running statistics."""
+
+    norm: StackNorm
+    weight: Tensor | None
+    bias: Tensor | None
+    gw: Tensor | None
+    gb: Tensor | None
+    running_mean: Tensor | None
+    running_var: Tensor | None
+
+    @staticmethod
+    def of(n: StackNorm) -> _BN:
+        aff = n.affine
+        return _BN(
+            n,
+            n.weight.detach() if aff else None,
+            n.bias.detach() if aff else None,
+            n.weight.grad.detach() if aff else None,
+            n.bias.grad.detach() if aff else None,
+            n.running_mean,
+            n.running_var,
+        )
+
+
+def _bn_forward(bn: _BN, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """Training-mode BatchNorm of a wide x (B, M·C) as BatchNorm.norm3 computes it (running
+    statistics updated in place); returns the output and what _bn_backward needs."""
+    n = bn.norm
+    factor = n._factor() if n.track_running_stats else 0.0
+    y, mean, invstd = torch.native_batch_norm(
+        x, bn.weight, bn.bias, bn.running_mean, bn.running_var, True, factor, n.eps
+    )
+    return y, (x, mean, invstd)
+
+
+def _bn_backward(bn: _BN, saved: tuple[Tensor, Tensor, Tensor], g: Tensor) -> Tensor:
+    """dL/dx of _bn_forward from g = dL/dy; writes γ's and β's grads."""
+    x, mean, invstd = saved
+    aff = bn.weight is not None
+    gx, gw, gb = _BN_BACKWARD(
+        g, x, bn.weight, None, None, mean, invstd, True, bn.norm.eps, [True, aff, aff]
+    )
+    if aff:
+        bn.gw.copy_(gw)
+        bn.gb.copy_(gb)
+    return gx

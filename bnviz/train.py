@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .config import RunConfig, to_dict
 from .data import Dataset, load_dataset
-from .models import STREAM_SEED_OFFSET, Shape, StackedNet, stack_key
+from .models import STREAM_SEED_OFFSET, Shape, StackedNet, has_fast_path, stack_key
 from .probes import (
     extra_name,
     layer_edges,
@@ -202,6 +202,7 @@ class Stack:
         self.perm: Tensor | None = None
         self.edges: dict[tuple, tuple[Tensor, list]] = {}  # probes → fixed bin edges
         self.active = [True] * self.m
+        self.fast = has_fast_path(cfg)  # hand-written backward (models.forward_backward)
         # Train metrics stay on the device until the next record: each step's loss and number
         # of correct predictions per run; a record reduces them (and finds divergence there).
         self.step_loss = torch.empty(self.record_every, self.m, device=device)
@@ -238,10 +239,13 @@ class Stack:
             self.net.train()
         x, y = self._batch()
         yt = y.t()  # (B, M)
-        logits = self.net(x, probes)  # (B, M, K)
-        losses = _losses(logits, yt)
-        self.opt.zero_grad()
-        losses.sum().backward()  # runs share no parameters: each gets its own gradient
+        if self.fast:  # the same gradients, written straight into the flat grad buffer
+            logits, losses = self.net.forward_backward(x, yt, probes)
+        else:
+            logits = self.net(x, probes)  # (B, M, K)
+            losses = _losses(logits, yt)
+            self.opt.zero_grad()
+            losses.sum().backward()  # runs share no parameters: each gets its own gradient
         with torch.no_grad():
             self.step_loss[self.n_steps] = losses
             torch.sum(logits.argmax(-1) == yt, 0, out=self.step_hits[self.n_steps])

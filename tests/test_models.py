@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bnviz.config import RunConfig
-from bnviz.models import POINTS, Shape, StackedNet, stack_key
+from bnviz.models import POINTS, Shape, StackedNet, has_fast_path, stack_key
 from bnviz.norms import BatchNorm
 
 DIGITS = Shape(n_features=64, n_classes=10, image_shape=(1, 8, 8))
@@ -300,6 +300,113 @@ def test_cnn_image_layout() -> None:
     z = probes[(1, "linear")][0, 0] - net.biases[0][0, 0]
     nz = z.nonzero().tolist()
     assert nz and all(abs(r - 2) <= 1 and abs(c - 5) <= 1 for r, c in nz)  # 3×3 neighbourhood
+
+
+# --- the hand-written training step (forward_backward) ---------------------------------------
+
+
+def autograd_step(net: StackedNet, x: torch.Tensor, yt: torch.Tensor, probes: dict):
+    """What the trainer does without the fast path: forward, mean CE per run, backward."""
+    for p in net.parameters():
+        p.grad = None
+    logits = net(x, probes)
+    b, m, k = logits.shape
+    ce = torch.nn.functional.cross_entropy(
+        logits.reshape(b * m, k), yt.reshape(b * m), reduction="none"
+    )
+    losses = ce.view(b, m).mean(0)
+    losses.sum().backward()
+    return logits.detach(), losses.detach()
+
+
+def fast_pair(configs: list[RunConfig]) -> tuple[StackedNet, StackedNet]:
+    """Two identical float64 nets with identical dropout streams: autograd and fast."""
+    nets = []
+    for _ in range(2):
+        net = StackedNet(configs, DIGITS).double()
+        net.set_generators([torch.Generator().manual_seed(c.seed + 5) for c in configs])
+        net.train()
+        nets.append(net)
+    return nets[0], nets[1]
+
+
+def check_fast_steps(configs: list[RunConfig], steps: int = 3, batch: int = 24) -> None:
+    ref, fast = fast_pair(configs)
+    m = len(configs)
+    g = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        x = torch.randn(m, batch, 64, generator=g, dtype=torch.float64)
+        yt = torch.randint(0, 10, (batch, m), generator=g)
+        pr: dict = {}
+        pf: dict = {}
+        logits, losses = autograd_step(ref, x, yt, pr)
+        for p in fast.parameters():  # NaN: every gradient must be written, none accumulated
+            p.grad = torch.full_like(p, float("nan"))
+        logits_f, losses_f = fast.forward_backward(x, yt, pf)
+        tight = dict(rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(logits_f, logits, **tight)
+        torch.testing.assert_close(losses_f, losses, **tight)
+        assert pf.keys() == pr.keys()
+        for key in pr:
+            torch.testing.assert_close(pf[key], pr[key], **tight, msg=str(key))
+        for (name, p), q in zip(ref.named_parameters(), fast.parameters()):
+            assert p.grad is not None and q.grad is not None
+            torch.testing.assert_close(q.grad, p.grad, **tight, msg=f"step {step}: {name}")
+        for (name, a), b in zip(ref.named_buffers(), fast.buffers()):
+            torch.testing.assert_close(b, a, **tight, msg=name)
+        for na, nb in zip(ref.norms, fast.norms):
+            tracked = getattr(na, "num_batches_tracked", None)
+            assert tracked == getattr(nb, "num_batches_tracked", None)
+            assert tracked in (None, step + 1)
+        with torch.no_grad():  # move both the same way, so the next step sees new weights
+            for p, q in zip(ref.parameters(), fast.parameters()):
+                p -= 0.3 * p.grad
+                q -= 0.3 * q.grad
+    ref.eval(), fast.eval()
+    x = torch.randn(m, 7, 64, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(fast(x), ref(x), rtol=1e-9, atol=1e-12)  # running stats agree
+
+
+@pytest.mark.parametrize("m", [1, 3])
+@pytest.mark.parametrize("placement", ["before", "after"])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "linear", "gelu"])
+@pytest.mark.parametrize("norm", ["none", "batch", "batch_scratch"])
+def test_fast_step_equals_autograd(norm: str, activation: str, placement: str, m: int) -> None:
+    drops = [0.2] if m == 1 else [0.0, 0.3, 0.5]  # runs with and without dropout in one stack
+    configs = [
+        cfg(norm=norm, activation=activation, placement=placement, dropout=d, seed=s, hidden=h)
+        for s, d, h in zip((3, 4, 5), drops, [(12, 7, 9)] * 3)
+    ]
+    assert has_fast_path(configs[0])
+    check_fast_steps(configs)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(affine=False),
+        dict(track_running_stats=False),
+        dict(momentum=None),
+        dict(norm_layers="2", hidden=(8, 8, 8)),
+        dict(eps=0.1, momentum=0.5),
+    ],
+)
+def test_fast_step_equals_autograd_bn_options(changes: dict) -> None:
+    for norm in ("batch", "batch_scratch"):
+        check_fast_steps([cfg(norm=norm, seed=s, **changes) for s in (1, 2)])
+
+
+def test_fast_path_is_only_for_dense_nets_with_batch_norm_or_none() -> None:
+    assert has_fast_path(cfg(norm="batch")) and has_fast_path(cfg(norm="none"))
+    assert has_fast_path(cfg(norm="batch_scratch", activation="gelu"))
+    for changes in (
+        dict(model="cnn"),
+        dict(norm="layer"),
+        dict(norm="group", num_groups=4),
+        dict(norm="ghost_batch", ghost_batch_size=16),
+        dict(norm="noisy_batch"),
+    ):
+        assert not has_fast_path(cfg(**changes)), changes
 
 
 def test_bare_net_with_dropout_trains_without_set_generators() -> None:

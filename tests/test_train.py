@@ -435,3 +435,68 @@ def test_library_does_not_import_streamlit() -> None:
         "assert 'streamlit' not in sys.modules, 'streamlit was imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+# --- the fast path (hand-written backward) -----------------------------------------------------
+
+
+def assert_records_close(a, b, path: str = "") -> None:
+    """Equal structure; floats to float32 rounding after a run (the records keep 6 digits);
+    histogram counts within one (a value on a bin edge may fall either side)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            assert_records_close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_records_close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-5), path
+    elif isinstance(a, int) and ".counts" in path:
+        assert abs(a - b) <= 1, path
+    else:
+        assert a == b, path
+
+
+def test_fast_path_records_equal_autograd_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    configs = [
+        cfg(activation="sigmoid", dropout=0.2),
+        cfg(activation="sigmoid", seed=1, lr=0.3),
+        cfg(norm="none", activation="relu"),
+        cfg(norm="batch_scratch", activation="tanh", placement="after", optimizer="momentum"),
+        cfg(activation="gelu", optimizer="adam", lr=0.01, momentum=None, weight_decay=0.01),
+    ]
+    stacks = make_stacks(configs, torch.device("cpu"))
+    assert [s.fast for s in stacks] == [True] * 4
+    fast = without_timing(records_to_json(train_group(configs, device="cpu")))
+    monkeypatch.setattr(train, "has_fast_path", lambda c: False)
+    assert not any(s.fast for s in make_stacks(configs, torch.device("cpu")))
+    slow = without_timing(records_to_json(train_group(configs, device="cpu")))
+    assert [r["status"] for r in fast["runs"]] == ["finished"] * 5
+    assert_records_close(fast, slow)
+
+
+def test_fast_path_used_for_supported_stacks_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bnviz.models import StackedNet
+
+    calls: list[int] = []
+    real = StackedNet.forward_backward
+
+    def counting(self, *a, **k):
+        calls.append(self.m)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(StackedNet, "forward_backward", counting)
+    unsupported = [
+        cfg(model="cnn", hidden=(4, 4)),
+        cfg(norm="layer"),
+        cfg(norm="ghost_batch", ghost_batch_size=16),
+        cfg(norm="noisy_batch"),
+        cfg(norm="group", num_groups=4),
+    ]
+    records = train_group(unsupported, device="cpu")
+    assert [r.status for r in records] == ["finished"] * 5
+    assert calls == []
+    (rec,) = train_group([cfg()], device="cpu")
+    assert rec.status == "finished" and len(calls) == N_TRAIN // 32  # every step
