@@ -289,6 +289,24 @@ class StackedNet(nn.Module):
             g = self._dense_backward(dense[i], h, g, i > 0)  # the data needs no gradient
         return logits, losses
 
+    @torch.no_grad()
+    def eval_logits(self, x: Tensor) -> Tensor:
+        """forward(x) in eval mode (running statistics, no dropout) for configs with
+        `has_fast_path`, without module calls and whatever mode the net is in.
+
+        x: (B, F), the same batch for every run; returns logits (B, M, K).
+        """
+        dense, bns = self._fast_layers()
+        before = self.placement == "before"
+        h = x if self.m == 1 else x.unsqueeze(0).expand(self.m, -1, -1)
+        for i in range(self.depth):
+            h, _ = self._dense_forward(dense[i], h)
+            bn = bns[i]
+            h = self.act(_bn_eval(bn, h) if bn is not None and before else h)
+            h = _bn_eval(bn, h) if bn is not None and not before else h
+        z, _ = self._dense_forward(dense[-1], h)
+        return z.view(x.shape[0], self.m, self.n_classes)
+
     def _fast_layers(self) -> tuple[list[_Dense], list[_BN | None]]:
         """Plain-tensor aliases of every parameter, grad and running statistic, built once.
 
@@ -316,8 +334,9 @@ class StackedNet(nn.Module):
             return torch.addmm(d.b, h, d.wt), h
         if h.dim() == 2:
             h = h.view(h.shape[0], self.m, -1).transpose(0, 1)  # (M, B, in), a strided view
-        y = torch.baddbmm(d.b, h, d.wt)  # (M, B, out)
-        return y.transpose(0, 1).reshape(y.shape[1], -1), h
+        y = h.new_empty(h.shape[1], self.m, d.w.shape[1])  # wide (B, M, out), written per run
+        torch.baddbmm(d.b, h, d.wt, out=y.transpose(0, 1))
+        return y.view(y.shape[0], -1), h
 
     def _dense_backward(self, d: _Dense, h: Tensor, g: Tensor, grad_in: bool) -> Tensor | None:
         """Writes the layer's weight and bias grads from g = dL/d(output) (wide (B, M·out)) and
@@ -329,7 +348,11 @@ class StackedNet(nn.Module):
         bsz = g.shape[0]
         gs = g.view(bsz, self.m, -1).transpose(0, 1)  # (M, B, out), a strided view
         torch.bmm(gs.transpose(1, 2), h, out=d.gw)
-        return torch.bmm(gs, d.w).transpose(0, 1).reshape(bsz, -1) if grad_in else None
+        if not grad_in:
+            return None
+        gh = g.new_empty(bsz, self.m, d.w.shape[2])  # wide (B, M, in)
+        torch.bmm(gs, d.w, out=gh.transpose(0, 1))
+        return gh.view(bsz, -1)
 
 
 @dataclass
@@ -389,6 +412,14 @@ def _bn_forward(bn: _BN, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tenso
         x, bn.weight, bn.bias, bn.running_mean, bn.running_var, True, factor, n.eps
     )
     return y, (x, mean, invstd)
+
+
+def _bn_eval(bn: _BN, x: Tensor) -> Tensor:
+    """BatchNorm.norm3 in eval mode: the running statistics, or the batch's without them."""
+    n = bn.norm
+    use_batch = not n.track_running_stats
+    w, b, rm, rv = bn.weight, bn.bias, bn.running_mean, bn.running_var
+    return torch.native_batch_norm(x, w, b, rm, rv, use_batch, 0.0, n.eps)[0]
 
 
 def _bn_backward(bn: _BN, saved: tuple[Tensor, Tensor, Tensor], g: Tensor) -> Tensor:

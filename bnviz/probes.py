@@ -184,7 +184,8 @@ def layer_stats(
     strided subsample of at most `limit` values per run (`subsample` of `per_run`'s order);
     mean, std, saturated and dead use every value. Returns
     "table" (R, 15) floats, columns TABLE: mean, std, 9 quantiles, p15, p50, p85, and extra:
-      the share of saturated (sigmoid/tanh) or dead (relu) units at act_out rows, else 0;
+      the share of saturated (sigmoid/tanh) or dead (relu) units, meaningful at the rows
+      that have one (extra_name);
     "hist" (R, n_bins + 2) ints: under, the bins, over;  "n" (R,) values in the subsample.
     """
     dev = ts[0].device
@@ -194,7 +195,7 @@ def layer_stats(
         full = g.reshape(len(ks) * m, -1).float()  # (G·M, N)
         mean, std = mean_std(full)
         order += ks
-        extra = _extra(g, [points[k] for k in ks], activation).view(-1, 1)
+        extra = _extra(full, g.shape[2:], [points[k] for k in ks], activation)[:, None]
         parts.append((torch.stack([mean, std], 1), extra))
         subs.append(subsample(full, limit))
     widths = [x.shape[1] for x in subs]
@@ -226,30 +227,17 @@ def extra_name(point: str, activation: str) -> str | None:
     return "dead" if activation == "relu" else None
 
 
-def _extra(g: Tensor, points: Sequence[str], activation: str) -> Tensor:
-    """(G, M): `extra_name`'s statistic of each stacked probe (G, M, B, C, S); 0 if none."""
-    sel = [i for i, p in enumerate(points) if extra_name(p, activation)]
-    if not sel:
-        return torch.zeros(g.shape[:2], device=g.device)
-    v = g if len(sel) == len(points) else g[_as_slice(sel)]
+def _extra(full: Tensor, bcs: tuple[int, ...], points: Sequence[str], activation: str) -> Tensor:
+    """(G·M,): `extra_name`'s statistic of every row of full (G·M, B·C·S), computed for all
+    probes of the group — one contiguous op chain; the caller keeps only act_out rows."""
+    if not any(extra_name(p, activation) for p in points):
+        return torch.zeros(full.shape[0], device=full.device)
     if activation in SATURATION:
         lo, hi = SATURATION[activation]
-        val = ((v < lo) | (v > hi)).float().mean(dim=(2, 3, 4))
-    else:  # relu: a unit (or channel) is dead on this batch when it outputs 0 for every sample
-        val = (v.amax(dim=(2, 4)) <= 0).float().mean(2)
-    if len(sel) == len(points):
-        return val
-    out = torch.zeros(g.shape[:2], device=g.device)
-    out[_as_slice(sel)] = val
-    return out
-
-
-def _as_slice(ks: list[int]) -> slice | list[int]:
-    """An evenly spaced index list as a slice (a view, no copy), else the list."""
-    step = ks[1] - ks[0] if len(ks) > 1 else 1
-    if step > 0 and ks == list(range(ks[0], ks[-1] + 1, step)):
-        return slice(ks[0], ks[-1] + 1, step)
-    return ks
+        return ((full < lo) | (full > hi)).float().mean(1)
+    # relu: a unit (or channel) is dead on this batch when it outputs 0 for every sample
+    units = full.view(full.shape[0], *bcs).amax(dim=(1, 3))  # (G·M, C)
+    return (units <= 0).float().mean(1)
 
 
 def activation_stats(t: Tensor, m: int, point: str, activation: str, edges: Tensor) -> dict:
@@ -277,21 +265,21 @@ def round_sig(x: np.ndarray, digits: int = SIG_DIGITS) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         k = (digits - 1) - np.floor(np.log10(np.abs(x)))  # decimal places kept
-        p = _POW10[np.clip(np.nan_to_num(np.abs(k)), 0, 308).astype(np.int64)]
-        up = k >= 0
-        y = np.where(up, np.round(x * p) / p, np.round(x / p) * p)
-    return np.where(np.isfinite(x) & (x != 0), y, x)
+        ok = np.isfinite(k)  # not for 0 (k = inf), NaN or ±inf
+        k = np.where(ok, k, 0).astype(np.int64)
+        p = _POW10[np.minimum(np.abs(k), 308)]
+        y = np.where(k >= 0, np.round(x * p) / p, np.round(x / p) * p)
+    return np.where(ok, y, x)
 
 
-def vector_summaries(vectors: Sequence[Tensor], m: int) -> Tensor:
-    """(V, M, 4) mean/std/min/max per run of run-major (M·C,) parameters or buffers."""
-    out = torch.empty(len(vectors), m, 4, device=vectors[0].device)
+def vector_summaries(vectors: Sequence[np.ndarray], m: int) -> np.ndarray:
+    """(V, M, 4) mean/std/min/max per run of run-major (M·C,) vectors (γ, β, running
+    statistics), fetched to the host: for a few hundred values NumPy's µs beat torch's ops."""
+    out = np.empty((len(vectors), m, 4))
     by_size: dict[int, list[int]] = {}
     for k, v in enumerate(vectors):
-        by_size.setdefault(v.numel(), []).append(k)
-    for ks in by_size.values():  # equal sizes: one stacked copy
-        g = torch.stack([vectors[k] for k in ks]).detach().view(len(ks) * m, -1).float()
-        mean, std = mean_std(g)
-        lo, hi = torch.aminmax(g, dim=1)
-        out[ks] = torch.stack([mean, std, lo, hi], 1).view(len(ks), m, 4)
+        by_size.setdefault(v.size, []).append(k)
+    for ks in by_size.values():  # equal sizes: one stacked array
+        g = np.stack([vectors[k] for k in ks]).reshape(len(ks), m, -1)
+        out[ks] = np.stack([g.mean(2), g.std(2), g.min(2), g.max(2)], -1)
     return out

@@ -8,6 +8,7 @@ run of a comparison grows together. Records are plain dicts of numbers (see READ
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -86,11 +87,14 @@ class RunRecord:
 
 def _host(x: Tensor) -> list:
     """Values for the records as (nested) lists: 6 significant digits, non-finite → None.
+    One device sync."""
+    return _record_values(x.detach().double().cpu().numpy())
 
-    One device sync; the rounding is vectorized (probes.round_sig), Python only sees the
-    rare non-finite values.
-    """
-    r = round_sig(x.detach().double().cpu().numpy())
+
+def _record_values(x: np.ndarray) -> list:
+    """x rounded (probes.round_sig, vectorized) as (nested) lists; Python only sees the rare
+    non-finite values, which become None."""
+    r = round_sig(x)
     out = r.tolist()
     if np.isfinite(r).all():
         return out
@@ -263,16 +267,18 @@ class Stack:
     @torch.no_grad()
     def evaluate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Mean loss and accuracy per run in eval mode (running statistics)."""
-        self.net.eval()
+        if not self.fast:
+            self.net.eval()
         loss = torch.zeros(self.m, device=self.device)
         acc = torch.zeros(self.m, device=self.device)
         for s in range(0, x.shape[0], EVAL_CHUNK):
             xb, yb = x[s : s + EVAL_CHUNK], y[s : s + EVAL_CHUNK]
-            logits = self.net(xb)  # (B, M, K)
+            logits = self.net.eval_logits(xb) if self.fast else self.net(xb)  # (B, M, K)
             target = yb[:, None].expand(-1, self.m)
             loss += _losses(logits, target) * xb.shape[0]
             acc += (logits.argmax(-1) == target).float().sum(0)
-        self.net.train()
+        if not self.fast:
+            self.net.train()
         return loss / x.shape[0], acc / x.shape[0]
 
     def _history(self, step: int, initial: bool = False) -> list[tuple[int, str, list[dict]]]:
@@ -331,6 +337,7 @@ class Stack:
                 if getattr(norm, name, None) is not None:
                     self.norm_vectors.append(getattr(norm, name).detach())
                     self.vector_owners.append((layer, name))
+        self.vector_sizes = [v.numel() for v in self.norm_vectors]
 
     @torch.no_grad()
     def _layers(
@@ -352,9 +359,15 @@ class Stack:
         edges, edge_lists = self.edges[tuple(uniq)]
         st = layer_stats(ts, m, points, act, edges)
         table = st["table"]  # (U·M, 15), columns probes.TABLE
-        params, summaries = self._param_values()
-        # every float of this step rounded in one go, then cut back into its parts
-        host = _host(torch.cat([table.view(-1), params.view(-1), summaries.view(-1)]))
+        params = self._param_values()  # (L, M, 3)
+        # One fetch for every float of this step: the table, the param norms and the norms'
+        # vectors, which are summarized on the host (tiny arrays: NumPy ops are ~1 µs here).
+        raw = torch.cat([table.view(-1), params.view(-1), *self.norm_vectors])
+        raw = raw.double().cpu().numpy()
+        cut = np.cumsum([table.numel() + params.numel(), *self.vector_sizes]).tolist()
+        vecs = [raw[a:b] for a, b in itertools.pairwise(cut)]
+        summaries = vector_summaries(vecs, m) if vecs else np.empty(0)
+        host = _record_values(np.concatenate([raw[: cut[0]], summaries.ravel()]))
         w = table.shape[1]
         fl = [host[r * w : (r + 1) * w] for r in range(table.shape[0])]
         host = host[table.numel() :]
@@ -392,17 +405,12 @@ class Stack:
                 out.append((i, "params", prows[i]))
         return out
 
-    def _param_values(self) -> tuple[Tensor, Tensor]:
-        """Per layer and run [‖grad‖, ‖w‖, ‖Δw‖/‖w‖] (L, M, 3), and the norms' vectors
-        summarized (V, M, 4) (probes.vector_summaries, in vector_owners order)."""
+    def _param_values(self) -> Tensor:
+        """Per layer and run [‖grad‖, ‖w‖, ‖Δw‖/‖w‖] (L, M, 3)."""
         self.w_before.sub_(self.w_flat)  # −Δw
         # one fused kernel for every (kind, layer, run) slice: torch's own clip_grad_norm_ tool
-        norms = torch.stack(torch._foreach_norm(self.run_slices)).view(3, -1, self.m)
-        gn, wn, dn = norms
-        params = torch.stack([gn, wn, dn / wn.clamp_min(1e-12)], 2)
-        if not self.norm_vectors:
-            return params, torch.empty(0, device=self.device)
-        return params, vector_summaries(self.norm_vectors, self.m)
+        gn, wn, dn = torch.stack(torch._foreach_norm(self.run_slices)).view(3, -1, self.m)
+        return torch.stack([gn, wn, dn / wn.clamp_min(1e-12)], 2)
 
     def _param_rows(self, step: int, params: list, summaries: list) -> list[list[dict]]:
         """Param rows from the host values of _param_values (flat lists, same order)."""

@@ -362,9 +362,11 @@ def check_fast_steps(configs: list[RunConfig], steps: int = 3, batch: int = 24) 
             for p, q in zip(ref.parameters(), fast.parameters()):
                 p -= 0.3 * p.grad
                 q -= 0.3 * q.grad
+    x = torch.randn(7, 64, generator=g, dtype=torch.float64)
+    fast_eval = fast.eval_logits(x)  # in train mode still: eval_logits ignores the mode
     ref.eval(), fast.eval()
-    x = torch.randn(m, 7, 64, generator=g, dtype=torch.float64)
     torch.testing.assert_close(fast(x), ref(x), rtol=1e-9, atol=1e-12)  # running stats agree
+    torch.testing.assert_close(fast_eval, ref(x), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("m", [1, 3])
