@@ -312,7 +312,8 @@ class StackedNet(nn.Module):
 
         Indexing a ParameterList and operating on Parameters cost several µs each, and a step
         makes ~100 such accesses. Rebuilt when the first weight's data or grad moved (the
-        trainer re-points all of them at once: to(), the optimizer's flat buffers).
+        trainer re-points all of them at once: to(), the optimizer's flat buffers); gives
+        parameters without a .grad a zero one to write into.
         """
         w0 = self.weights[0]
         if w0.grad is None:

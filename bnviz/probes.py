@@ -99,7 +99,8 @@ def histogram(s: Tensor, edges: Tensor) -> Tensor:
     """
     r, n_bins = s.shape[0], edges.shape[1] - 1
     lo, hi = edges[:, :1], edges[:, -1:]
-    idx = torch.floor((s - lo) / (hi - lo) * n_bins).clamp_(-1, n_bins).nan_to_num_(n_bins + 1)
+    idx = (s - lo).div_(hi - lo).mul_(n_bins).floor_()  # one temporary, in place from there
+    idx = idx.clamp_(-1, n_bins).nan_to_num_(n_bins + 1)
     return torch.searchsorted(idx, _boundaries(r, n_bins, s.device)).diff(dim=1)
 
 
@@ -112,23 +113,25 @@ def _boundaries(r: int, n_bins: int, device: torch.device) -> Tensor:
 def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
     """Row means and (biased) standard deviations of x (R, N), two-pass.
 
-    torch.std / std_mean take ≈ 25× as long as a mean on the CPU here; this is four cheap ops.
+    torch.std / std_mean take ≈ 25× as long as a mean on the CPU here; this is three passes.
     """
     mean = x.mean(1)
     d = x - mean[:, None]
-    return mean, (d * d).mean(1).sqrt_()
+    return mean, torch.linalg.vector_norm(d, dim=1).div_(x.shape[1] ** 0.5)
 
 
 def _groups(ts: Sequence[Tensor], m: int) -> list[tuple[list[int], Tensor]]:
-    """Wide tensors of equal shape stacked per run: [(their indices, (G, M, B, C, S))]."""
+    """Wide tensors of equal shape stacked per run: [(their indices, (G, M, B, C, S))],
+    contiguous unless a group is a single probe."""
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for k, t in enumerate(ts):
         by_shape.setdefault(tuple(t.shape), []).append(k)
     out = []
     for ks in by_shape.values():
         b, mc = ts[ks[0]].shape[:2]
-        g = torch.stack([ts[k] for k in ks]) if len(ks) > 1 else ts[ks[0]][None]
-        out.append((ks, g.view(len(ks), b, m, mc // m, -1).transpose(1, 2)))
+        runs = [ts[k].reshape(b, m, mc // m, -1).transpose(0, 1) for k in ks]  # (M, B, C, S)
+        # stacking copies once, into run-major order; a lone probe stays a view
+        out.append((ks, torch.stack(runs) if len(ks) > 1 else runs[0][None]))
     return out
 
 
@@ -232,9 +235,10 @@ def _extra(full: Tensor, bcs: tuple[int, ...], points: Sequence[str], activation
     probes of the group — one contiguous op chain; the caller keeps only act_out rows."""
     if not any(extra_name(p, activation) for p in points):
         return torch.zeros(full.shape[0], device=full.device)
-    if activation in SATURATION:
+    if activation in SATURATION:  # outside [lo, hi]: clamping moves the value (NaN: not)
+        # float ops only: comparisons and bool → float conversions are ~5× slower on the CPU
         lo, hi = SATURATION[activation]
-        return ((full < lo) | (full > hi)).float().mean(1)
+        return full.clamp(lo, hi).sub_(full).abs_().sign_().nan_to_num_(0.0).mean(1)
     # relu: a unit (or channel) is dead on this batch when it outputs 0 for every sample
     units = full.view(full.shape[0], *bcs).amax(dim=(1, 3))  # (G·M, C)
     return (units <= 0).float().mean(1)

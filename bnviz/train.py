@@ -317,18 +317,18 @@ class Stack:
                 self.opt.freeze(i)
 
     def _param_sources(self) -> None:
-        """What param rows read, as plain views made once (a step re-uses them): each (layer,
-        run)'s slice of the weights, of their grads and of a copy taken before the update;
-        the norms' vectors (γ, β, running statistics) with their (layer, name)."""
+        """What param rows read, as plain views made once (a step re-uses them): each layer's
+        weights, their grads and a copy taken before the update, as (M, ·) views; the norms'
+        vectors (γ, β, running statistics) with their (layer, name)."""
         m, net = self.m, self.net
         self.w_flat, w_grad = self.opt.span(list(net.weights))  # every weight matrix
         self.w_before = torch.empty_like(self.w_flat)
         sizes = [w.numel() for w in net.weights]
 
-        def per_run(flat: Tensor) -> list[Tensor]:  # (layer, run) order
-            return [v for part in flat.split(sizes) for v in part.view(m, -1)]
+        def per_layer(flat: Tensor) -> list[Tensor]:  # (M, numel / M) views
+            return [part.view(m, -1) for part in flat.split(sizes)]
 
-        self.run_slices = per_run(w_grad) + per_run(self.w_flat) + per_run(self.w_before)
+        self.norm_views = per_layer(w_grad) + per_layer(self.w_flat) + per_layer(self.w_before)
         self.norm_vectors: list[Tensor] = []
         self.vector_owners: list[tuple[int, str]] = []
         for layer in range(1, net.depth + 1):
@@ -408,8 +408,8 @@ class Stack:
     def _param_values(self) -> Tensor:
         """Per layer and run [‖grad‖, ‖w‖, ‖Δw‖/‖w‖] (L, M, 3)."""
         self.w_before.sub_(self.w_flat)  # −Δw
-        # one fused kernel for every (kind, layer, run) slice: torch's own clip_grad_norm_ tool
-        gn, wn, dn = torch.stack(torch._foreach_norm(self.run_slices)).view(3, -1, self.m)
+        norms = [torch.linalg.vector_norm(v, dim=1) for v in self.norm_views]  # (M,) each
+        gn, wn, dn = torch.stack(norms).view(3, -1, self.m)
         return torch.stack([gn, wn, dn / wn.clamp_min(1e-12)], 2)
 
     def _param_rows(self, step: int, params: list, summaries: list) -> list[list[dict]]:

@@ -180,3 +180,14 @@ def test_vector_summaries() -> None:
         for r, row in enumerate(v.reshape(m, -1)):
             ref = [row.mean(), row.std(), row.min(), row.max()]
             np.testing.assert_allclose(s[r], ref, rtol=1e-12)
+
+
+def test_saturated_share_counts_infinities_not_nan() -> None:
+    t = torch.sigmoid(torch.randn(10, 6, generator=gen(7)) * 4)
+    t[0, :3] = torch.tensor([float("inf"), -float("inf"), float("nan")])
+    edges = layer_edges([t], 2, ["act_out"], "sigmoid")
+    table = layer_stats([t], 2, ["act_out"], "sigmoid", edges)["table"]
+    for r in range(2):
+        v = t[:, 3 * r : 3 * r + 3].reshape(-1)
+        expected = ((v < 0.02) | (v > 0.98)).float().mean()  # NaN compares false
+        assert float(table[r, -1]) == pytest.approx(float(expected), abs=1e-7)
