@@ -21,11 +21,11 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .config import RunConfig, from_dict, to_dict
-from .records import group_labels
+from .config import RunConfig, to_dict
+from .records import RunRecord, group_labels
 
 ACTIVE = ("queued", "running")
 STOP_GRACE_S = 5.0  # a worker that ignores the stop flag this long is killed
@@ -42,47 +42,7 @@ def worker_threads(max_running: int) -> int:
     return max(1, min(4, (cores - 1) // max(1, max_running)))
 
 
-@dataclass
-class RunState:
-    """What the server knows about one run of a group (the records as they arrive)."""
-
-    config: RunConfig
-    status: str = "queued"
-    message: str = ""
-    step: int | None = None
-    diverged_step: int | None = None
-    seconds: float = 0.0
-    device: str = ""
-    history: list[dict] = field(default_factory=list)
-    layers: list[dict] = field(default_factory=list)
-    params: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "config": to_dict(self.config),
-            "status": self.status,
-            "message": self.message,
-            "device": self.device,
-            "seconds": round(self.seconds, 3),
-            "diverged_step": self.diverged_step,
-            "history": self.history,
-            "layers": self.layers,
-            "params": self.params,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RunState:
-        return cls(
-            config=from_dict(d["config"], strict=False),
-            status=d.get("status", "finished"),
-            message=d.get("message", ""),
-            diverged_step=d.get("diverged_step"),
-            seconds=d.get("seconds", 0.0),
-            device=d.get("device", ""),
-            history=d.get("history", []),
-            layers=d.get("layers", []),
-            params=d.get("params", []),
-        )
+RunState = RunRecord  # the server's view of a run is the engine's record, as rows arrive
 
 
 @dataclass
@@ -122,18 +82,7 @@ class GroupJob:
         """Copies of the runs whose row lists can be read while training goes on."""
         with self.lock:
             return [
-                RunState(
-                    r.config,
-                    r.status,
-                    r.message,
-                    r.step,
-                    r.diverged_step,
-                    r.seconds,
-                    r.device,
-                    list(r.history),
-                    list(r.layers),
-                    list(r.params),
-                )
+                replace(r, history=list(r.history), layers=list(r.layers), params=list(r.params))
                 for r in self.runs
             ]
 

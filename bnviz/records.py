@@ -9,11 +9,55 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from .config import FIELDS, RunConfig, value_text
+from .config import FIELDS, RunConfig, from_dict, to_dict, value_text
 
 HISTORY_COLUMNS = ("step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc")
+
+
+@dataclass
+class RunRecord:
+    """Everything recorded about one run: what the engine returns and the server keeps."""
+
+    config: RunConfig
+    status: str = "queued"
+    message: str = ""
+    device: str = ""
+    seconds: float = 0.0
+    diverged_step: int | None = None
+    history: list[dict] = field(default_factory=list)
+    layers: list[dict] = field(default_factory=list)
+    params: list[dict] = field(default_factory=list)
+    step: int | None = None  # last step a status change reported (not saved)
+
+    def to_dict(self) -> dict:
+        return {
+            "config": to_dict(self.config),
+            "status": self.status,
+            "message": self.message,
+            "device": self.device,
+            "seconds": round(self.seconds, 3),
+            "diverged_step": self.diverged_step,
+            "history": self.history,
+            "layers": self.layers,
+            "params": self.params,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunRecord:
+        return cls(
+            config=from_dict(d["config"], strict=False),
+            status=d.get("status", "finished"),
+            message=d.get("message", ""),
+            device=d.get("device", ""),
+            seconds=d.get("seconds", 0.0),
+            diverged_step=d.get("diverged_step"),
+            history=d.get("history", []),
+            layers=d.get("layers", []),
+            params=d.get("params", []),
+        )
 
 
 def varied_fields(configs: Sequence[RunConfig]) -> list[str]:

@@ -14,7 +14,6 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import RunConfig, to_dict
+from .config import RunConfig
 from .data import Dataset, load_dataset
 from .models import STREAM_SEED_OFFSET, Shape, StackedNet, has_fast_path, stack_key
 from .probes import (
@@ -32,6 +31,7 @@ from .probes import (
     round_sig,
     vector_summaries,
 )
+from .records import RunRecord
 
 MAX_LAYER_SNAPSHOTS = 100  # per run: layer probes are thinned so long runs stay small
 CPU_THREADS = int(os.environ.get("BNVIZ_THREADS", "1"))  # torch threads while training
@@ -55,34 +55,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device=cuda was asked for, but no CUDA GPU is available")
     return torch.device(name)
-
-
-@dataclass
-class RunRecord:
-    """Everything recorded about one run."""
-
-    config: RunConfig
-    status: str = "queued"
-    message: str = ""
-    device: str = ""
-    seconds: float = 0.0
-    diverged_step: int | None = None
-    history: list[dict] = field(default_factory=list)
-    layers: list[dict] = field(default_factory=list)
-    params: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "config": to_dict(self.config),
-            "status": self.status,
-            "message": self.message,
-            "device": self.device,
-            "seconds": round(self.seconds, 3),
-            "diverged_step": self.diverged_step,
-            "history": self.history,
-            "layers": self.layers,
-            "params": self.params,
-        }
 
 
 def _host(x: Tensor) -> list:
