@@ -23,27 +23,27 @@ for p in problems + group_problems:
     st.error(p)
 
 gid = st.session_state.get("group_id")
-job = manager.get(gid) if gid else None
-c1, c2, c3 = st.columns([1, 1, 4])
-if c1.button("Train", type="primary", disabled=bool(problems or group_problems)):
-    gid = st.session_state["group_id"] = manager.submit(group)
-    job = manager.get(gid)
-    # A warm worker sends its first records within a few hundred ms: wait for them, so the
-    # very first draw after the click already shows points (not half a second later).
-    job.first_rows.wait(timeout=1.0)
-if c2.button("Stop training", disabled=job is None or not job.active) and job is not None:
-    manager.stop(job.id)
-c3.caption(f"{len(group)} runs train together in lockstep" if group else "")
-state.sync_url()
-
-
-training = job is not None and job.active
+training = gid is not None and (j := manager.get(gid)) is not None and j.active
 # Until the warm worker is up, poll gently so the page can say when Train will be instant.
 warming = not training and manager.warm_enabled and not manager.warm_ready()
 
 
 @st.fragment(run_every=live.REFRESH_S if training else 1.0 if warming else None)
 def live_view() -> None:
+    """Buttons, status and charts. Train lives in the fragment: its click reruns only this
+    part, so the first points show without redrawing the whole page first."""
+    gid = st.session_state.get("group_id")
+    job = manager.get(gid) if gid else None
+    b1, b2, b3 = st.columns([1, 1, 4])
+    b3.caption(f"{len(group)} runs train together in lockstep" if group else "")
+    if b1.button("Train", type="primary", disabled=bool(problems or group_problems)):
+        gid = st.session_state["group_id"] = manager.submit(group)
+        job = manager.get(gid)
+        # A warm worker sends its first records within a few hundred ms: wait for them, so
+        # the first draw after the click already shows points.
+        job.first_rows.wait(timeout=1.0)
+    if b2.button("Stop training", disabled=job is None or not job.active) and job is not None:
+        manager.stop(job.id)
     # Without a group the charts are drawn empty, so they are loaded before Train is pressed.
     runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
     ready = manager.warm_ready() or not manager.warm_enabled
@@ -51,15 +51,11 @@ def live_view() -> None:
     live.curves_block(runs, labels, "train")
     live.controls("train", len((runs[0].config if runs else cfg or RunConfig()).hidden))
     live.layers_block(runs, labels, "train")
+    if job is not None and job.active != training:
+        st.rerun()  # once, after the first draw: the timer starts (or stops), the URL updates
     if warming and ready:
         st.rerun()  # once: the worker is up, stop polling
-    if job is None:
-        return
-    if not job.active and st.session_state.get("_was_active") == job.id:
-        st.session_state["_was_active"] = None
-        st.rerun()  # once, so the timer stops and the buttons update
-    if job.active:
-        st.session_state["_was_active"] = job.id
 
 
 live_view()
+state.sync_url()
