@@ -10,7 +10,6 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .config import FIELDS, RunConfig, from_dict, to_dict, value_text
 
@@ -128,11 +127,3 @@ def latest_layers(rows: Sequence[dict], point: str) -> dict[int, dict]:
 def layer_series(rows: Sequence[dict], point: str, layer: int) -> list[dict]:
     """Probe rows of one layer and point over training."""
     return [r for r in rows if r["point"] == point and r["layer"] == layer]
-
-
-def param_series(rows: Sequence[dict], layer: int) -> list[dict]:
-    return [r for r in rows if r["layer"] == layer]
-
-
-def pick(rows: Sequence[dict], key: str) -> list[Any]:
-    return [r.get(key) for r in rows]
