@@ -130,7 +130,7 @@ def main() -> None:
     print(f"plain loop      {p / epochs * 1e3:8.2f} ms per run-epoch")
     print(f"engine, probes  {e / epochs * 1e3:8.2f} ms per run-epoch   speed-up {p / e:5.2f}x")
     print(f"engine, none    {n / epochs * 1e3:8.2f} ms per run-epoch   speed-up {p / n:5.2f}x")
-    print(f"probe overhead  {(e / n - 1) * 100:5.1f} % of engine time")
+    print(f"probe share     {(e - n) / e * 100:5.1f} % of engine time (probes on)")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Networks built from RunConfigs: M runs of the same architecture as one batched network.
 
-Runs that share a "stack key" (every field but the per-run ones in `PER_RUN_FIELDS`) train as
-one network whose weights have a leading run dimension: dense layers use batched matmuls and
-conv layers grouped convolutions, so M small nets cost little more than one. Each run keeps its
-own seeded initial weights, learning rate, weight decay and dropout, and never mixes with the
-others: every operation is per run (per feature, per channel, per sample).
+Runs that share a "stack key" (every field but the per-run ones in `PER_RUN_FIELDS` and `norm`)
+train as one network whose weights have a leading run dimension: dense layers use batched matmuls
+and conv layers grouped convolutions, so M small nets cost little more than one. Each run keeps
+its own seeded initial weights, learning rate, weight decay and dropout, and never mixes with the
+others: every operation is per run (per feature, per channel, per sample). A stack holds at most
+one kind of norm: its runs with that norm come first and their channels are normalized, the runs
+with `norm=none` after them skip it — so "with vs without BN" is one network, not two.
 
 Hidden layer i (1-based) is `Linear/Conv → [norm] → activation → [norm] → [dropout]`, the
 norm sitting before or after the activation as configured. Probe points per layer:
@@ -61,8 +63,26 @@ def has_fast_path(cfg: RunConfig) -> bool:
 
 
 def stack_key(cfg: RunConfig) -> tuple:
-    """Configs with equal keys can be trained as one stacked network."""
-    return tuple(getattr(cfg, k) for k in FIELDS if k not in PER_RUN_FIELDS and k != "device")
+    """Configs with equal keys and at most one norm besides "none" can be one stacked network."""
+    return tuple(getattr(cfg, k) for k in FIELDS if k not in (*PER_RUN_FIELDS, "device", "norm"))
+
+
+def stack_order(configs: Sequence[RunConfig]) -> list[list[int]]:
+    """Indices of `configs` partitioned into stacks, each in StackedNet's order (the runs with a
+    norm first). Runs without a norm join the first stack of their key that has one."""
+    by_key: dict[tuple, dict[str, list[int]]] = {}
+    for i, c in enumerate(configs):
+        by_key.setdefault(stack_key(c), {}).setdefault(c.norm, []).append(i)
+    stacks = []
+    for by_norm in by_key.values():
+        plain = by_norm.pop("none", [])
+        normed = list(by_norm.values())
+        if normed:
+            normed[0] = normed[0] + plain
+            stacks += normed
+        else:
+            stacks.append(plain)
+    return stacks
 
 
 @dataclass(frozen=True)
@@ -100,11 +120,16 @@ class StackedNet(nn.Module):
 
     def __init__(self, configs: Sequence[RunConfig], shape: Shape) -> None:
         super().__init__()
-        cfg = configs[0]
+        cfg = configs[0]  # the norm's settings come from the first run
         if any(stack_key(c) != stack_key(cfg) for c in configs):
             raise ValueError("configs of one StackedNet must share their stack key")
+        self.n_norm = n_norm = sum(c.norm != "none" for c in configs)  # runs 0 … k−1 are normalized
+        if any(c.norm != cfg.norm for c in configs[:n_norm]) or any(
+            c.norm != "none" for c in configs[n_norm:]
+        ):
+            raise ValueError("a StackedNet holds one kind of norm, its runs first, then norm=none")
         self.configs = list(configs)
-        self.m = m = len(configs)
+        self.m = len(configs)
         self.conv = cfg.model == "cnn"
         self.act = ACTIVATIONS[cfg.activation]
         self.placement = cfg.placement
@@ -132,7 +157,7 @@ class StackedNet(nn.Module):
             )
             if cfg.norm_on(i):
                 self.norm_index.append(len(self.norms))
-                self.norms.append(make_norm(m, width, cfg))
+                self.norms.append(make_norm(n_norm, width, cfg))
             else:
                 self.norm_index.append(None)
             self.pool.append(self.conv and h >= 8)  # halve 8×8 and larger maps
@@ -163,7 +188,7 @@ class StackedNet(nn.Module):
         self.generators = gens
         for n in self.norms:
             if hasattr(n, "generators"):
-                n.generators = gens
+                n.generators = gens[: self.n_norm]
 
     @property
     def depth(self) -> int:
@@ -173,6 +198,13 @@ class StackedNet(nn.Module):
         """The norm module of 1-based hidden layer `layer`, if it has one."""
         idx = self.norm_index[layer - 1]
         return None if idx is None else self.norms[idx]
+
+    def _norm(self, norm: StackNorm, x: Tensor) -> Tensor:
+        """The norm on the channels of the runs that have it (the first n_norm runs)."""
+        if self.n_norm == self.m:
+            return norm(x)
+        c = x.shape[1] // self.m * self.n_norm
+        return torch.cat([norm(x[:, :c]), x[:, c:]], 1)
 
     def _linear(self, i: int, x: Tensor) -> Tensor:
         """Layer i's Linear/Conv: wide (B, M·C[, H, W]) or per-run (M, B, F) in, wide out."""
@@ -192,12 +224,16 @@ class StackedNet(nn.Module):
         mask = self._dropout_mask(x)
         return x if mask is None else x * mask
 
-    def _dropout_mask(self, x: Tensor) -> Tensor | None:
-        """keep/(1−p) per value of a wide x, each run from its own stream; None: no dropout."""
+    def _dropout_mask(self, x: Tensor, wide: bool = True) -> Tensor | None:
+        """keep/(1−p) per value of x, each run from its own stream; None: no dropout. x is wide
+        or, with wide=False, per run ((M, B, C), or (B, C) for one run): the same values."""
         if not (self.training and self.use_dropout):
             return None
-        b, c = x.shape[0], x.shape[1] // self.m
-        rest = x.shape[2:]
+        if not wide and self.m > 1:
+            b, c = x.shape[1], x.shape[2]
+        else:
+            b, c = x.shape[0], x.shape[1] // self.m
+        rest = x.shape[2:] if wide else ()
         keep = []
         for g, p in zip(self.generators, self.drop_p.tolist()):
             if p == 0:  # draw nothing: the run's stream (also its noise) must not depend on others
@@ -205,7 +241,7 @@ class StackedNet(nn.Module):
                 continue
             r = torch.rand((b, c, *rest), generator=g, device=x.device)
             keep.append((r >= p).to(x.dtype) / (1 - p))
-        return torch.cat(keep, dim=1)
+        return torch.cat(keep, dim=1) if wide or self.m == 1 else torch.stack(keep)
 
     def forward(self, x: Tensor, probes: dict | None = None) -> Tensor:
         """Logits (B, M, n_classes). x: (M, B, F) flat features, one mini-batch per run.
@@ -225,9 +261,10 @@ class StackedNet(nn.Module):
         for i in range(self.depth):
             z = self._linear(i, h)
             norm = self.norm_of(i + 1)
-            a_in = norm(z) if (norm is not None and self.placement == "before") else z
+            a_in = self._norm(norm, z) if (norm is not None and self.placement == "before") else z
             a_out = self.act(a_in)
-            h = norm(a_out) if (norm is not None and self.placement == "after") else a_out
+            after = norm is not None and self.placement == "after"
+            h = self._norm(norm, a_out) if after else a_out
             if probes is not None:
                 for point, t in zip(POINTS, (z, a_in, a_out)):
                     probes[(i + 1, point)] = t.detach()
@@ -249,34 +286,41 @@ class StackedNet(nn.Module):
         (B, M, K) and each run's mean cross-entropy (M,), and *overwrites* every parameter's
         .grad with d(sum of the runs' losses)/d(parameter) — what forward, the loss and
         backward give. BatchNorm goes through aten.native_batch_norm and its backward, the
-        kernels autograd uses (running statistics updated the same way); `probes` as forward.
+        kernels autograd uses (running statistics updated the same way); `probes` as forward
+        (wide tensors).
+
+        Activations here are per run, (M, B, C) — (B, C) for one run — not wide: every
+        batched matmul then reads and writes contiguous blocks, and the normalized runs'
+        columns are one contiguous block too (the wide layout's strided views cost ~2× here).
         """
         b, m, k = x.shape[1], self.m, self.n_classes
         dense, bns = self._fast_layers()
         act, act_grad = self.act, ACTIVATION_GRADS[self.configs[0].activation]
         before = self.placement == "before"
         saved = []  # per hidden layer: what its backward needs
-        h = x.view(b, -1) if m == 1 else x  # layer 1 reads (B, F), or (M, B, F) per run
+        h = x.view(b, -1) if m == 1 else x
         for i in range(self.depth):
-            z, h = self._dense_forward(dense[i], h)  # z wide (B, M·C); h as the matmul read it
+            z = self._dense_forward(dense[i], h)
             bn = bns[i]
             a_in, bn_in = _bn_forward(bn, z) if bn is not None and before else (z, None)
             a_out = act(a_in)
             y, bn_out = _bn_forward(bn, a_out) if bn is not None and not before else (a_out, None)
-            mask = self._dropout_mask(y)
+            mask = self._dropout_mask(y, wide=False)
             if probes is not None:
                 for point, t in zip(POINTS, (z, a_in, a_out)):
-                    probes[(i + 1, point)] = t
+                    probes[(i + 1, point)] = _wide(t)
             saved.append((h, a_in, a_out, bn_in, bn_out, mask))
             h = y if mask is None else y * mask
-        z, h = self._dense_forward(dense[-1], h)
-        logits = z.view(b, m, k)
+        z = self._dense_forward(dense[-1], h)  # (M, B, K), or (B, K)
         # Cross-entropy per run; d(its mean over the batch)/d(logits) = (softmax − onehot) / B.
-        logp = torch.log_softmax(logits, -1)
-        tgt = target.unsqueeze(-1)  # (B, M, 1)
-        losses = logp.gather(-1, tgt).view(b, m).mean(0).neg_()
+        logp = torch.log_softmax(z, -1)
+        tgt = (target if m == 1 else target.t()).unsqueeze(-1)  # like z: (M, B, 1) or (B, 1, 1)
+        if m == 1:
+            logp = logp.unsqueeze(1)  # (B, 1, K)
+        losses = logp.gather(-1, tgt).squeeze(-1).mean(-2 if m == 1 else -1).neg_()
         g = logp.exp_().div_(b).scatter_add_(-1, tgt, torch.full_like(tgt, -1 / b, dtype=z.dtype))
-        g = self._dense_backward(dense[-1], h, g.view(b, m * k), True)
+        logits = z.view(b, 1, k) if m == 1 else z.transpose(0, 1)
+        g = self._dense_backward(dense[-1], h, g.view(b, k) if m == 1 else g, True)
         for i in reversed(range(self.depth)):
             h, a_in, a_out, bn_in, bn_out, mask = saved[i]
             if mask is not None:
@@ -298,14 +342,20 @@ class StackedNet(nn.Module):
         """
         dense, bns = self._fast_layers()
         before = self.placement == "before"
-        h = x if self.m == 1 else x.unsqueeze(0).expand(self.m, -1, -1)
+        m, b = self.m, x.shape[0]
+        h = x
         for i in range(self.depth):
-            h, _ = self._dense_forward(dense[i], h)
+            if i > 0 or m == 1:
+                h = self._dense_forward(dense[i], h)
+            else:  # every run reads the same x: one matmul with the runs' weights side by side
+                d = dense[0]
+                h = torch.addmm(d.b.view(1, -1), x, d.w.reshape(-1, d.w.shape[2]).t())
+                h = h.view(b, m, -1).transpose(0, 1).contiguous()
             bn = bns[i]
             h = self.act(_bn_eval(bn, h) if bn is not None and before else h)
             h = _bn_eval(bn, h) if bn is not None and not before else h
-        z, _ = self._dense_forward(dense[-1], h)
-        return z.view(x.shape[0], self.m, self.n_classes)
+        z = self._dense_forward(dense[-1], h)
+        return z.view(x.shape[0], 1, self.n_classes) if self.m == 1 else z.transpose(0, 1)
 
     def _fast_layers(self) -> tuple[list[_Dense], list[_BN | None]]:
         """Plain-tensor aliases of every parameter, grad and running statistic, built once.
@@ -328,32 +378,22 @@ class StackedNet(nn.Module):
             self._fast_cache, self._fast_key = (dense, bns), key
         return self._fast_cache
 
-    def _dense_forward(self, d: _Dense, h: Tensor) -> tuple[Tensor, Tensor]:
-        """A dense layer on h (wide (B, M·in), or (B, F) / (M, B, F) for layer 1): the output,
-        wide (B, M·out), and the input as the matmul read it, for _dense_backward."""
+    def _dense_forward(self, d: _Dense, h: Tensor) -> Tensor:
+        """A dense layer on per-run h, (M, B, in) or (B, in) for one run: (M, B, out)."""
         if self.m == 1:
-            return torch.addmm(d.b, h, d.wt), h
-        if h.dim() == 2:
-            h = h.view(h.shape[0], self.m, -1).transpose(0, 1)  # (M, B, in), a strided view
-        y = h.new_empty(h.shape[1], self.m, d.w.shape[1])  # wide (B, M, out), written per run
-        torch.baddbmm(d.b, h, d.wt, out=y.transpose(0, 1))
-        return y.view(y.shape[0], -1), h
+            return torch.addmm(d.b, h, d.wt)
+        return torch.baddbmm(d.b, h, d.wt)
 
     def _dense_backward(self, d: _Dense, h: Tensor, g: Tensor, grad_in: bool) -> Tensor | None:
-        """Writes the layer's weight and bias grads from g = dL/d(output) (wide (B, M·out)) and
-        its input h (from _dense_forward); returns dL/dh, wide (B, M·in), if grad_in."""
-        torch.sum(g, 0, out=d.gb)
+        """Writes the layer's weight and bias grads from g = dL/d(output) and its input h (both
+        per run); returns dL/dh if grad_in."""
         if self.m == 1:
+            torch.sum(g, 0, out=d.gb)
             torch.mm(g.t(), h, out=d.gw)
             return torch.mm(g, d.w) if grad_in else None
-        bsz = g.shape[0]
-        gs = g.view(bsz, self.m, -1).transpose(0, 1)  # (M, B, out), a strided view
-        torch.bmm(gs.transpose(1, 2), h, out=d.gw)
-        if not grad_in:
-            return None
-        gh = g.new_empty(bsz, self.m, d.w.shape[2])  # wide (B, M, in)
-        torch.bmm(gs, d.w, out=gh.transpose(0, 1))
-        return gh.view(bsz, -1)
+        torch.sum(g, 1, out=d.gb.view(self.m, -1))
+        torch.bmm(g.transpose(1, 2), h, out=d.gw)
+        return torch.bmm(g, d.w) if grad_in else None
 
 
 @dataclass
@@ -379,8 +419,8 @@ class _Dense:
 
 @dataclass
 class _BN:
-    """A BatchNorm for the fast path: the module (its counters and settings) and plain aliases
-    of γ, β (None without affine), their grads and the running statistics."""
+    """A BatchNorm for the fast path: the module (its counters, settings and number of runs)
+    and plain aliases of γ, β (None without affine), their grads and the running statistics."""
 
     norm: StackNorm
     weight: Tensor | None
@@ -404,15 +444,38 @@ class _BN:
         )
 
 
+def _wide(t: Tensor) -> Tensor:
+    """A per-run (M, B, C) tensor as the wide (B, M·C) layout of probes; (B, C) stays."""
+    return t if t.dim() == 2 else t.transpose(0, 1).reshape(t.shape[1], -1)
+
+
+def _normed(x: Tensor, k: int) -> Tensor:
+    """The first k runs of per-run x ((M, B, C), or (B, C) for one run) as one (B, k·C)
+    tensor: what BatchNorm's kernels take (a view for one run, else a copy)."""
+    if x.dim() == 2:
+        return x
+    return x[0] if k == 1 else x[:k].transpose(0, 1).reshape(x.shape[1], -1)
+
+
+def _rejoin(y: Tensor, x: Tensor, k: int) -> Tensor:
+    """x with its first k runs replaced by y, (B, k·C) as _normed gives it."""
+    if x.dim() == 2:
+        return y
+    y3 = y.unsqueeze(0) if k == 1 else y.view(y.shape[0], k, -1).transpose(0, 1)
+    return y3.contiguous() if k == x.shape[0] else torch.cat([y3, x[k:]])
+
+
 def _bn_forward(bn: _BN, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
-    """Training-mode BatchNorm of a wide x (B, M·C) as BatchNorm.norm3 computes it (running
-    statistics updated in place); returns the output and what _bn_backward needs."""
+    """Training-mode BatchNorm of per-run x as BatchNorm.norm3 computes it (running
+    statistics updated in place) on the normalized runs; returns the output and what
+    _bn_backward needs."""
     n = bn.norm
     factor = n._factor() if n.track_running_stats else 0.0
+    xs = _normed(x, n.m)
     y, mean, invstd = torch.native_batch_norm(
-        x, bn.weight, bn.bias, bn.running_mean, bn.running_var, True, factor, n.eps
+        xs, bn.weight, bn.bias, bn.running_mean, bn.running_var, True, factor, n.eps
     )
-    return y, (x, mean, invstd)
+    return _rejoin(y, x, n.m), (xs, mean, invstd)
 
 
 def _bn_eval(bn: _BN, x: Tensor) -> Tensor:
@@ -420,7 +483,8 @@ def _bn_eval(bn: _BN, x: Tensor) -> Tensor:
     n = bn.norm
     use_batch = not n.track_running_stats
     w, b, rm, rv = bn.weight, bn.bias, bn.running_mean, bn.running_var
-    return torch.native_batch_norm(x, w, b, rm, rv, use_batch, 0.0, n.eps)[0]
+    y = torch.native_batch_norm(_normed(x, n.m), w, b, rm, rv, use_batch, 0.0, n.eps)[0]
+    return _rejoin(y, x, n.m)
 
 
 def _bn_backward(bn: _BN, saved: tuple[Tensor, Tensor, Tensor], g: Tensor) -> Tensor:
@@ -428,9 +492,18 @@ def _bn_backward(bn: _BN, saved: tuple[Tensor, Tensor, Tensor], g: Tensor) -> Te
     x, mean, invstd = saved
     aff = bn.weight is not None
     gx, gw, gb = _BN_BACKWARD(
-        g, x, bn.weight, None, None, mean, invstd, True, bn.norm.eps, [True, aff, aff]
+        _normed(g, bn.norm.m),
+        x,
+        bn.weight,
+        None,
+        None,
+        mean,
+        invstd,
+        True,
+        bn.norm.eps,
+        [True, aff, aff],
     )
     if aff:
         bn.gw.copy_(gw)
         bn.gb.copy_(gb)
-    return gx
+    return _rejoin(gx, g, bn.norm.m)

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .config import RunConfig
 from .data import Dataset, load_dataset
-from .models import STREAM_SEED_OFFSET, Shape, StackedNet, has_fast_path, stack_key
+from .models import STREAM_SEED_OFFSET, Shape, StackedNet, has_fast_path, stack_order
 from .probes import (
     extra_name,
     layer_edges,
@@ -338,7 +338,7 @@ class Stack:
         raw = raw.double().cpu().numpy()
         cut = np.cumsum([table.numel() + params.numel(), *self.vector_sizes]).tolist()
         vecs = [raw[a:b] for a, b in itertools.pairwise(cut)]
-        summaries = vector_summaries(vecs, m) if vecs else np.empty(0)
+        summaries = vector_summaries(vecs, self.net.n_norm) if vecs else np.empty(0)
         host = _record_values(np.concatenate([raw[: cut[0]], summaries.ravel()]))
         w = table.shape[1]
         fl = [host[r * w : (r + 1) * w] for r in range(table.shape[0])]
@@ -386,7 +386,7 @@ class Stack:
 
     def _param_rows(self, step: int, params: list, summaries: list) -> list[list[dict]]:
         """Param rows from the host values of _param_values (flat lists, same order)."""
-        m, depth = self.m, self.net.depth
+        m, depth, normed = self.m, self.net.depth, self.net.n_norm  # runs < normed have norms
         where: dict[int, list[tuple[str, int]]] = {}  # layer → (vector name, index)
         for v, (layer, name) in enumerate(self.vector_owners):
             where.setdefault(layer, []).append((name, v))
@@ -403,9 +403,9 @@ class Stack:
                 }
                 if layer > depth:
                     row["classifier"] = True
-                if layer in where:
+                if layer in where and i < normed:
                     row["norm"] = {
-                        name: dict(zip(SUMMARY_KEYS, summaries[(v * m + i) * 4 :][:4]))
+                        name: dict(zip(SUMMARY_KEYS, summaries[(v * normed + i) * 4 :][:4]))
                         for name, v in where[layer]
                     }
                 rows[i].append(row)
@@ -438,13 +438,10 @@ def make_stacks(
     device: torch.device,
     loader: Callable[..., Dataset] = load_dataset,
 ) -> list[Stack]:
-    """Group configs into stacks (same stack key → one batched network)."""
+    """Group configs into stacks (models.stack_order: one batched network each)."""
     data: dict[tuple, Dataset] = {}
-    groups: dict[tuple, list[int]] = {}
-    for i, c in enumerate(configs):
-        groups.setdefault(stack_key(c), []).append(i)
     stacks = []
-    for idx in groups.values():
+    for idx in stack_order(configs):
         cfg = configs[idx[0]]
         key = _data_key(cfg)
         if key not in data:

@@ -79,6 +79,48 @@ def test_stack_equals_runs_alone(model: str, norm: str) -> None:
     )
 
 
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("norm", ["batch", "noisy_batch", "group"])
+@pytest.mark.parametrize("placement", ["before", "after"])
+def test_runs_with_and_without_a_norm_stack_as_runs_alone(
+    model: str, norm: str, placement: str
+) -> None:
+    """A stack of norm runs followed by norm=none runs equals each run built alone, in training
+    (losses and every gradient) and in eval mode."""
+    kw = dict(model=model, placement=placement, num_groups=4, norm_layers=(1,))
+    configs = [
+        cfg(norm=norm, seed=3, **kw),
+        cfg(norm=norm, seed=5, init="kaiming", **kw),
+        cfg(norm="none", seed=7, **kw),
+    ]
+    assert len({stack_key(c) for c in configs}) == 1
+    stacked = with_generators(StackedNet(configs, DIGITS))
+    alone = [with_generators(StackedNet([c], DIGITS)) for c in configs]
+    assert stacked.n_norm == 2 and stacked.norm_of(1).m == 2 and stacked.norm_of(2) is None
+    x = inputs(3, 24, 64)
+    y = torch.randint(0, 10, (24, 3), generator=torch.Generator().manual_seed(1))
+    for mode in ("train", "train", "eval"):
+        for net in (stacked, *alone):
+            getattr(net, mode)()
+            net.zero_grad()
+        out = stacked(x)
+        torch.nn.functional.cross_entropy(
+            out.reshape(-1, 10), y.reshape(-1), reduction="sum"
+        ).backward()
+        for i, net in enumerate(alone):
+            ref = net(x[i : i + 1])
+            torch.testing.assert_close(out[:, i], ref[:, 0], atol=1e-5, rtol=1e-5)
+            torch.nn.functional.cross_entropy(ref[:, 0], y[:, i], reduction="sum").backward()
+            for ps, pa in zip(stacked.weights, net.weights):
+                torch.testing.assert_close(ps.grad[i], pa.grad[0], atol=1e-5, rtol=1e-4)
+        bn = stacked.norm_of(1)
+        if bn.affine:
+            for i, net in enumerate(alone[:2]):
+                c = bn.c
+                g = bn.weight.grad[i * c : (i + 1) * c]
+                torch.testing.assert_close(g, net.norm_of(1).weight.grad, atol=1e-5, rtol=1e-4)
+
+
 def test_runs_do_not_mix() -> None:
     """Changing run 1's input leaves run 0's output untouched, BN statistics included."""
     configs = [cfg(seed=1), cfg(seed=2)]
@@ -94,7 +136,12 @@ def test_runs_do_not_mix() -> None:
 
 def test_configs_of_a_stack_must_share_the_stack_key() -> None:
     with pytest.raises(ValueError, match="stack key"):
-        StackedNet([cfg(norm="batch"), cfg(norm="none")], DIGITS)
+        StackedNet([cfg(activation="relu"), cfg(activation="tanh")], DIGITS)
+    with pytest.raises(ValueError, match="one kind of norm"):
+        StackedNet([cfg(norm="batch"), cfg(norm="layer")], DIGITS)
+    with pytest.raises(ValueError, match="runs first"):
+        StackedNet([cfg(norm="none"), cfg(norm="batch")], DIGITS)
+    StackedNet([cfg(norm="batch"), cfg(norm="none")], DIGITS)  # "with vs without": one network
     # per-run fields may differ
     StackedNet([cfg(seed=1, lr=0.1, dropout=0.2), cfg(seed=2, lr=0.3, weight_decay=0.1)], DIGITS)
 
@@ -396,6 +443,20 @@ def test_fast_step_equals_autograd(norm: str, activation: str, placement: str, m
 def test_fast_step_equals_autograd_bn_options(changes: dict) -> None:
     for norm in ("batch", "batch_scratch"):
         check_fast_steps([cfg(norm=norm, seed=s, **changes) for s in (1, 2)])
+
+
+@pytest.mark.parametrize("placement", ["before", "after"])
+@pytest.mark.parametrize("norm", ["batch", "batch_scratch"])
+@pytest.mark.parametrize("n_none", [1, 2])
+def test_fast_step_equals_autograd_with_and_without_bn(
+    norm: str, placement: str, n_none: int
+) -> None:
+    """Runs with BN and runs without it in one stack: the per-run norm flag of the fast path."""
+    kw = dict(placement=placement, activation="tanh", hidden=(12, 7, 9))
+    normed = [cfg(norm=norm, seed=1, **kw), cfg(norm=norm, seed=2, dropout=0.3, **kw)]
+    plain = [cfg(norm="none", seed=3 + i, **kw) for i in range(n_none)]
+    check_fast_steps(normed + plain)
+    check_fast_steps(normed[:1] + plain)
 
 
 def test_fast_path_is_only_for_dense_nets_with_batch_norm_or_none() -> None:

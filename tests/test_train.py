@@ -227,6 +227,21 @@ def test_records_do_not_depend_on_stack_mates() -> None:
     assert len(set(finals)) == 3  # the ladder really differs
 
 
+def test_with_and_without_bn_train_as_one_stack_with_the_records_of_runs_alone() -> None:
+    pair = [cfg(norm="none", seed=2), cfg(norm="batch", seed=2), cfg(norm="layer", seed=2)]
+    stacks = make_stacks(pair, torch.device("cpu"))
+    assert [s.runs for s in stacks] == [[1, 0], [2]]  # none joins the first norm, BN first
+    assert stacks[0].fast
+    together = train_group(pair, device="cpu")
+    for c, rec in zip(pair, together):
+        (alone,) = train_group([c], device="cpu")
+        assert rec.status == alone.status == "finished"
+        assert_histories_close(rec.history, alone.history)
+        assert [("norm" in r) for r in rec.params] == [("norm" in r) for r in alone.params]
+    assert not any("norm" in r for r in together[0].params)
+    assert any("norm" in r for r in together[1].params)
+
+
 # --- record contents ---------------------------------------------------------------------------
 
 
