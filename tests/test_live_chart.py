@@ -42,6 +42,18 @@ def test_payload_keeps_caller_layout_and_adds_uirevision():
     assert out["config"]["displaylogo"] is False
     assert out["config"]["toImageButtonOptions"]["filename"] == "loss"
     assert _payload({"data": [], "layout": {"uirevision": 7}}, "k")["layout"]["uirevision"] == 7
+    assert "uirevision" not in fig["layout"]  # the caller's figure is not modified
+
+
+def test_payload_of_non_plain_figures_is_plain_json():
+    """NaN and numpy values (not what bnviz's charts make, but what a caller may pass) are
+    encoded the way Plotly does: NaN → null, arrays → lists."""
+    import numpy as np
+
+    fig = {"data": [{"type": "scatter", "y": np.array([1.0, np.nan, 3.0])}], "layout": {}}
+    out = _payload(fig, "k")
+    assert out["data"][0]["y"] == [1.0, None, 3.0]
+    json.dumps(out, allow_nan=False)
 
 
 def test_demo_renders_in_apptest():
