@@ -9,6 +9,7 @@ import pytest
 
 from tests.browser import (
     CHARTS_JS,
+    IFRAME,
     chart_frame,
     charts,
     first_point_seconds,
@@ -62,6 +63,8 @@ def test_train_live_then_stop(server, browser):
     wait_until(lambda: statuses(page) == ["running", "running"], what="both runs running")
     # Both runs' curves grow, and the histograms of every layer render.
     wait_until(lambda: min(charts(page)[0][:4]) >= 3, what="curves to grow")
+    # A chart below the fold keeps its newest figure pending until it is scrolled into view.
+    page.locator(IFRAME).nth(2).scroll_into_view_if_needed()
     wait_until(lambda: len(charts(page)) >= 3 and charts(page)[2], what="histograms")
     hist = charts(page)[2]
     assert len(hist) == 4 and all(n == 30 for n in hist), hist  # 2 runs × 2 layers × 30 bins
