@@ -123,7 +123,7 @@ class StackedNet(nn.Module):
         cfg = configs[0]  # the norm's settings come from the first run
         if any(stack_key(c) != stack_key(cfg) for c in configs):
             raise ValueError("configs of one StackedNet must share their stack key")
-        self.n_norm = n_norm = sum(c.norm != "none" for c in configs)  # runs 0 … k−1 are normalized
+        self.n_norm = n_norm = sum(c.norm != "none" for c in configs)  # the first n_norm runs
         if any(c.norm != cfg.norm for c in configs[:n_norm]) or any(
             c.norm != "none" for c in configs[n_norm:]
         ):
