@@ -24,8 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from bnviz.config import PRESETS, RunConfig, grid, parse_assignment, parse_values
-from bnviz.data import load_dataset
-from bnviz.train import CPU_THREADS, MAX_LAYER_SNAPSHOTS, train_group
+from bnviz.train import CPU_THREADS, MAX_LAYER_SNAPSHOTS, load_data, train_group
 
 ACT_MODULES = {
     "relu": nn.ReLU,
@@ -52,13 +51,7 @@ def plain_loop(configs: list[RunConfig]) -> float:
     """Seconds to train every config, one after the other, the textbook way."""
     start = time.perf_counter()
     for cfg in configs:
-        ds = load_dataset(
-            cfg.dataset,
-            n_samples=cfg.n_samples,
-            noise=cfg.noise,
-            test_fraction=cfg.test_fraction,
-            seed=cfg.data_seed,
-        )
+        ds = load_data(cfg)
         torch.manual_seed(cfg.seed)
         model = plain_model(cfg, ds.n_features, ds.n_classes)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)

@@ -361,20 +361,13 @@ def _preflight(configs: Sequence[RunConfig]) -> None:
 
     The loader caches the arrays, so train_group's own load of the same data is cheap.
     """
-    from .data import load_dataset
+    from .train import data_key, load_data
 
     seen: dict[tuple, int] = {}
     for c in configs:
-        key = (c.dataset, c.n_samples, c.noise, c.test_fraction, c.data_seed)
+        key = data_key(c)
         if key not in seen:
-            ds = load_dataset(
-                c.dataset,
-                n_samples=c.n_samples,
-                noise=c.noise,
-                test_fraction=c.test_fraction,
-                seed=c.data_seed,
-            )
-            seen[key] = ds.n_train
+            seen[key] = load_data(c).n_train
         if seen[key] < c.batch_size:
             raise CLIError(
                 f"batch_size={c.batch_size} is larger than the {seen[key]} training samples of "

@@ -92,27 +92,39 @@ def summary(history: Sequence[dict]) -> dict[str, float | None]:
     }
 
 
-def history_csv(labels: Sequence[str], histories: Iterable[Sequence[dict]]) -> str:
-    """Every history row of every run as CSV, with the run's label in the first column."""
+LAYER_CSV_COLUMNS = (
+    "step",
+    "layer",
+    "point",
+    "mean",
+    "std",
+    "p15",
+    "p50",
+    "p85",
+    "saturated",
+    "dead",
+)
+
+
+def rows_csv(labels: Sequence[str], runs: Iterable[Sequence[dict]], cols: Sequence[str]) -> str:
+    """Every row of every run as CSV: the run's label, then `cols` (empty where missing)."""
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(("run", *HISTORY_COLUMNS))
-    for label, rows in zip(labels, histories):
+    w.writerow(("run", *cols))
+    for label, rows in zip(labels, runs):
         for r in rows:
-            w.writerow((label, *(r.get(c) for c in HISTORY_COLUMNS)))
+            w.writerow((label, *(r.get(c) for c in cols)))
     return out.getvalue()
+
+
+def history_csv(labels: Sequence[str], histories: Iterable[Sequence[dict]]) -> str:
+    """Every history row of every run as CSV, with the run's label in the first column."""
+    return rows_csv(labels, histories, HISTORY_COLUMNS)
 
 
 def layer_csv(labels: Sequence[str], layer_rows: Iterable[Sequence[dict]]) -> str:
     """Per-layer probe summaries (no histograms) as CSV."""
-    cols = ("step", "layer", "point", "mean", "std", "p15", "p50", "p85", "saturated", "dead")
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow(("run", *cols))
-    for label, rows in zip(labels, layer_rows):
-        for r in rows:
-            w.writerow((label, *(r.get(c) for c in cols)))
-    return out.getvalue()
+    return rows_csv(labels, layer_rows, LAYER_CSV_COLUMNS)
 
 
 def latest_layers(rows: Sequence[dict], point: str) -> dict[int, dict]:

@@ -429,8 +429,25 @@ def _device_generator(seed: int, device: torch.device) -> torch.Generator:
     return g.manual_seed(seed + STREAM_SEED_OFFSET)
 
 
-def _data_key(cfg: RunConfig) -> tuple:
+def data_key(cfg: RunConfig) -> tuple:
+    """The fields that choose a config's data: configs with equal keys share one Dataset."""
     return (cfg.dataset, cfg.n_samples, cfg.noise, cfg.test_fraction, cfg.data_seed)
+
+
+def load_data(
+    cfg: RunConfig,
+    device: str | torch.device = "cpu",
+    loader: Callable[..., Dataset] = load_dataset,
+) -> Dataset:
+    """The config's data set on `device` (data.load_dataset caches the arrays per key)."""
+    return loader(
+        cfg.dataset,
+        n_samples=cfg.n_samples,
+        noise=cfg.noise,
+        test_fraction=cfg.test_fraction,
+        seed=cfg.data_seed,
+        device=device,
+    )
 
 
 def make_stacks(
@@ -443,16 +460,9 @@ def make_stacks(
     stacks = []
     for idx in stack_order(configs):
         cfg = configs[idx[0]]
-        key = _data_key(cfg)
+        key = data_key(cfg)
         if key not in data:
-            data[key] = loader(
-                cfg.dataset,
-                n_samples=cfg.n_samples,
-                noise=cfg.noise,
-                test_fraction=cfg.test_fraction,
-                seed=cfg.data_seed,
-                device=device,
-            )
+            data[key] = load_data(cfg, device, loader)
         ds = data[key]
         if ds.n_train < cfg.batch_size:
             raise ValueError(
