@@ -14,6 +14,7 @@ import functools
 import gzip
 import hashlib
 import http.client
+import importlib.util
 import math
 import os
 import pickle
@@ -233,6 +234,17 @@ def _make_mnist1d(n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     x = _resample(x, np.full(n, width), _M1D_LENGTH)
     order = rng.permutation(n)
     return x[order], y[order].astype(np.int64)
+
+
+def _read_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits file, read as its load_digits reads it, without importing
+    scikit-learn: that import (SciPy with it) costs ~3 s of CPU, paid by every worker."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError("digits: scikit-learn is not installed (pip install scikit-learn)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    data = np.loadtxt(path, delimiter=",")  # 1,797 rows: 64 pixel values (0–16), then the label
+    return data[:, :-1], data[:, -1].astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,9 +578,7 @@ def _load_arrays(
         scale = 1 / 255
     else:
         if name == "digits":
-            from sklearn.datasets import load_digits
-
-            x, y = load_digits(return_X_y=True)
+            x, y = _read_digits()
         elif name == "mnist1d":
             x, y = _make_mnist1d(n_samples or _MNIST1D_DEFAULT_N, seed + _GEN_SEED_OFFSET)
         else:

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +29,8 @@ from .records import RunRecord, group_labels
 
 ACTIVE = ("queued", "running")
 STOP_GRACE_S = 5.0  # a worker that ignores the stop flag this long is killed
+SMALL_MACHINE_DUTY = 0.7  # of one core, shared by the running workers (see worker_duty)
+COMPACT = (",", ":")  # json separators of the run store
 WARM_DELAY_S = 3.0  # after a group starts, before the next warm worker is started
 
 
@@ -40,6 +42,20 @@ def worker_threads(max_running: int) -> int:
     """Torch threads per worker: leave a core to the web server on small machines."""
     cores = os.cpu_count() or 1
     return max(1, min(4, (cores - 1) // max(1, max_running)))
+
+
+def worker_duty(max_running: int, cores: int | None = None) -> float:
+    """Share of the wall time each worker trains (worker.DutyCycle); BNVIZ_WORKER_DUTY overrides.
+
+    On ≤ 2 cores the browser (software-rendering four live charts: ~0.7 of a core) and the web
+    server share them with training; a worker taking a full core saturated both and the server
+    answered in p95 21–32 ms, max 100–180 ms. Training 0.7 of a core: p95 11–16 ms (2 cores,
+    benchmarks/bench_health.py). With more cores training takes whole ones.
+    """
+    if "BNVIZ_WORKER_DUTY" in os.environ:
+        return float(os.environ["BNVIZ_WORKER_DUTY"])
+    cores = cores or os.cpu_count() or 1
+    return 1.0 if cores > 2 else SMALL_MACHINE_DUTY / max(1, max_running)
 
 
 RunState = RunRecord  # the server's view of a run is the engine's record, as rows arrive
@@ -148,6 +164,28 @@ class GroupJob:
         )
 
 
+def json_chunks(obj: object, rows: int = 200) -> Iterator[str]:
+    """json.dumps(obj, separators=COMPACT) in pieces: long lists are encoded `rows` items at a
+    time.
+
+    One json.dumps of a long group's records holds the GIL for 30–130 ms (measured on 2 cores
+    while training), and the web server cannot answer meanwhile; between pieces it can.
+    """
+    if isinstance(obj, dict):
+        yield "{"
+        for i, (k, v) in enumerate(obj.items()):
+            yield ("," if i else "") + json.dumps(str(k)) + ":"  # JSON keys are strings
+            yield from json_chunks(v, rows)
+        yield "}"
+    elif isinstance(obj, list) and len(obj) > rows:
+        yield "["
+        for s in range(0, len(obj), rows):
+            yield ("," if s else "") + json.dumps(obj[s : s + rows], separators=COMPACT)[1:-1]
+        yield "]"
+    else:
+        yield json.dumps(obj, separators=COMPACT)
+
+
 class Worker:
     """One training process (`python -m bnviz.worker`) speaking JSON lines over its pipes.
 
@@ -155,9 +193,9 @@ class Worker:
     the child (its __main__), which would start workers of its own.
     """
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, duty: float = 1.0) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bnviz.worker", "--threads", str(threads)],
+            [sys.executable, "-m", "bnviz.worker", "--threads", str(threads), "--duty", str(duty)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -206,6 +244,7 @@ class JobManager:
     ) -> None:
         self.max_running = max_running
         self.threads = worker_threads(max_running)
+        self.duty = worker_duty(max_running)
         self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
         self.lock = threading.RLock()
         self.jobs: dict[str, GroupJob] = {}
@@ -216,7 +255,7 @@ class JobManager:
         self._closed = False
         self._load()
         if warm:
-            self._warm = Worker(self.threads)
+            self._warm = Worker(self.threads, self.duty)
 
     # --- the store -------------------------------------------------------------------------
 
@@ -234,7 +273,8 @@ class JobManager:
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             tmp = self.runs_dir / f".{job.id}.json.tmp"
-            tmp.write_text(json.dumps(job.to_dict()))
+            with tmp.open("w") as f:
+                f.writelines(json_chunks(job.to_dict()))
             tmp.replace(self.runs_dir / f"{job.id}.json")
         except OSError:
             pass  # a read-only disk loses persistence, not the run in memory
@@ -312,7 +352,7 @@ class JobManager:
     def _take_worker(self) -> Worker:
         w, self._warm = self._warm, None
         if w is None or not w.alive():
-            w = Worker(self.threads)
+            w = Worker(self.threads, self.duty)
         return w
 
     def _schedule(self) -> None:
@@ -341,7 +381,7 @@ class JobManager:
     def _start_warm(self) -> None:
         with self.lock:
             if self.warm_enabled and self._warm is None and not self._closed:
-                self._warm = Worker(self.threads)
+                self._warm = Worker(self.threads, self.duty)
 
     def warm_ready(self) -> bool:
         """Whether a started, warmed-up worker is waiting for the next group."""

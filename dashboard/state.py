@@ -31,8 +31,10 @@ def manager() -> JobManager:
     atexit.register(m.shutdown)
     # The server holds torch, plotly and streamlit: a full collection walks them all while
     # holding the GIL. Freeze what exists now so collections only scan newer objects.
+    import plotly.graph_objects as go
     import torch  # noqa: F401 - loaded here, before the freeze, rather than mid-lecture
 
+    go.Figure(go.Scatter(x=[0], y=[0]))  # plotly loads its validator tables on first use
     gc.collect()
     gc.freeze()
     return m

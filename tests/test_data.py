@@ -91,6 +91,23 @@ def test_digits() -> None:
     assert (ds.x_train[:, ~varying] == 0).all()
 
 
+def test_digits_file_is_what_sklearn_loads() -> None:
+    """The bundled file is read without importing scikit-learn, to the same arrays."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from bnviz.data import _read_digits
+
+    x, y = _read_digits()
+    x_ref, y_ref = load_digits(return_X_y=True)
+    assert np.array_equal(x, x_ref) and np.array_equal(y, y_ref)
+    code = "import sys, bnviz.data as d; d.load_dataset('digits'); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_digits_seeded_split() -> None:
     a, b = load_dataset("digits", seed=0), load_dataset("digits", seed=0)
     assert a.x_train is not b.x_train  # fresh tensors even from the cache

@@ -138,3 +138,56 @@ def test_library_never_imports_streamlit():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) >= 12  # every module was imported
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 200])
+def test_json_chunks_equal_one_dumps(rows):
+    import json
+
+    from bnviz.jobs import json_chunks
+
+    doc = {
+        "id": "g",
+        "empty": [],
+        "runs": [{"history": [{"step": i, "acc": i / 7} for i in range(5)], "x": None}] * 3,
+        "nested": [[1, 2], [3], []],
+        "text": 'quote " and ünïcode',
+    }
+    assert "".join(json_chunks(doc, rows)) == json.dumps(doc, separators=(",", ":"))
+
+
+def test_duty_cycle_sleeps_the_rest_of_each_slice():
+    from bnviz.worker import DutyCycle
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    throttle = DutyCycle(0.7, period=0.02, clock=lambda: now[0], sleep=sleep)
+    for _ in range(1000):  # 1 ms steps
+        now[0] += 0.001
+        throttle()
+    busy = 1.0
+    assert busy / now[0] == pytest.approx(0.7, abs=0.01)
+    assert all(s < 0.01 for s in slept)  # short pauses, not one long one
+    never = DutyCycle(1.0, clock=lambda: now[0], sleep=sleep)
+    n = len(slept)
+    now[0] += 1.0
+    never()
+    assert len(slept) == n
+    with pytest.raises(ValueError, match="duty"):
+        DutyCycle(0.0)
+
+
+def test_worker_duty_only_throttles_small_machines(monkeypatch):
+    from bnviz.jobs import worker_duty
+
+    monkeypatch.delenv("BNVIZ_WORKER_DUTY", raising=False)
+    assert worker_duty(1, cores=8) == 1.0
+    assert worker_duty(1, cores=2) == pytest.approx(0.7)
+    assert worker_duty(2, cores=2) == pytest.approx(0.35)
+    monkeypatch.setenv("BNVIZ_WORKER_DUTY", "1")
+    assert worker_duty(1, cores=2) == 1.0
