@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .probes import BASIS_POINTS
+from .records import BASIS_POINTS
 
 PALETTE = (
     "#1f77b4",  # blue

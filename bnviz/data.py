@@ -26,9 +26,12 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 Progress = Callable[[int, int], None]
 _Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -630,5 +633,7 @@ def load_dataset(
         int(seed),
         resolved,
     )
+    import torch  # here, not at the top: the web server reads DATASETS without loading torch
+
     xtr, ytr, xte, yte = (torch.from_numpy(a).to(device=device, copy=True) for a in arrays)
     return Dataset(name, xtr, ytr, xte, yte, info.n_classes, info.image_shape)

@@ -203,12 +203,15 @@ class Worker:
             cwd=Path(__file__).resolve().parent.parent,
         )
         self.stopped = False
+        self.device: str | None = None  # where it trains with device=auto, once ready
         self.ready = threading.Event()  # set once it has warmed up (or died trying)
         threading.Thread(target=self._wait_ready, daemon=True, name="bnviz-ready").start()
 
     def _wait_ready(self) -> None:
         """Read the worker's first line ('ready'); the job's reader takes over after it."""
-        self.process.stdout.readline()
+        line = self.process.stdout.readline()
+        with contextlib.suppress(ValueError, AttributeError):
+            self.device = json.loads(line).get("device")
         self.ready.set()
 
     def send(self, msg: dict | str) -> None:
@@ -253,11 +256,20 @@ class JobManager:
         self.warm_enabled = warm
         self._warm: Worker | None = None
         self._closed = False
+        self._device: str | None = None  # the last device_label a worker reported
         self._load()
         if warm:
             self._warm = Worker(self.threads, self.duty)
 
     # --- the store -------------------------------------------------------------------------
+
+    def device_label(self) -> str | None:
+        """Where a group would train (device=auto), as a started worker reported it."""
+        with self.lock:
+            for w in [self._warm, *self.workers.values()]:
+                if w is not None and w.device:
+                    self._device = w.device
+            return self._device
 
     def _load(self) -> None:
         if not self.runs_dir.is_dir():

@@ -18,10 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# TensorBoard's distribution basis points (±0.5/1/1.5 σ of a normal) and Ioffe & Szegedy's
-# 15/50/85th percentiles, as fractions.
-BASIS_POINTS = (0.0, 0.0668, 0.1587, 0.3085, 0.5, 0.6915, 0.8413, 0.9332, 1.0)
-IOFFE_POINTS = (0.15, 0.5, 0.85)
+from .records import BASIS_POINTS, IOFFE_POINTS
+
 N_BINS = 30
 MAX_VALUES = 4096  # values per run used for quantiles and histograms (strided subsample)
 SATURATION = {"sigmoid": (0.02, 0.98), "tanh": (-0.97, 0.97)}  # outside = saturated

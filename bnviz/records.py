@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 
 from .config import FIELDS, RunConfig, from_dict, to_dict, value_text
 
+# Quantiles in layer rows: TensorBoard's distribution basis points (±0.5/1/1.5 σ of a
+# normal) and Ioffe & Szegedy's 15/50/85th percentiles, as fractions.
+BASIS_POINTS = (0.0, 0.0668, 0.1587, 0.3085, 0.5, 0.6915, 0.8413, 0.9332, 1.0)
+IOFFE_POINTS = (0.15, 0.5, 0.85)
+
 HISTORY_COLUMNS = ("step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 
 

@@ -57,6 +57,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def device_label(dev: torch.device) -> str:
+    """The device as the dashboard names it, e.g. "cuda (NVIDIA H200)" or "cpu"."""
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    return dev.type
+
+
 def _host(x: Tensor) -> list:
     """Values for the records as (nested) lists: 6 significant digits, non-finite → None.
     One device sync."""

@@ -63,12 +63,13 @@ def main() -> None:
     def send(msg: dict) -> None:
         proto.write(json.dumps(msg) + "\n")
 
-    from .train import resolve_device, train_group
+    from .train import device_label, resolve_device, train_group
 
     train_group(
         [WARMUP], threads=args.threads
     )  # the first steps pay for lazy initialisation: do it now
-    send({"type": "ready"})
+    # The device comes from here: the web server itself never imports torch.
+    send({"type": "ready", "device": device_label(resolve_device("auto"))})
     line = sys.stdin.readline()
     if not line.strip():
         return

@@ -29,10 +29,9 @@ def manager() -> JobManager:
         warm=os.environ.get("BNVIZ_WARM", "1") != "0",
     )
     atexit.register(m.shutdown)
-    # The server holds torch, plotly and streamlit: a full collection walks them all while
+    # The server holds plotly and streamlit: a full collection walks them all while
     # holding the GIL. Freeze what exists now so collections only scan newer objects.
     import plotly.graph_objects as go
-    import torch  # noqa: F401 - loaded here, before the freeze, rather than mid-lecture
 
     go.Figure(go.Scatter(x=[0], y=[0]))  # plotly loads its validator tables on first use
     gc.collect()
@@ -82,12 +81,5 @@ def ensure_config_state() -> list[str]:
 
 @st.cache_resource(show_spinner=False)
 def device_label() -> str:
-    """Where training will run, as the worker will choose it (device=auto)."""
-    import torch
-
-    from bnviz.train import resolve_device
-
-    dev = resolve_device("auto")
-    if dev.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    return dev.type
+    """Where training runs (device=auto), as the training worker reported it."""
+    return manager().device_label() or "detecting… (the training worker is starting)"
