@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+ARGS ?=  # extra `streamlit run` options, e.g. ARGS="--server.address 0.0.0.0"
 
 .PHONY: run test lint bench clean
 
@@ -18,7 +19,7 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	touch $@
 
 run: $(VENV)/.runtime
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.port $(PORT) $(ARGS)
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .

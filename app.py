@@ -15,7 +15,7 @@ st.sidebar.caption(f"Training device: **{state.device_label()}**")
 
 st.title("bnviz — watch Batch Normalization train")
 for p in url_problems:
-    st.warning(f"From the link: {p}. The default is used instead.")
+    st.warning(f"From the link: {p}.")
 cfg, problems = config_form.read_config()
 config_form.compare_form(cfg)
 group, group_problems = config_form.group_configs(cfg) if cfg else ([], [])

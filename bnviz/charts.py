@@ -212,6 +212,7 @@ def percentile_bands(
             data.append(
                 {
                     "type": "scatter",
+                    "mode": "lines",  # plotly's default adds markers in its own colours
                     "x": x + x[::-1],
                     "y": hi + lo[::-1],
                     "fill": "toself",

@@ -282,6 +282,9 @@ class JobManager:
             self.jobs[job.id] = job
 
     def _save(self, job: GroupJob) -> None:
+        with self.lock:
+            if self.jobs.get(job.id) is not job:
+                return  # deleted meanwhile (e.g. while it trained): stays deleted
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             tmp = self.runs_dir / f".{job.id}.json.tmp"

@@ -276,7 +276,7 @@ class StackedNet(nn.Module):
         logits = self._linear(self.depth, h)
         return logits.view(logits.shape[0], self.m, self.n_classes)
 
-    @torch.inference_mode()  # no autograd bookkeeping at all: ~12 % off a small net's step
+    @torch.no_grad()
     def forward_backward(
         self, x: Tensor, target: Tensor, probes: dict | None = None
     ) -> tuple[Tensor, Tensor]:
@@ -333,7 +333,7 @@ class StackedNet(nn.Module):
             g = self._dense_backward(dense[i], h, g, i > 0)  # the data needs no gradient
         return logits, losses
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def eval_logits(self, x: Tensor) -> Tensor:
         """forward(x) in eval mode (running statistics, no dropout) for configs with
         `has_fast_path`, without module calls and whatever mode the net is in.

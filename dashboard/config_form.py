@@ -69,19 +69,65 @@ def _visible(name: str, s: dict) -> bool:
     return True
 
 
+# What each control does to BatchNorm (or how it lets you see BN), one line each: the sidebar's
+# help adds it to the field's meaning from RunConfig.
+BN_HELP = {
+    "dataset": "digits works offline; on images the CNN normalizes per channel",
+    "n_samples": "fewer samples: fewer steps per epoch, and BN's noise regularizes more",
+    "noise": "harder toy problems show BN's effect on the decision boundary",
+    "test_fraction": "the test set is scored in eval mode, with BN's running statistics",
+    "data_seed": "every run of a group shares the split: with vs without BN is a fair test",
+    "model": "dense layers: BN per feature; conv layers: per channel, over batch and pixels",
+    "hidden": "deeper stacks lose scale layer by layer: where BN helps most",
+    "activation": "BN before it keeps its input in the range where it is not flat",
+    "dropout": "another noise source: compare BN's regularization with dropout's",
+    "init": "BN makes training nearly insensitive to how the weights are scaled",
+    "init_scale": "try 0.1 or 10 with and without BN",
+    "norm": "which statistics normalize a layer: batch, layer, group, instance, …",
+    "placement": "Ioffe & Szegedy put BN before the non-linearity; many nets put it after",
+    "norm_layers": "normalize only some layers to see where BN matters",
+    "momentum": "how fast running_mean/var follow the batches; eval mode uses them",
+    "eps": "keeps 1/√(var + eps) finite; a large eps barely scales low-variance units",
+    "affine": "without γ and β every unit is forced to mean 0, variance 1",
+    "track_running_stats": "off: eval normalizes with the test batch's own statistics",
+    "ghost_batch_size": "smaller virtual batches: noisier statistics, more regularization",
+    "num_groups": "GroupNorm normalizes within one sample: no dependence on the batch",
+    "noise_mean": "Santurkar et al.: shift the distributions BN fixed — does it still train?",
+    "noise_std": "Santurkar et al.: rescale the distributions BN fixed — does it still train?",
+    "optimizer": "BN's gain is largest with plain SGD; Adam rescales steps itself",
+    "lr": "try ×10 or ×30: without BN the run diverges first",
+    "batch_size": "try 2 … 8: BN's statistics get noisy, LayerNorm/GroupNorm do not care",
+    "weight_decay": "with BN, weights' scale does not matter, so decay mostly raises the step",
+    "epochs": "longer runs show whether BN only speeds training or also ends higher",
+    "seed": "change it to check that an effect is not the luck of one initialization",
+    "record_every": "smaller: finer curves and distributions, slower training",
+    "device": "BN computes the same on CPU and GPU; a GPU is faster for wide nets",
+}
+
+
+def field_help(name: str) -> str:
+    """A control's help: the field's meaning, then what it does to BN."""
+    f = FIELDS[name]
+    text = f"{f.help}. {BN_HELP[name][:1].upper()}{BN_HELP[name][1:]}."
+    if f.kind in ("ints", "layers", "optfloat"):
+        text += f" Allowed: {f.allowed()}"
+    return text
+
+
 def _widget(name: str) -> None:
     f = FIELDS[name]
     k = key(name)
     label = name
+    help_text = field_help(name)
     if f.kind == "choice":
         options = list(f.choices)
         fmt = (lambda d: f"{d} — {DATASETS[d].description[:40]}") if name == "dataset" else str
-        st.selectbox(label, options, key=k, help=f.help, format_func=fmt)
+        st.selectbox(label, options, key=k, help=help_text, format_func=fmt)
     elif f.kind == "bool":
-        st.checkbox(label, key=k, help=f.help)
+        st.checkbox(label, key=k, help=help_text)
     elif f.kind == "int":
         st.number_input(
-            label, min_value=int(f.low), max_value=int(f.high), step=1, key=k, help=f.help
+            label, min_value=int(f.low), max_value=int(f.high), step=1, key=k, help=help_text
         )
     elif f.kind == "float":
         st.number_input(
@@ -89,12 +135,12 @@ def _widget(name: str) -> None:
             min_value=float(f.low),
             max_value=float(f.high),
             key=k,
-            help=f.help,
+            help=help_text,
             format="%g",
             step=_step(name),
         )
     else:  # ints, layers, optfloat: free text, checked by the config
-        st.text_input(label, key=k, help=f"{f.help}. Allowed: {f.allowed()}")
+        st.text_input(label, key=k, help=help_text)
 
 
 def _step(name: str) -> float:
@@ -138,15 +184,22 @@ def compare_form(cfg: RunConfig | None) -> None:
         (COMPARE_NONE, COMPARE_FIELD),
         key="cmp_mode",
         horizontal=True,
-        help="Runs in one group train in lockstep so the curves grow together",
+        help="With vs without normalization: the same net twice, once with norm=none. "
+        "Runs in one group train in lockstep so the curves grow together",
     )
     if st.session_state["cmp_mode"] == COMPARE_FIELD:
         c1, c2 = st.columns([1, 2])
-        c1.selectbox("field", [n for n in FIELDS if n != "device"], key="cmp_field")
+        c1.selectbox(
+            "field",
+            [n for n in FIELDS if n != "device"],
+            key="cmp_field",
+            help="What differs between the runs, e.g. batch_size for BN's small-batch trouble",
+        )
         c2.text_input(
             "values (comma-separated; ';' between tuples like hidden)",
             key="cmp_values",
             placeholder="e.g. 2,8,32,128",
+            help="One run per value, all trained together; the rest of the config is shared",
         )
 
 

@@ -68,6 +68,42 @@ const plotlyLoaded = new Promise((resolve, reject) => {
   document.head.appendChild(script);
 });
 
+// A modebar button that saves the chart as it is now as one HTML file that works offline:
+// the figure and this iframe's own copy of plotly.js, inline.
+let current = null;  // the figure last drawn
+async function saveHtml() {
+  if (!current) return;
+  const bs = String.fromCharCode(92);  // a backslash (this page is a Python string)
+  const end = "<" + "/script";  // never literally in this inline script: it would close it
+  const js = (await (await fetch("plotly.min.js")).text())
+    .replace(new RegExp(end, "gi"), "<" + bs + "/script");
+  const name = (current.config.toImageButtonOptions || {}).filename || "chart";
+  const fig = JSON.stringify({ data: current.data, layout: current.layout })
+    .replace(new RegExp("<", "g"), bs + "u003c");
+  const page = '<!doctype html><html><head><meta charset="utf-8"><title>' + name +
+    "</title><script>" + js + end + '></head><body style="margin:0">' +
+    '<div id="chart" style="width:100vw;height:100vh"></div><script>' +
+    "const fig = " + fig + "; fig.layout.autosize = true; delete fig.layout.height;" +
+    'Plotly.newPlot("chart", fig.data, fig.layout, {responsive: true, displaylogo: false});' +
+    end + "></body></html>";
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([page], { type: "text/html" }));
+  a.download = name + ".html";
+  document.body.appendChild(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+}
+const HTML_BUTTON = {
+  name: "downloadHtml",
+  title: "Download plot as HTML (opens offline)",
+  icon: {  // an arrow into a tray
+    width: 1000,
+    height: 1000,
+    path: "M100 850h800v100H100zM450 50h100v520l160-160 70 70-280 280-280-280 70-70 160 160z",
+  },
+  click: () => saveHtml().catch((err) => console.error("live_chart: HTML export failed", err)),
+};
+
 function post(type, extra) {
   window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type: type }, extra), "*");
 }
@@ -80,8 +116,11 @@ async function drain() {
     while (latest !== null && shown()) {
       const fig = latest.figure;
       latest = null;
+      const config = Object.assign({}, fig.config || {});
+      config.modeBarButtonsToAdd = [...(config.modeBarButtonsToAdd || []), HTML_BUTTON];
       try {
-        await Plotly.react(chart, fig.data || [], fig.layout || {}, fig.config || {});
+        await Plotly.react(chart, fig.data || [], fig.layout || {}, config);
+        current = { data: fig.data || [], layout: fig.layout || {}, config: config };
         drawn = true;
       } catch (err) {
         console.error("live_chart: Plotly.react failed", err);

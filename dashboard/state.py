@@ -14,7 +14,7 @@ import os
 
 import streamlit as st
 
-from bnviz.config import from_query, to_query
+from bnviz.config import FIELDS, from_query, to_query
 from bnviz.jobs import JobManager
 
 from . import config_form
@@ -44,10 +44,25 @@ def init_from_url() -> list[str]:
     if st.session_state.get("_url_loaded"):
         return st.session_state.get("_url_problems", [])
     params = {k: st.query_params.get(k) for k in st.query_params}
-    cfg, problems = from_query({k: v for k, v in params.items() if k not in URL_KEYS_EXTRA})
+    cfg, bad = from_query({k: v for k, v in params.items() if k not in URL_KEYS_EXTRA})
+    problems = [f"{p}. The default is used instead" for p in bad]
+    problems += [
+        f"'{k}' is not a setting of bnviz and is ignored (settings: python -m bnviz list)"
+        for k in params
+        if k not in FIELDS and k not in URL_KEYS_EXTRA
+    ]
+    vary = params.get("vary")
+    if vary is not None and vary not in FIELDS:
+        problems.append(f"vary={vary} is not a field: comparing with vs without normalization")
     config_form.load_into_state(cfg, {k: params[k] for k in ("vary", "values") if k in params})
-    if params.get("group"):
-        st.session_state["group_id"] = params["group"]
+    gid = params.get("group")
+    if gid and manager().get(gid) is None:
+        problems.append(
+            f"group {gid} is not in this server's run history (deleted, or trained on "
+            "another server)"
+        )
+    elif gid:
+        st.session_state["group_id"] = gid
     st.session_state["_url_loaded"] = True
     st.session_state["_url_problems"] = problems
     return problems
@@ -79,7 +94,6 @@ def ensure_config_state() -> list[str]:
     return []
 
 
-@st.cache_resource(show_spinner=False)
 def device_label() -> str:
     """Where training runs (device=auto), as the training worker reported it."""
     return manager().device_label() or "detecting… (the training worker is starting)"

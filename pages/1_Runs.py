@@ -8,13 +8,14 @@ from dashboard.live_chart import live_chart
 
 st.set_page_config(page_title="bnviz · Runs", page_icon="📊", layout="wide")
 for problem in state.ensure_config_state():
-    st.warning(f"From the link: {problem}. The default is used instead.")
+    st.warning(f"From the link: {problem}.")
 manager = state.manager()
 st.title("Runs")
 
 groups = manager.groups()
 if not groups:
     st.info("No runs yet: train a group on the **Train** page first.")
+    state.sync_url()  # the link stays shareable from here too
     st.stop()
 
 st.subheader("Compare any runs")

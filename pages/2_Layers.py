@@ -9,7 +9,7 @@ from dashboard.live_chart import live_chart
 
 st.set_page_config(page_title="bnviz · Layers", page_icon="📊", layout="wide")
 for problem in state.ensure_config_state():
-    st.warning(f"From the link: {problem}. The default is used instead.")
+    st.warning(f"From the link: {problem}.")
 manager = state.manager()
 st.title("Layers")
 st.caption(

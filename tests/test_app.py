@@ -72,6 +72,15 @@ def test_url_fills_the_widgets_and_bad_values_are_reported():
     assert by_key(at, "cfg_hidden").value == "20,20"
     warnings = " ".join(w.value for w in at.warning)
     assert "batch_size=abc" in warnings
+    assert "'foo' is not a setting" in warnings
+
+
+def test_url_bad_compare_and_unknown_group_are_reported():
+    at = app(vary="colour", values="1,2", group="20990101-000000-abcdef")
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "vary=colour is not a field" in warnings
+    assert "group 20990101-000000-abcdef is not in this server's run history" in warnings
 
 
 def test_invalid_combination_is_explained_and_train_disabled():
@@ -117,3 +126,13 @@ def test_vary_field_compare_builds_the_group():
     assert at.query_params["vary"] == "batch_size"
     at.text_input(key="cmp_values").set_value("8,x").run()
     assert any("batch_size" in e.value for e in at.error)
+
+
+def test_every_control_says_what_it_does_to_bn():
+    from bnviz.config import FIELDS
+    from dashboard.config_form import BN_HELP, field_help
+
+    assert set(BN_HELP) == set(FIELDS)
+    for name in FIELDS:
+        assert field_help(name).startswith(FIELDS[name].help)
+        assert len(field_help(name)) > len(FIELDS[name].help) + 20

@@ -65,6 +65,8 @@ def test_percentile_bands_and_heatmap(runs):
     valid(fig)
     fills = [t for t in fig["data"] if t.get("fill") == "toself"]
     assert len(fills) == 8  # 4 nested bands per run
+    # every trace says its mode: plotly's default draws markers in colours not the run's
+    assert all(t.get("mode") == "lines" for t in fig["data"])
     p50 = [t for t in fig["data"] if t.get("name") == "50th percentile"]
     assert p50[0]["y"] == [r["p50"] for r in series[0]]
     heat = charts.heatmap(series[0], "bn")

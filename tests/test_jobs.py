@@ -119,6 +119,16 @@ def test_rename_delete_and_damaged_files(manager, tmp_path):
     assert not (tmp_path / "runs" / f"{gid}.json").exists()
 
 
+def test_delete_while_training_stays_deleted(manager, tmp_path):
+    gid = manager.submit([LONG])
+    wait_for(lambda: manager.get(gid).runs[0].history, what="first rows")
+    manager.delete(gid)
+    wait_for(lambda: manager.running() == 0, what="worker gone")
+    time.sleep(0.5)  # the reader thread's last save would come now
+    assert not (tmp_path / "runs" / f"{gid}.json").exists()
+    assert JobManager(runs_dir=tmp_path / "runs", warm=False).get(gid) is None
+
+
 def test_runstate_round_trip():
     r = RunState(TINY, status="diverged", diverged_step=7, history=[{"step": 0}])
     back = RunState.from_dict(r.to_dict())

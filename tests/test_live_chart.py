@@ -17,6 +17,7 @@ from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, serve
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = "tests/apps/live_chart_demo.py"
 PNG_BUTTON = '.modebar-btn[data-title="Download plot as a PNG"]'
+HTML_BUTTON = '.modebar-btn[data-title="Download plot as HTML (opens offline)"]'
 IFRAME = 'iframe[title="dashboard.live_chart.live_chart"]'
 # Reads the plot inside the component iframe from the *parent* page, so a replaced iframe,
 # a cleared div or a zero-size frame all count as blank.
@@ -172,10 +173,28 @@ def test_live_chart_updates_in_place_and_keeps_zoom(server_url):
             assert x_range == pytest.approx(dragged), f"drag zoom lost: {x_range}"
             page.screenshot(path=ARTIFACTS / "live_chart_dragged.png")
 
+            loads = len(plotly_loads)  # before the export, which reads plotly.js once more
+            # HTML export: the modebar button saves a file that draws the chart offline.
+            with page.expect_download() as dl:
+                frame.locator(HTML_BUTTON).click()
+            saved = ARTIFACTS / "live_chart_export.html"
+            dl.value.save_as(saved)
+            assert dl.value.suggested_filename == "demo_chart.html"
+            assert saved.stat().st_size > 1_000_000  # plotly.js inline: no network needed
+            viewer = browser.new_page()
+            fetched: list[str] = []
+            viewer.on("request", lambda r: fetched.append(r.url))
+            viewer.goto(saved.as_uri())
+            viewer.wait_for_function(
+                "() => document.querySelector('.js-plotly-plot')?._fullData?.[0]?.x?.length > 2"
+            )
+            viewer.close()
+            assert all(u.startswith("file:") for u in fetched), fetched  # fully offline
+
             everything = page.evaluate("window.__samples")
             _assert_never_blank(everything)
             print(f"{len(everything)} samples over the whole test, 0 blank; zoom kept {x_range}")
             assert not foreign, f"requests left 127.0.0.1 (offline app): {foreign}"
-            assert len(plotly_loads) == 1, f"plotly.min.js fetched {len(plotly_loads)}x"
+            assert loads == 1, f"plotly.min.js fetched {loads}x while updating"
         finally:
             browser.close()
