@@ -74,6 +74,7 @@ class GroupJob:
     device: str = ""
     closed: bool = False  # its worker is gone and its records are saved
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # set once every run has a history row (or the group ended): the page's first draw waits
     first_rows: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -124,7 +125,8 @@ class GroupJob:
             run = self.runs[event["run"]]
             if event["type"] == "rows":
                 getattr(run, event["kind"]).extend(event["rows"])
-                self.first_rows.set()
+                if all(r.history for r in self.runs):  # every run has its first point
+                    self.first_rows.set()
             elif event["type"] == "status":
                 run.status, run.message = event["status"], event.get("message", "")
                 run.step = event.get("step")
