@@ -49,7 +49,8 @@ def status_block(
         )
     else:
         secs = (job.finished or 0) - (job.started or job.finished or 0)
-        text = f"done on {job.device or 'cpu'} in {secs:.1f} s"
+        ended = "stopped" if any(r.status == "cancelled" for r in runs) else "done"
+        text = f"{ended} on {job.device or 'cpu'} after {secs:.1f} s"
     st.progress(min(1.0, frac), text=text)
     lines = []
     for i, (r, label) in enumerate(zip(runs, labels)):
