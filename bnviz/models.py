@@ -286,8 +286,8 @@ class StackedNet(nn.Module):
         (B, M, K) and each run's mean cross-entropy (M,), and *overwrites* every parameter's
         .grad with d(sum of the runs' losses)/d(parameter) — what forward, the loss and
         backward give. BatchNorm goes through aten.native_batch_norm and its backward, the
-        kernels autograd uses (running statistics updated the same way); `probes` as forward
-        (wide tensors).
+        kernels autograd uses (running statistics updated the same way); `probes` as forward,
+        but per run, (M, B, C) or (B, C) for one run (`_wide` gives forward's layout).
 
         Activations here are per run, (M, B, C) — (B, C) for one run — not wide: every
         batched matmul then reads and writes contiguous blocks, and the normalized runs'
@@ -308,7 +308,7 @@ class StackedNet(nn.Module):
             mask = self._dropout_mask(y, wide=False)
             if probes is not None:
                 for point, t in zip(POINTS, (z, a_in, a_out)):
-                    probes[(i + 1, point)] = _wide(t)
+                    probes[(i + 1, point)] = t  # per run: what probes' per_run layout reads
             saved.append((h, a_in, a_out, bn_in, bn_out, mask))
             h = y if mask is None else y * mask
         z = self._dense_forward(dense[-1], h)  # (M, B, K), or (B, K)

@@ -118,16 +118,21 @@ def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
     return mean, torch.linalg.vector_norm(d, dim=1).div_(x.shape[1] ** 0.5)
 
 
-def _groups(ts: Sequence[Tensor], m: int) -> list[tuple[list[int], Tensor]]:
-    """Wide tensors of equal shape stacked per run: [(their indices, (G, M, B, C, S))],
-    contiguous unless a group is a single probe."""
+def _groups(ts: Sequence[Tensor], m: int, per_run: bool) -> list[tuple[list[int], Tensor]]:
+    """Probes of equal shape stacked per run: [(their indices, (G, M, B, C, S))], contiguous
+    unless a group is a single probe. Wide probes are (B, M·C[, H, W]); per_run ones (M, B, C),
+    or (B, C) for one run (dense layers only)."""
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for k, t in enumerate(ts):
         by_shape.setdefault(tuple(t.shape), []).append(k)
     out = []
     for ks in by_shape.values():
-        b, mc = ts[ks[0]].shape[:2]
-        runs = [ts[k].reshape(b, m, mc // m, -1).transpose(0, 1) for k in ks]  # (M, B, C, S)
+        if per_run:
+            b, c = ts[ks[0]].shape[-2:]
+            runs = [ts[k].reshape(m, b, c, 1) for k in ks]  # already run-major: a view
+        else:
+            b, mc = ts[ks[0]].shape[:2]
+            runs = [ts[k].reshape(b, m, mc // m, -1).transpose(0, 1) for k in ks]  # (M,B,C,S)
         # stacking copies once, into run-major order; a lone probe stays a view
         out.append((ks, torch.stack(runs) if len(ks) > 1 else runs[0][None]))
     return out
@@ -140,7 +145,12 @@ def edges_from(lo: Tensor, hi: Tensor, n_bins: int = N_BINS) -> Tensor:
 
 
 def layer_edges(
-    ts: Sequence[Tensor], m: int, points: Sequence[str], activation: str, n_bins: int = N_BINS
+    ts: Sequence[Tensor],
+    m: int,
+    points: Sequence[str],
+    activation: str,
+    n_bins: int = N_BINS,
+    per_run: bool = False,
 ) -> Tensor:
     """(K·M, n_bins + 1) bin edges of K probes (wide tensors), chosen once per run and layer
     at the start of training; on the tensors' device.
@@ -152,7 +162,7 @@ def layer_edges(
     dev = ts[0].device
     lo = torch.empty(len(ts), m, device=dev)
     hi = torch.empty(len(ts), m, device=dev)
-    for ks, g in _groups(ts, m):
+    for ks, g in _groups(ts, m, per_run):
         full = g.reshape(len(ks) * m, -1).float()
         q = sorted_quantiles(sort_rows(full), full.shape[1], EDGE_POINTS)  # (G·M, 3)
         half = torch.maximum(q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]).clamp_min(1e-3) * 1.5
@@ -178,6 +188,7 @@ def layer_stats(
     activation: str,
     edges: Tensor,
     limit: int = MAX_VALUES,
+    per_run: bool = False,
 ) -> dict[str, Tensor]:
     """Summaries of K probes (wide tensors of M runs) at once; rows R = K·M, row k·M + r.
 
@@ -192,7 +203,7 @@ def layer_stats(
     dev = ts[0].device
     order: list[int] = []  # probe indices in the order their rows are computed
     parts, subs = [], []
-    for ks, g in _groups(ts, m):  # probes of one shape: one stacked copy, no per-probe ops
+    for ks, g in _groups(ts, m, per_run):  # one shape: one stacked copy, no per-probe ops
         full = g.reshape(len(ks) * m, -1).float()  # (G·M, N)
         mean, std = mean_std(full)
         order += ks

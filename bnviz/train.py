@@ -323,7 +323,8 @@ class Stack:
         self, step: int, probes: dict[tuple[int, str], Tensor]
     ) -> list[tuple[int, str, list[dict]]]:
         """Layer and param rows of a probe step, after the update (w_before holds the weights
-        from before it). probes: {(layer, point): wide activation}."""
+        from before it). probes: {(layer, point): activation}, per run on the fast path (see
+        models.forward_backward), else wide."""
         m, act = self.m, self.activation
         keys = list(probes)
         # One computation per distinct tensor: without a norm before it, act_in *is* linear.
@@ -333,10 +334,10 @@ class Stack:
         ts = [probes[k] for k in uniq]
         points = [p for _, p in uniq]
         if tuple(uniq) not in self.edges:  # fixed once, at the first probe step
-            e = layer_edges(ts, m, points, act)
+            e = layer_edges(ts, m, points, act, per_run=self.fast)
             self.edges[tuple(uniq)] = (e, _host(e))
         edges, edge_lists = self.edges[tuple(uniq)]
-        st = layer_stats(ts, m, points, act, edges)
+        st = layer_stats(ts, m, points, act, edges, per_run=self.fast)
         table = st["table"]  # (U·M, 15), columns probes.TABLE
         params = self._param_values()  # (L, M, 3)
         # One fetch for every float of this step: the table, the param norms and the norms'

@@ -191,3 +191,22 @@ def test_saturated_share_counts_infinities_not_nan() -> None:
         v = t[:, 3 * r : 3 * r + 3].reshape(-1)
         expected = ((v < 0.02) | (v > 0.98)).float().mean()  # NaN compares false
         assert float(table[r, -1]) == pytest.approx(float(expected), abs=1e-7)
+
+
+@pytest.mark.parametrize("m", [1, 3])
+def test_per_run_layout_gives_the_wide_layouts_statistics(m: int) -> None:
+    """The fast path hands probes over per run, (M, B, C); the statistics are the same."""
+    from bnviz.models import _wide
+
+    g = gen(11)
+    runs = [torch.randn(m, 20, 6, generator=g) * (k + 1) for k in range(3)]
+    if m == 1:
+        runs = [t[0] for t in runs]  # one run: (B, C)
+    wides = [_wide(t) for t in runs]
+    points = ["linear", "act_in", "act_out"]
+    edges = layer_edges(wides, m, points, "relu")
+    assert torch.equal(layer_edges(runs, m, points, "relu", per_run=True), edges)
+    a = layer_stats(wides, m, points, "relu", edges)
+    b = layer_stats(runs, m, points, "relu", edges, per_run=True)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
