@@ -37,6 +37,7 @@ def live_view() -> None:
     b1, b2, b3 = st.columns([1, 1, 4])
     b3.caption(f"{len(group)} runs train together in lockstep" if group else "")
     if b1.button("Train", type="primary", disabled=bool(problems or group_problems)):
+        state.clear_url_problems()
         gid = st.session_state["group_id"] = manager.submit(group)
         job = manager.get(gid)
         # A warm worker sends its first records within a few hundred ms: wait for them, so

@@ -84,14 +84,21 @@ def sync_url() -> None:
 
 
 def ensure_config_state() -> list[str]:
-    """Every page calls this first: the config survives page switches and is in the URL."""
+    """Every page calls this first: the config survives page switches and is in the URL.
+    Returns what was wrong with the link this tab was opened with, until it trains
+    (`clear_url_problems`): a rerun (a click, the worker becoming ready) keeps them on screen."""
     if not st.session_state.get("_url_loaded"):
         return init_from_url()
     # Widgets outside the current page lose their state on a page switch: keep it alive.
     for k in list(st.session_state.keys()):
         if isinstance(k, str) and (k.startswith("cfg_") or k.startswith("cmp_")):
             st.session_state[k] = st.session_state[k]
-    return []
+    return st.session_state.get("_url_problems", [])
+
+
+def clear_url_problems() -> None:
+    """The user has acted on the page (pressed Train): the link's problems are old news."""
+    st.session_state["_url_problems"] = []
 
 
 def device_label() -> str:

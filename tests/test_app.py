@@ -73,6 +73,8 @@ def test_url_fills_the_widgets_and_bad_values_are_reported():
     warnings = " ".join(w.value for w in at.warning)
     assert "batch_size=abc" in warnings
     assert "'foo' is not a setting" in warnings
+    at.run()  # a rerun (a click, the worker becoming ready) keeps them on screen
+    assert "'foo' is not a setting" in " ".join(w.value for w in at.warning)
 
 
 def test_url_bad_compare_and_unknown_group_are_reported():
