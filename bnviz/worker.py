@@ -92,17 +92,24 @@ def main() -> None:
     buffer: list[dict] = []
     last = time.monotonic()
 
-    def on_event(e: dict) -> None:
+    def flush() -> None:
         nonlocal last
+        send({"type": "batch", "events": buffer})
+        buffer.clear()
+        last = time.monotonic()
+
+    def on_event(e: dict) -> None:
         buffer.append(e)
-        if e["type"] == "status" or time.monotonic() - last > FLUSH_S:
-            send({"type": "batch", "events": buffer})
-            buffer.clear()
-            last = time.monotonic()
+        if e["type"] == "status":
+            flush()
 
     throttle = DutyCycle(args.duty)
 
-    def should_stop() -> bool:  # polled before every step
+    def should_stop() -> bool:
+        # Polled before every step, where every run's rows of the last step are in: a batch
+        # never ends between runs, so the page never shows one run a record ahead.
+        if buffer and time.monotonic() - last > FLUSH_S:
+            flush()
         throttle()
         return stop.is_set()
 

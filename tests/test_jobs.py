@@ -129,6 +129,21 @@ def test_delete_while_training_stays_deleted(manager, tmp_path):
     assert JobManager(runs_dir=tmp_path / "runs", warm=False).get(gid) is None
 
 
+def test_runs_of_a_stack_arrive_together(manager):
+    """The worker sends rows in whole steps: a page never sees one run a record ahead."""
+    gid = manager.submit([LONG, LONG.replace(norm="none")])  # one stack, one step for both
+    job = manager.get(gid)
+    wait_for(lambda: job.runs[0].history, what="first rows")
+    seen = set()
+    end = time.time() + 3
+    while time.time() < end:
+        seen.add(tuple(len(r.history) for r in job.snapshot()))
+        time.sleep(0.005)
+    manager.stop(gid)
+    assert all(a == b for a, b in seen), sorted(seen)[:5]
+    assert len(seen) > 5  # it did grow while watched
+
+
 def test_runstate_round_trip():
     r = RunState(TINY, status="diverged", diverged_step=7, history=[{"step": 0}])
     back = RunState.from_dict(r.to_dict())
