@@ -80,6 +80,11 @@ def main() -> None:
         def shot(name: str, p=page) -> None:
             p.screenshot(path=str(OUT / f"{name}.png"))
 
+        def type_in(field: str, value: str) -> None:
+            box = page.get_by_role("spinbutton", name=field)
+            box.fill(value)
+            box.press("Enter")
+
         page.goto(base + "/")
         wait_worker_ready(page)
         shot("1_idle")
@@ -94,9 +99,7 @@ def main() -> None:
         shot("3_layer_views")
         health.phase = "editing (idle)"
         page.locator("[data-testid=stSidebar]").get_by_text("Run", exact=True).click()
-        epochs = page.get_by_role("spinbutton", name="epochs")
-        epochs.fill("300")
-        epochs.press("Enter")
+        type_in("epochs", "300")
         time.sleep(1.0)
         health.phase = "training 300 epochs, Stop"
         page.get_by_role("button", name="Train", exact=True).click()
@@ -106,11 +109,8 @@ def main() -> None:
         print("after Stop:", status())
         shot("4_stopped")
         health.phase = "editing (idle)"
-        lr = page.get_by_role("spinbutton", name="lr")
-        lr.fill("3.0")
-        lr.press("Enter")
-        epochs.fill("20")
-        epochs.press("Enter")
+        type_in("lr", "3.0")
+        type_in("epochs", "20")
         time.sleep(1.0)
         health.phase = "training lr=3.0"
         page.get_by_role("button", name="Train", exact=True).click()
