@@ -49,11 +49,18 @@ def worker_duty(max_running: int, cores: int | None = None) -> float:
 
     On ≤ 2 cores the browser (software-rendering four live charts: ~0.7 of a core) and the web
     server share them with training; a worker taking a full core saturated both and the server
-    answered in p95 21–32 ms, max 100–180 ms. Training 0.7 of a core: p95 11–16 ms (2 cores,
-    benchmarks/bench_health.py). With more cores training takes whole ones.
+    answered in p95 21–32 ms, max 100–180 ms. Training 0.7 of a core: p95 11–18 ms over 19
+    runs (2 cores, benchmarks/bench_health.py). With more cores training takes whole ones.
     """
-    if "BNVIZ_WORKER_DUTY" in os.environ:
-        return float(os.environ["BNVIZ_WORKER_DUTY"])
+    text = os.environ.get("BNVIZ_WORKER_DUTY")
+    if text is not None:
+        try:
+            duty = float(text)
+        except ValueError:
+            duty = -1.0
+        if 0 < duty <= 1:
+            return duty
+        print(f"BNVIZ_WORKER_DUTY={text!r} ignored: expected a number in (0, 1]", file=sys.stderr)
     cores = cores or os.cpu_count() or 1
     return 1.0 if cores > 2 else SMALL_MACHINE_DUTY / max(1, max_running)
 

@@ -216,3 +216,6 @@ def test_worker_duty_only_throttles_small_machines(monkeypatch):
     assert worker_duty(2, cores=2) == pytest.approx(0.35)
     monkeypatch.setenv("BNVIZ_WORKER_DUTY", "1")
     assert worker_duty(1, cores=2) == 1.0
+    for bad in ("abc", "0", "1.5"):  # a bad setting falls back to the default, with a warning
+        monkeypatch.setenv("BNVIZ_WORKER_DUTY", bad)
+        assert worker_duty(1, cores=2) == pytest.approx(0.7)
