@@ -152,8 +152,8 @@ def layer_edges(
     n_bins: int = N_BINS,
     per_run: bool = False,
 ) -> Tensor:
-    """(K·M, n_bins + 1) bin edges of K probes (wide tensors), chosen once per run and layer
-    at the start of training; on the tensors' device.
+    """(K·M, n_bins + 1) bin edges of K probes (wide, or per_run: see _groups), chosen once per
+    run and layer at the start of training; on the tensors' device.
 
     Activation outputs use the activation's natural range; other points the initial spread
     (0.1/50/99.9th percentiles of every value) with room to drift: values that leave the range
@@ -190,7 +190,8 @@ def layer_stats(
     limit: int = MAX_VALUES,
     per_run: bool = False,
 ) -> dict[str, Tensor]:
-    """Summaries of K probes (wide tensors of M runs) at once; rows R = K·M, row k·M + r.
+    """Summaries of K probes of M runs (wide, or per_run: see _groups) at once; rows R = K·M,
+    row k·M + r.
 
     edges: (R, n_bins + 1) on the tensors' device. Quantiles and histograms use each probe's
     strided subsample of at most `limit` values per run (`subsample` of `per_run`'s order);

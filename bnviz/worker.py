@@ -117,7 +117,7 @@ def main() -> None:
         configs, should_stop=should_stop, on_event=on_event, device=device, threads=args.threads
     )
     if buffer:
-        send({"type": "batch", "events": buffer})
+        flush()
     send({"type": "done"})
 
 
