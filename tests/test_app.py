@@ -13,7 +13,7 @@ from bnviz.config import RunConfig
 from dashboard import config_form
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ("app.py", "pages/1_Runs.py", "pages/2_Layers.py")
+PAGES = ("views/train.py", "views/runs.py", "views/layers.py")
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +46,7 @@ def by_key(at: AppTest, key: str):
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_empty(page):
-    at = app(page)
+    at = app().switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
 
 

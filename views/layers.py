@@ -7,7 +7,6 @@ from bnviz.records import layer_series
 from dashboard import history, live, state
 from dashboard.live_chart import live_chart
 
-st.set_page_config(page_title="bnviz · Layers", page_icon="📊", layout="wide")
 for problem in state.ensure_config_state():
     st.warning(f"From the link: {problem}.")
 manager = state.manager()

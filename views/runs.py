@@ -6,7 +6,6 @@ from bnviz import charts
 from dashboard import history, state
 from dashboard.live_chart import live_chart
 
-st.set_page_config(page_title="bnviz · Runs", page_icon="📊", layout="wide")
 for problem in state.ensure_config_state():
     st.warning(f"From the link: {problem}.")
 manager = state.manager()

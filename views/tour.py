@@ -1,0 +1,26 @@
+"""The tour: the lectures' claims in the lectures' order, each one button away."""
+
+import streamlit as st
+
+from bnviz.lessons import LECTURES, LESSONS
+from dashboard import nav, state
+
+state.ensure_config_state()
+st.title("Tour: Batch Normalization, claim by claim", anchor=False)
+st.markdown(
+    "Each lesson takes one claim from the lectures, trains the networks that test it — with "
+    "and without BatchNorm, side by side, live — and then says what the records show. Press "
+    "**Run this experiment** on a lesson page; a run takes under a minute on a laptop."
+)
+first = next(iter(LESSONS))
+st.page_link(nav.page(first), label="Start the tour", icon="▶️")
+for i, lesson in enumerate(LESSONS.values(), start=1):
+    c1, c2 = st.columns([2, 3])
+    c1.page_link(nav.page(lesson.slug), label=f"{i}. {lesson.title}")
+    c2.markdown(lesson.teaser)
+with st.expander("The lectures these lessons come from"):
+    st.markdown("\n".join(f"- **{k}** — {name}" for k, name in LECTURES.items()))
+    st.caption(
+        "The lesson texts cite the paper and lecture each claim comes from; the figures under "
+        "each run are computed from that run's records, never assumed."
+    )

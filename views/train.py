@@ -1,0 +1,61 @@
+"""bnviz — the Train page: configure a network, press Train, watch runs with and without BN."""
+
+import streamlit as st
+
+from bnviz.config import RunConfig
+from dashboard import config_form, live, state
+
+url_problems = state.ensure_config_state()
+manager = state.manager()
+
+st.sidebar.title("Configuration")
+config_form.sidebar_form()
+st.sidebar.caption(f"Training device: **{state.device_label()}**")
+
+st.title("bnviz — watch Batch Normalization train")
+for p in url_problems:
+    st.warning(f"From the link: {p}.")
+cfg, problems = config_form.read_config()
+config_form.compare_form(cfg)
+group, group_problems = config_form.group_configs(cfg) if cfg else ([], [])
+for p in problems + group_problems:
+    st.error(p)
+
+gid = st.session_state.get("group_id")
+training = gid is not None and (j := manager.get(gid)) is not None and j.active
+# Until the warm worker is up, poll gently so the page can say when Train will be instant.
+warming = not training and manager.warm_enabled and not manager.warm_ready()
+
+
+@st.fragment(run_every=live.REFRESH_S if training else 1.0 if warming else None)
+def live_view() -> None:
+    """Buttons, status and charts. Train lives in the fragment: its click reruns only this
+    part, so the first points show without redrawing the whole page first."""
+    gid = st.session_state.get("group_id")
+    job = manager.get(gid) if gid else None
+    b1, b2, b3 = st.columns([1, 1, 4])
+    b3.caption(f"{len(group)} runs train together in lockstep" if group else "")
+    if b1.button("Train", type="primary", disabled=bool(problems or group_problems)):
+        state.clear_url_problems()
+        gid = st.session_state["group_id"] = manager.submit(group)
+        job = manager.get(gid)
+        # A warm worker sends its first records within a few hundred ms: wait for them, so
+        # the first draw after the click already shows points.
+        job.first_rows.wait(timeout=1.0)
+    if b2.button("Stop training", disabled=job is None or not job.active) and job is not None:
+        manager.stop(job.id)
+    # Without a group the charts are drawn empty, so they are loaded before Train is pressed.
+    runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
+    ready = manager.warm_ready() or not manager.warm_enabled
+    live.status_block(job, runs, labels, manager.position(job.id) if job else None, ready)
+    live.curves_block(runs, labels, "train")
+    live.controls("train", len((runs[0].config if runs else cfg or RunConfig()).hidden))
+    live.layers_block(runs, labels, "train")
+    if job is not None and job.active != training:
+        st.rerun()  # once, after the first draw: the timer starts (or stops), the URL updates
+    if warming and ready:
+        st.rerun()  # once: the worker is up, stop polling
+
+
+live_view()
+state.sync_url()
