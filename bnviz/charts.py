@@ -32,6 +32,7 @@ POINT_NAMES = {
     "linear": "Linear/Conv output",
     "act_in": "activation input",
     "act_out": "activation output",
+    "norm_out": "norm output (placement after)",  # only layers with a norm after the activation
 }
 
 Figure = dict[str, Any]

@@ -10,7 +10,10 @@ with `norm=none` after them skip it — so "with vs without BN" is one network, 
 
 Hidden layer i (1-based) is `Linear/Conv → [norm] → activation → [norm] → [dropout]`, the
 norm sitting before or after the activation as configured. Probe points per layer:
-`linear` (the Linear/Conv output), `act_in` (what the activation receives), `act_out`.
+`linear` (the Linear/Conv output), `act_in` (what the activation receives), `act_out`, and
+`norm_out` (the norm's output, after γ/β) only where a norm sits after the activation — before
+it, that output is act_in. In a stack with norm=none runs, norm_out covers every run (theirs
+is act_out, passed through); the trainer records it for the normalized runs only.
 
 Training uses autograd (`forward`, then backward) except for the common case `has_fast_path`
 (dense layers; no norm, BatchNorm or its scratch version), where `forward_backward` computes
@@ -32,7 +35,8 @@ from .config import FIELDS, RunConfig
 from .norms import StackNorm, make_norm
 
 PER_RUN_FIELDS = ("seed", "lr", "weight_decay", "init", "init_scale", "dropout")
-POINTS = ("linear", "act_in", "act_out")
+POINTS = ("linear", "act_in", "act_out")  # probed in every hidden layer
+NORM_OUT = "norm_out"  # probed in layers with a norm after the activation (placement=after)
 STREAM_SEED_OFFSET = 104729  # a run's dropout/noise stream is seeded with seed + this
 
 ACTIVATIONS = {
@@ -268,6 +272,8 @@ class StackedNet(nn.Module):
             if probes is not None:
                 for point, t in zip(POINTS, (z, a_in, a_out)):
                     probes[(i + 1, point)] = t.detach()
+                if after:
+                    probes[(i + 1, NORM_OUT)] = h.detach()
             h = self._dropout(h)
             if self.conv and self.pool[i]:
                 h = F.max_pool2d(h, 2)
@@ -309,6 +315,8 @@ class StackedNet(nn.Module):
             if probes is not None:
                 for point, t in zip(POINTS, (z, a_in, a_out)):
                     probes[(i + 1, point)] = t  # per run: what probes' per_run layout reads
+                if bn_out is not None:
+                    probes[(i + 1, NORM_OUT)] = y
             saved.append((h, a_in, a_out, bn_in, bn_out, mask))
             h = y if mask is None else y * mask
         z = self._dense_forward(dense[-1], h)  # (M, B, K), or (B, K)

@@ -155,9 +155,9 @@ def layer_edges(
     """(K·M, n_bins + 1) bin edges of K probes (wide, or per_run: see _groups), chosen once per
     run and layer at the start of training; on the tensors' device.
 
-    Activation outputs use the activation's natural range; other points the initial spread
-    (0.1/50/99.9th percentiles of every value) with room to drift: values that leave the range
-    are counted as under/over.
+    Activation outputs use the activation's natural range; other points (norm_out, the
+    normalized values, like act_in) the initial spread (0.1/50/99.9th percentiles of every
+    value) with room to drift: values that leave the range are counted as under/over.
     """
     dev = ts[0].device
     lo = torch.empty(len(ts), m, device=dev)

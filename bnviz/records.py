@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -75,6 +76,60 @@ def group_labels(configs: Sequence[RunConfig]) -> list[str]:
     if not fields:
         return [f"run {i + 1}" for i in range(len(configs))]
     return [", ".join(f"{f}={value_text(getattr(c, f))}" for f in fields) for c in configs]
+
+
+STALLED_ACC = 0.2  # final test accuracy below this: near chance (10 classes), the run stalled
+
+
+def sweep_axes(configs: Sequence[RunConfig]) -> tuple[str, str | None] | None:
+    """The swept field (varied, ≥ 3 distinct values; a non-`norm` one preferred, then the one
+    with most values) and the series field (`norm` if it varies, else another varied field, or
+    None); None when no field takes ≥ 3 values."""
+    fields = [f for f in varied_fields(configs) if f != "device"]
+    counts = {f: len({getattr(c, f) for c in configs}) for f in fields}
+    swept = [f for f in fields if counts[f] >= 3]
+    if not swept:
+        return None
+    field = max(swept, key=lambda f: (f != "norm", counts[f]))  # first of equals: FIELDS order
+    others = [f for f in fields if f != field]
+    by = "norm" if "norm" in others else (others[0] if others else None)
+    return field, by
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def sweep_points(
+    configs: Sequence[RunConfig],
+    histories: Sequence[Sequence[dict]],
+    statuses: Sequence[str],
+    field: str,
+    by: str | None,
+) -> list[dict]:
+    """One point per run that has a finite test accuracy so far: x (the run's value of `field`:
+    a number, or its text for other fields), series (its value of `by` as text, or None),
+    final (last finite test accuracy), best, status, stalled (final < STALLED_ACC), epoch."""
+    points = []
+    for cfg, rows, status in zip(configs, histories, statuses):
+        accs = [(r.get("epoch"), r["test_acc"]) for r in rows if _finite(r.get("test_acc"))]
+        if not accs:
+            continue  # not started yet (or no finite record): drawn once it has one
+        x = getattr(cfg, field)
+        numeric = isinstance(x, (int, float)) and not isinstance(x, bool)
+        final = accs[-1][1]
+        points.append(
+            {
+                "x": x if numeric else value_text(x),
+                "series": value_text(getattr(cfg, by)) if by else None,
+                "final": final,
+                "best": max(a for _, a in accs),
+                "status": status,
+                "stalled": final < STALLED_ACC,
+                "epoch": accs[-1][0],
+            }
+        )
+    return points
 
 
 def status_text(status: str, message: str = "", diverged_step: int | None = None) -> str:

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .config import RunConfig
 from .data import Dataset, load_dataset
-from .models import STREAM_SEED_OFFSET, Shape, StackedNet, has_fast_path, stack_order
+from .models import NORM_OUT, STREAM_SEED_OFFSET, Shape, StackedNet, has_fast_path, stack_order
 from .probes import (
     extra_name,
     layer_edges,
@@ -356,7 +356,8 @@ class Stack:
         rows: list[list[dict]] = [[] for _ in range(m)]
         for (layer, point), u in zip(keys, src):
             extra = extra_name(point, act)
-            for i in range(m):
+            # norm_out also spans the stack's norm=none runs (act_out passed through): skip them
+            for i in range(self.net.n_norm if point == NORM_OUT else m):
                 r = u * m + i
                 f, c = fl[r], hist[r]
                 row = {

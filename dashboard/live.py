@@ -160,7 +160,9 @@ def layers_block(runs: list[RunState], labels: list[str], key: str) -> None:
     # Drawn before the first record too (empty): a chart that appeared later would load
     # plotly.js first and show blank meanwhile.
     live_chart(charts.histograms(labels, latest, point), key=f"{key}-hist", height=340)
-    depth = max((max(d) for d in latest if d), default=1)
+    # Depth from act_out, which every hidden layer has (norm_out: only normed layers, some runs)
+    every = latest if point == "act_out" else [latest_layers(r.layers, "act_out") for r in runs]
+    depth = max((max(d) for d in every if d), default=1)
     layer = min(st.session_state.get(f"{key}-layer", depth), depth)
     view = st.session_state.get(f"{key}-view") or DETAIL_VIEWS[0]  # None when deselected
     live_chart(
@@ -179,7 +181,8 @@ def controls(key: str, depth: int) -> None:
         format_func=lambda p: charts.POINT_NAMES[p],
         index=1,
         help="Linear/Conv output: Wx+b · activation input: what the non-linearity sees "
-        "(the BN output when BN sits before it) · activation output",
+        "(the BN output when BN sits before it) · activation output · norm output: the BN "
+        "output when BN sits after the activation (only those runs and layers have it)",
     )
     # Always drawn (also for one layer), so the elements after it keep their places.
     c2.slider("layer (percentile bands)", 1, max(depth, 2), value=depth, key=f"{key}-layer")

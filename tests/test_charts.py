@@ -99,3 +99,19 @@ def test_empty_inputs_draw_empty_figures():
         charts.per_layer_lines([], [], [1], lambda p: 0, "t", "y"),
     ):
         valid(fig)
+
+
+def test_a_point_some_runs_lack_draws_only_the_runs_that_have_it(runs):
+    """norm_out exists only with placement=after: runs without it draw nothing, no error."""
+    assert all(latest_layers(r.layers, "norm_out") == {} for r in runs)
+    assert "norm_out" in charts.POINT_NAMES
+    fig = charts.histograms(["bn", "none"], [{}, {}], "norm_out")
+    valid(fig)
+    assert fig["data"] == []
+    # one run has it in layer 2 only
+    fake = [{**r, "point": "norm_out"} for r in runs[0].layers if r["layer"] == 2]
+    fig = charts.histograms(["bn", "none"], [latest_layers(fake, "norm_out"), {}], "norm_out")
+    valid(fig)
+    assert len(fig["data"]) == 1 and fig["layout"]["annotations"][0]["text"] == "layer 2"
+    series = [layer_series(fake, "norm_out", 2), layer_series(runs[1].layers, "norm_out", 2)]
+    valid(charts.percentile_bands(["bn", "none"], series, "layer 2"))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bnviz.config import RunConfig
-from bnviz.models import POINTS, Shape, StackedNet, _wide, has_fast_path, stack_key
+from bnviz.models import NORM_OUT, POINTS, Shape, StackedNet, _wide, has_fast_path, stack_key
 from bnviz.norms import BatchNorm
 
 DIGITS = Shape(n_features=64, n_classes=10, image_shape=(1, 8, 8))
@@ -238,11 +238,21 @@ def test_probes_after_placement(model: str) -> None:
     )
     probes: dict = {}
     net(inputs(1, 10, 64), probes)
-    assert set(probes) == {(layer, p) for layer in (1, 2) for p in POINTS}
+    assert set(probes) == {(layer, p) for layer in (1, 2) for p in (*POINTS, NORM_OUT)}
     for layer in (1, 2):
-        z, a_in, a_out = (probes[(layer, p)] for p in POINTS)
+        z, a_in, a_out, n_out = (probes[(layer, p)] for p in (*POINTS, NORM_OUT))
         assert torch.equal(a_in, z)  # the activation sees the raw linear output
         torch.testing.assert_close(a_out, torch.relu(z))
+        # norm_out is BN(act_out) per feature/channel (fresh γ = 1, β = 0)
+        c = a_out.shape[1]
+        h = a_out.transpose(0, 1).reshape(c, -1)
+        expected = (h - h.mean(1, keepdim=True)) / torch.sqrt(
+            h.var(1, unbiased=False, keepdim=True) + net.norm_of(layer).eps
+        )
+        assert n_out.shape == a_out.shape and not n_out.requires_grad
+        torch.testing.assert_close(
+            n_out.transpose(0, 1).reshape(c, -1), expected, atol=1e-5, rtol=1e-5
+        )
     # the norm sits after the activation: layer 2's input is BN(relu(z1)), so z2 is what a
     # linear map of a normalized tensor gives, checked by recomputing layer 2 by hand
     if model == "mlp":
@@ -263,7 +273,28 @@ def test_norm_layers_selects_normalized_layers() -> None:
     net(inputs(1, 10, 64), probes)
     assert torch.equal(probes[(1, "act_in")], probes[(1, "linear")])
     assert not torch.equal(probes[(2, "act_in")], probes[(2, "linear")])
+    assert not any(p == NORM_OUT for _, p in probes)  # placement before: norm_out is act_in
     assert StackedNet([cfg(norm="none")], DIGITS).norms.__len__() == 0
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_norm_out_only_in_layers_with_a_norm_after_the_activation(model: str) -> None:
+    kw = dict(model=model, hidden=(8, 8, 8), norm_layers="2", placement="after")
+    configs = [cfg(seed=1, **kw), cfg(norm="none", seed=2, **kw)]
+    net = StackedNet(configs, DIGITS)
+    net.train()
+    probes: dict = {}
+    net(inputs(2, 10, 64), probes)
+    assert {k for k in probes if k[1] == NORM_OUT} == {(2, NORM_OUT)}
+    # the stack's norm=none run passes act_out through; the normalized run is what it is alone
+    n_out, a_out, c = probes[(2, NORM_OUT)], probes[(2, "act_out")], 8
+    assert torch.equal(n_out[:, c:], a_out[:, c:])
+    mine: dict = {}
+    StackedNet(configs[:1], DIGITS).train()(inputs(2, 10, 64)[:1], mine)
+    torch.testing.assert_close(n_out[:, :c], mine[(2, NORM_OUT)], atol=1e-5, rtol=1e-5)
+    plain: dict = {}
+    StackedNet(configs[1:], DIGITS)(inputs(2, 10, 64)[1:], plain)
+    assert not any(p == NORM_OUT for _, p in plain)  # no norm at all: no norm_out
 
 
 # --- dropout ---------------------------------------------------------------------------------
@@ -394,6 +425,10 @@ def check_fast_steps(configs: list[RunConfig], steps: int = 3, batch: int = 24) 
         torch.testing.assert_close(logits_f, logits, **tight)
         torch.testing.assert_close(losses_f, losses, **tight)
         assert pf.keys() == pr.keys()
+        after = ref.placement == "after"
+        assert {k for k in pf if k[1] == NORM_OUT} == {
+            (i, NORM_OUT) for i in range(1, ref.depth + 1) if after and ref.norm_of(i)
+        }
         for key in pr:
             torch.testing.assert_close(_wide(pf[key]), pr[key], **tight, msg=str(key))
         for (name, p), q in zip(ref.named_parameters(), fast.parameters()):

@@ -210,3 +210,13 @@ def test_per_run_layout_gives_the_wide_layouts_statistics(m: int) -> None:
     b = layer_stats(runs, m, points, "relu", edges, per_run=True)
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_norm_out_edges_use_the_initial_spread() -> None:
+    """norm_out (BN after the activation) holds normalized values: its edges come from the
+    initial spread as act_in's do, never the activation's range (relu's floor at 0)."""
+    t = torch.randn(200, 6, generator=gen(3)) - 0.5  # two runs of 3 units, mostly negative
+    edges = layer_edges([t, t], 2, ["act_in", "norm_out"], "relu")
+    assert torch.equal(edges[2:], edges[:2])
+    assert (edges[2:, 0] < -1).all()
+    assert (layer_edges([t], 2, ["act_out"], "relu")[:, 0] == 0).all()

@@ -10,6 +10,8 @@ from bnviz.records import (
     group_labels,
     history_csv,
     latest_layers,
+    layer_csv,
+    layer_series,
     status_text,
     summary,
     varied_fields,
@@ -65,3 +67,13 @@ def test_latest_layers_keeps_the_last_row_per_layer():
     ]
     latest = latest_layers(rows, "act_in")
     assert set(latest) == {1, 2} and all(r["step"] == 10 for r in latest.values())
+
+
+def test_a_point_some_runs_lack_gives_empty_results():
+    rows = [{"step": 0, "layer": layer, "point": "act_in"} for layer in (1, 2)]
+    with_norm = [*rows, {"step": 0, "layer": 2, "point": "norm_out"}]
+    assert latest_layers(rows, "norm_out") == {} and layer_series(rows, "norm_out", 2) == []
+    assert set(latest_layers(with_norm, "norm_out")) == {2}
+    assert layer_series(with_norm, "norm_out", 1) == []
+    text = layer_csv(["a"], [with_norm])
+    assert [r["point"] for r in csv.DictReader(io.StringIO(text))][-1] == "norm_out"

@@ -15,7 +15,7 @@ import torch
 from bnviz import train
 from bnviz.config import PRESETS, RunConfig
 from bnviz.data import load_dataset
-from bnviz.models import POINTS
+from bnviz.models import NORM_OUT, POINTS
 from bnviz.probes import BASIS_POINTS, N_BINS, activation_stats, fixed_edges, per_run
 from bnviz.train import (
     STATUSES,
@@ -314,6 +314,44 @@ def test_record_layers_of_norm_none_have_no_norm_summaries() -> None:
             assert a["quantiles"] == b["quantiles"] and a["hist"] == b["hist"]
 
 
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_norm_out_rows_only_for_normed_layers_with_placement_after(model: str) -> None:
+    kw = dict(model=model, activation="tanh", hidden=(8, 8, 8) if model == "mlp" else (4, 4, 4))
+    configs = [
+        cfg(placement="after", **kw),
+        cfg(placement="after", norm="none", seed=1, **kw),  # stacks with the first
+        cfg(placement="after", norm_layers=(1, 3), seed=2, lr=0.2, **kw),
+        cfg(placement="before", **kw),
+    ]
+    records = train_group(configs, device="cpu")
+    assert [r.status for r in records] == ["finished"] * 4
+    normed = [(1, 2, 3), (), (1, 3), ()]
+    for rec, layers in zip(records, normed):
+        rows = [r for r in rec.layers if r["point"] == NORM_OUT]
+        steps = sorted({r["step"] for r in rec.layers})
+        assert sorted((r["step"], r["layer"]) for r in rows) == [
+            (s, layer) for s in steps for layer in layers
+        ]
+        act_in = {(r["step"], r["layer"]): r for r in rec.layers if r["point"] == "act_in"}
+        for r in rows:
+            other = act_in[(r["step"], r["layer"])]
+            assert r.keys() == other.keys()  # the same row format (no saturated/dead)
+            assert len(r["hist"]["edges"]) == N_BINS + 1
+            assert sum(r["hist"]["counts"]) + r["under"] + r["over"] == r["n"] > 0
+            assert r["p15"] <= r["p50"] <= r["p85"]
+            if r["step"] == 0:  # a fresh BN (γ = 1, β = 0): mean 0, std 1 per unit, pooled too
+                assert r["mean"] == pytest.approx(0.0, abs=1e-3)
+                assert r["std"] == pytest.approx(1.0, abs=0.02)
+                assert r["under"] == r["over"] == 0  # the edges are set on this step
+    # the normalized run of the mixed stack records what it records alone
+    (alone,) = train_group(configs[:1], device="cpu")
+    a = [(r["step"], r["layer"], r["p50"]) for r in alone.layers if r["point"] == NORM_OUT]
+    b = [(r["step"], r["layer"], r["p50"]) for r in records[0].layers if r["point"] == NORM_OUT]
+    assert [x[:2] for x in a] == [x[:2] for x in b]
+    for x, y in zip(a, b):
+        assert x[2] == pytest.approx(y[2], rel=1e-4, abs=1e-5)
+
+
 def test_activation_stats_against_numpy() -> None:
     g = torch.Generator().manual_seed(0)
     m, c = 2, 5
@@ -481,6 +519,7 @@ def test_fast_path_records_equal_autograd_records(monkeypatch: pytest.MonkeyPatc
         cfg(norm="none", activation="relu"),
         cfg(norm="batch_scratch", activation="tanh", placement="after", optimizer="momentum"),
         cfg(activation="gelu", optimizer="adam", lr=0.01, momentum=None, weight_decay=0.01),
+        cfg(norm="none", activation="tanh", placement="after", optimizer="momentum", seed=5),
     ]
     stacks = make_stacks(configs, torch.device("cpu"))
     assert [s.fast for s in stacks] == [True] * 4
@@ -488,7 +527,9 @@ def test_fast_path_records_equal_autograd_records(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(train, "has_fast_path", lambda c: False)
     assert not any(s.fast for s in make_stacks(configs, torch.device("cpu")))
     slow = without_timing(records_to_json(train_group(configs, device="cpu")))
-    assert [r["status"] for r in fast["runs"]] == ["finished"] * 5
+    assert [r["status"] for r in fast["runs"]] == ["finished"] * 6
+    has_norm_out = [any(r["point"] == NORM_OUT for r in run["layers"]) for run in fast["runs"]]
+    assert has_norm_out == [False, False, False, True, False, False]  # placement=after with BN
     assert_records_close(fast, slow)
 
 
