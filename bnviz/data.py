@@ -533,6 +533,21 @@ def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> _Ar
     return x[train], y[train], x[test], y[test]
 
 
+def _subsample(
+    name: str, x: np.ndarray, y: np.ndarray, n_samples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first n_samples of the training set after a seeded shuffle (0 = all of it)."""
+    if n_samples == 0:
+        return x, y
+    if n_samples > len(y):
+        raise DatasetError(
+            f"{name}: n_samples={n_samples} asks for more than its {len(y)} training samples; "
+            f"use at most {len(y)} (or 0 for all)"
+        )
+    keep = np.random.default_rng(seed).permutation(len(y))[:n_samples]
+    return x[keep], y[keep]
+
+
 def _column_stats(x: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     # float64 accumulation in row chunks: exact enough, without a float64 copy of all of CIFAR
     total = np.zeros(x.shape[1])
@@ -575,9 +590,7 @@ def _load_arrays(
             _load_cifar(folder) if name == "cifar10" else _load_idx_dataset(name, folder)
         )
         xtr, xte = xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1)
-        if n_samples > 0:
-            keep = np.random.default_rng(seed).permutation(len(ytr))[:n_samples]
-            xtr, ytr = xtr[keep], ytr[keep]
+        xtr, ytr = _subsample(name, xtr, ytr, n_samples, seed)
         scale = 1 / 255
     else:
         if name == "digits":
@@ -587,6 +600,8 @@ def _load_arrays(
         else:
             x, y = _make_toy(name, n_samples or _TOY_DEFAULT_N, noise, seed + _GEN_SEED_OFFSET)
         xtr, ytr, xte, yte = _split(x, y, test_fraction, seed)
+        if name == "digits":  # a fixed set: n_samples keeps part of its training split
+            xtr, ytr = _subsample(name, xtr, ytr, n_samples, seed)
     if len(ytr) == 0 or len(yte) == 0:
         raise DatasetError(
             f"{name}: split leaves {len(ytr)} training and {len(yte)} test samples; "
@@ -611,7 +626,8 @@ def load_dataset(
     """Load `name` as standardized float32 features and int64 labels on `device`.
 
     n_samples: total samples for generated data (0 = its default), or a seeded subsample of the
-    training set for mnist / fashion_mnist / cifar10 (0 = all; their test set stays whole).
+    training set for digits / mnist / fashion_mnist / cifar10 (0 = all; their test set stays
+    whole; more than the training set holds is an error).
     noise: jitter of the 2-D toys. test_fraction: held-out share where there is no official
     split. root: cache folder (default_root()). download: fetch missing files (explicit only).
     """

@@ -123,6 +123,30 @@ def test_cached_arrays_are_not_shared() -> None:
     assert load_dataset("digits").x_train.abs().max() < 100
 
 
+def test_digits_n_samples_keeps_a_seeded_training_subset() -> None:
+    """n_samples shrinks the training split of digits (same seed → same subset); the test set
+    keeps every sample it had."""
+    full = load_dataset("digits", seed=3)
+    small = load_dataset("digits", n_samples=200, seed=3)
+    assert (small.n_train, small.n_test) == (200, full.n_test)
+    assert torch.equal(small.y_test, full.y_test)
+    data._load_arrays.cache_clear()
+    again = load_dataset("digits", n_samples=200, seed=3)
+    other = load_dataset("digits", n_samples=200, seed=4)
+    assert torch.equal(again.x_train, small.x_train) and torch.equal(again.y_train, small.y_train)
+    assert not torch.equal(other.y_train, small.y_train)
+    # the subset is the first 200 of a seeded shuffle of the training split
+    keep = np.random.default_rng(3).permutation(full.n_train)[:200]
+    assert small.y_train.tolist() == full.y_train[torch.from_numpy(keep)].tolist()
+
+
+def test_digits_n_samples_beyond_the_training_set() -> None:
+    n_train = load_dataset("digits").n_train
+    assert load_dataset("digits", n_samples=n_train).n_train == n_train
+    with pytest.raises(DatasetError, match=f"n_samples={n_train + 1}.*at most {n_train}"):
+        load_dataset("digits", n_samples=n_train + 1)
+
+
 # --- mnist1d ---------------------------------------------------------------------------------
 
 
