@@ -317,3 +317,105 @@ def per_layer_lines(
             for j in range(1, len(layers) + 1)
         ]
     return {"data": data, "layout": layout}
+
+
+LOG_FIELDS = ("lr", "init_scale", "batch_size")  # swept over orders of magnitude
+
+
+def _sweep_x_axis(xs: Sequence[Any], field: str) -> dict:
+    """Categorical for text values; log for LOG_FIELDS and positive numbers spanning ≥ 10×,
+    with a tick at every swept value (2, 8, 32, 128 read better than 10, 100)."""
+    axis: dict[str, Any] = {"title": {"text": field, "standoff": 6}}
+    if any(isinstance(x, str) for x in xs):
+        axis["type"] = "category"
+        return axis
+    vals = sorted(set(xs))
+    log = bool(vals) and vals[0] > 0 and (field in LOG_FIELDS or vals[-1] >= 10 * vals[0])
+    axis["type"] = "log" if log else "linear"
+    if vals and len(vals) <= 12:
+        axis["tickvals"] = vals
+        axis["ticktext"] = [f"{x:g}" for x in vals]
+    return axis
+
+
+def _sweep_note(p: dict) -> str:
+    if p["status"] == "diverged":
+        return "diverged"
+    return "stalled (near chance)" if p["stalled"] else p["status"]
+
+
+def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
+    """Final (solid, markers) and best (dotted) test accuracy against a swept field, one
+    colour per value of `by`. Diverged runs: ✕ at their last finite accuracy; stalled runs
+    (near chance): hollow markers. Points as from `records.sweep_points`."""
+    series: dict[Any, list[dict]] = {}
+    for p in points:
+        series.setdefault(p["series"], []).append(p)
+    data: list[dict] = []
+    for i, (name, pts) in enumerate(series.items()):
+        if not any(isinstance(p["x"], str) for p in pts):
+            pts = sorted(pts, key=lambda p: p["x"])  # text values keep the grid's order
+        label = f"{by}={name}" if by is not None else "test accuracy"
+        notes = [_sweep_note(p) for p in pts]
+        symbols = [
+            "x" if p["status"] == "diverged" else "circle-open" if p["stalled"] else "circle"
+            for p in pts
+        ]
+        x = [p["x"] for p in pts]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": f"{label} · final",
+                "legendgroup": label,
+                "x": x,
+                "y": [p["final"] for p in pts],
+                "line": {"color": color(i), "width": 3},
+                "marker": {
+                    "color": color(i),
+                    "symbol": symbols,
+                    "size": [16 if s == "x" else 12 for s in symbols],
+                    "line": {"width": 2, "color": color(i)},
+                },
+                "customdata": notes,
+                "hovertemplate": f"{label}<br>{field}=%{{x}}<br>final test acc %{{y:.1%}}"
+                "<br>%{customdata}<extra></extra>",
+            }
+        )
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"{label} · best",
+                "legendgroup": label,
+                "x": x,
+                "y": [p["best"] for p in pts],
+                "line": {"color": color(i), "width": 2, "dash": "dot"},
+                "customdata": notes,
+                "hovertemplate": f"{label}<br>{field}=%{{x}}<br>best test acc %{{y:.1%}}"
+                "<br>%{customdata}<extra></extra>",
+            }
+        )
+    for symbol, text, show in (
+        ("x", "✕ diverged", any(p["status"] == "diverged" for p in points)),
+        ("circle-open", "○ stalled (near chance)", any(p["stalled"] for p in points)),
+    ):
+        if show:  # a legend entry that explains the marker
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": text,
+                    "x": [None],
+                    "y": [None],
+                    "marker": {"symbol": symbol, "size": 12, "color": "#444"},
+                    "hoverinfo": "skip",
+                }
+            )
+    layout = _layout(
+        f"Test accuracy against {field}: final (solid), best (dotted)",
+        xaxis=_sweep_x_axis([p["x"] for p in points], field),
+        yaxis={"title": {"text": "test accuracy"}, "range": [0, 1.02], "tickformat": ".0%"},
+    )
+    layout["legend"] = {"orientation": "h", "y": -0.2, "yanchor": "top", "x": 0}
+    return {"data": data, "layout": layout}

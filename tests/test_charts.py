@@ -115,3 +115,79 @@ def test_a_point_some_runs_lack_draws_only_the_runs_that_have_it(runs):
     assert len(fig["data"]) == 1 and fig["layout"]["annotations"][0]["text"] == "layer 2"
     series = [layer_series(fake, "norm_out", 2), layer_series(runs[1].layers, "norm_out", 2)]
     valid(charts.percentile_bands(["bn", "none"], series, "layer 2"))
+
+
+def _points(field, xs, series=("batch", "none")):
+    """Synthetic sweep points: final 0.9 for batch, 0.5 for none; the last none run diverged,
+    the one before it stalled."""
+    out = []
+    for s in series:
+        for j, x in enumerate(xs):
+            diverged = s == "none" and j == len(xs) - 1
+            stalled = s == "none" and j == len(xs) - 2
+            final = 0.3 if diverged else 0.1 if stalled else 0.9 if s == "batch" else 0.5
+            out.append(
+                {
+                    "x": x,
+                    "series": s,
+                    "final": final,
+                    "best": final + 0.05,
+                    "status": "diverged" if diverged else "finished",
+                    "stalled": final < 0.2,
+                    "epoch": 3,
+                }
+            )
+    return out
+
+
+def test_sweep_final_solid_best_dotted_per_series_with_markers_and_log_x():
+    fig = charts.sweep(_points("lr", [3.0, 0.1, 0.5]), "lr", "norm")
+    valid(fig)
+    final = [t for t in fig["data"] if t["name"].endswith("· final")]
+    best = [t for t in fig["data"] if t["name"].endswith("· best")]
+    assert [t["name"] for t in final] == ["norm=batch · final", "norm=none · final"]
+    for i, (f, b) in enumerate(zip(final, best)):
+        assert f["line"]["color"] == b["line"]["color"] == charts.color(i)
+        assert b["line"]["dash"] == "dot" and "dash" not in f["line"]
+    assert final[1]["x"] == [0.1, 0.5, 3.0]  # sorted along the axis
+    # given as 3.0 (fine), 0.1 (stalled), 0.5 (diverged); drawn in x order
+    assert final[1]["marker"]["symbol"] == ["circle-open", "x", "circle"]
+    assert final[1]["customdata"][1] == "diverged" and "stalled" in final[1]["customdata"][0]
+    assert "%{customdata}" in final[1]["hovertemplate"]
+    legend_only = [t["name"] for t in fig["data"] if t["x"] == [None]]
+    assert legend_only == ["✕ diverged", "○ stalled (near chance)"]
+    lay = fig["layout"]
+    assert lay["xaxis"]["type"] == "log" and lay["xaxis"]["tickvals"] == [0.1, 0.5, 3.0]
+    assert lay["yaxis"]["range"] == [0, 1.02] and lay["yaxis"]["tickformat"] == ".0%"
+    assert lay["legend"]["orientation"] == "h" and lay["font"]["size"] >= 16
+
+
+def test_sweep_x_axis_kind_follows_the_values():
+    def xaxis(field, xs):
+        fig = charts.sweep(_points(field, xs, series=(None,)), field, None)
+        valid(fig)
+        return fig["layout"]["xaxis"]
+
+    assert xaxis("batch_size", [2, 4, 8])["type"] == "log"  # a log field, even when < 10×
+    assert xaxis("weight_decay", [1e-4, 1e-3, 1e-2])["type"] == "log"  # spans ≥ 10×
+    assert xaxis("dropout", [0.0, 0.2, 0.5])["type"] == "linear"  # 0: no log
+    assert xaxis("momentum", [0.05, 0.1, 0.3])["type"] == "linear"
+    act = xaxis("activation", ["relu", "tanh", "sigmoid"])
+    assert act["type"] == "category"
+    fig = charts.sweep(_points("activation", ["relu", "tanh", "sigmoid"], (None,)), "x", None)
+    assert fig["data"][0]["x"] == ["relu", "tanh", "sigmoid"]  # text keeps the grid's order
+    assert fig["data"][0]["name"] == "test accuracy · final"
+
+
+def test_sweep_of_records_grows_with_the_runs(runs):
+    from bnviz.config import grid
+    from bnviz.records import sweep_points
+
+    configs = grid(RunConfig(), {"lr": [0.1, 0.3, 1.0]})
+    histories = [runs[0].history, runs[1].history[:1], []]  # the third has no rows yet
+    points = sweep_points(configs, histories, ["finished", "running", "queued"], "lr", None)
+    fig = charts.sweep(points, "lr", None)
+    valid(fig)
+    assert fig["data"][0]["x"] == [0.1, 0.3]
+    assert fig["data"][0]["y"][0] == runs[0].history[-1]["test_acc"]
+    valid(charts.sweep([], "norm", None))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from bnviz.config import RunConfig
+from bnviz.config import RunConfig, grid
 from bnviz.records import (
     group_labels,
     history_csv,
@@ -14,6 +14,8 @@ from bnviz.records import (
     layer_series,
     status_text,
     summary,
+    sweep_axes,
+    sweep_points,
     varied_fields,
 )
 
@@ -77,3 +79,54 @@ def test_a_point_some_runs_lack_gives_empty_results():
     assert layer_series(with_norm, "norm_out", 1) == []
     text = layer_csv(["a"], [with_norm])
     assert [r["point"] for r in csv.DictReader(io.StringIO(text))][-1] == "norm_out"
+
+
+def test_sweep_axes_picks_the_field_with_three_values_and_the_series():
+    base = RunConfig()
+    lr_norm = grid(base, {"norm": ["none", "batch"], "lr": [0.1, 0.5, 3.0]})
+    assert sweep_axes(lr_norm) == ("lr", "norm")
+    # norm is the x axis only when nothing else takes ≥ 3 values
+    assert sweep_axes(grid(base, {"norm": ["batch", "layer", "none"]})) == ("norm", None)
+    by_batch = grid(base, {"norm": ["batch", "layer", "none"], "batch_size": [8, 32]})
+    assert sweep_axes(by_batch) == ("norm", "batch_size")
+    # two fields with ≥ 3 values: the one with more values is swept, the other is the series
+    both = grid(base, {"batch_size": [8, 16, 32, 64], "lr": [0.1, 0.5, 3.0]})
+    assert sweep_axes(both) == ("batch_size", "lr")
+    even = grid(base, {"batch_size": [8, 16, 32], "lr": [0.1, 0.5, 3.0]})
+    assert sweep_axes(even) == ("lr", "batch_size")  # equals: FIELDS order
+    assert sweep_axes(grid(base, {"norm": ["none", "batch"], "lr": [0.1, 1.0]})) is None
+    assert sweep_axes([]) is None
+
+
+def test_sweep_points_final_best_status_and_runs_without_rows_skipped():
+    configs = grid(RunConfig(), {"norm": ["batch", "none"], "lr": [0.1, 3.0]})
+    histories = [
+        [
+            {"epoch": 1, "test_acc": 0.5},
+            {"epoch": 2, "test_acc": 0.9},
+            {"epoch": 3, "test_acc": 0.8},
+        ],
+        [],  # not started: skipped
+        [{"epoch": 1, "test_acc": 0.3}, {"epoch": 1.5, "test_acc": None}],  # diverged
+        [{"epoch": 1, "test_acc": 0.11}],  # near chance
+    ]
+    statuses = ["finished", "queued", "diverged", "running"]
+    points = sweep_points(configs, histories, statuses, "lr", "norm")
+    assert [(p["x"], p["series"]) for p in points] == [(0.1, "batch"), (0.1, "none"), (3.0, "none")]
+    assert points[0] == {
+        "x": 0.1,
+        "series": "batch",
+        "final": 0.8,
+        "best": 0.9,
+        "status": "finished",
+        "stalled": False,
+        "epoch": 3,
+    }
+    assert points[1]["final"] == 0.3 and points[1]["status"] == "diverged"  # last finite acc
+    assert points[2]["stalled"] and not points[1]["stalled"]
+    # text x for non-numeric fields, no series without `by`
+    acts = grid(RunConfig(), {"activation": ["relu", "tanh", "sigmoid"]})
+    rows = [[{"epoch": 1, "test_acc": 0.5}]] * 3
+    pts = sweep_points(acts, rows, ["finished"] * 3, "activation", None)
+    assert [p["x"] for p in pts] == ["relu", "tanh", "sigmoid"]
+    assert {p["series"] for p in pts} == {None}
