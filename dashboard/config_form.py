@@ -8,6 +8,8 @@ problems, which the page shows before anyone can press Train.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import streamlit as st
@@ -15,9 +17,11 @@ import streamlit as st
 from bnviz.config import (
     BATCH_NORMS,
     FIELDS,
+    PRESETS,
     ConfigError,
     RunConfig,
     from_dict,
+    grid,
     parse_values,
     value_text,
 )
@@ -26,7 +30,11 @@ from bnviz.data import DATASETS
 GROUPS = ("Data", "Network", "Normalization", "Optimization", "Run")
 TOY = ("spirals", "circles", "xor", "moons")
 COMPARE_NONE = "with vs without normalization"
-COMPARE_FIELD = "vary one field"
+BASELINE = "cmp_baseline"  # the COMPARE_NONE checkbox: adds norm = (configured, none) to the grid
+NO_FIELD = "—"  # a grid row that varies nothing
+N_ROWS = 3  # grid rows on the Train page (a loaded preset may bring more)
+MAX_RUNS = 16  # runs in one group: the engine stacks them; more make unreadable charts
+GRID_FIELDS = tuple(n for n in FIELDS if n != "device")  # a group trains on one device
 
 
 def key(name: str) -> str:
@@ -41,14 +49,44 @@ def widget_value(name: str, value: Any) -> Any:
     return value
 
 
-def load_into_state(cfg: RunConfig, compare: dict[str, str] | None = None) -> None:
-    """Put a config (and the compare choice) into the widgets' session state."""
+def row_keys(i: int) -> tuple[str, str]:
+    """Session-state keys of grid row i: its field and its values' text."""
+    return f"cmp_field_{i}", f"cmp_values_{i}"
+
+
+def load_into_state(
+    cfg: RunConfig, rows: Sequence[tuple[str, str]] = (), baseline: bool = True
+) -> None:
+    """Put a config and a grid — (field, values text) rows and the with/without-normalization
+    checkbox — into the widgets' session state. Call it before the widgets are drawn (or from
+    a callback): Streamlit refuses to change a drawn widget's value."""
+    s = st.session_state
     for name in FIELDS:
-        st.session_state[key(name)] = widget_value(name, getattr(cfg, name))
-    compare = compare or {}
-    st.session_state["cmp_mode"] = COMPARE_FIELD if compare.get("vary") in FIELDS else COMPARE_NONE
-    st.session_state["cmp_field"] = compare.get("vary") if compare.get("vary") in FIELDS else "lr"
-    st.session_state["cmp_values"] = compare.get("values", "")
+        s[key(name)] = widget_value(name, getattr(cfg, name))
+    for k in [k for k in s if isinstance(k, str) and k.startswith(("cmp_field_", "cmp_values_"))]:
+        del s[k]
+    for i in range(max(N_ROWS, len(rows))):
+        name, text = rows[i] if i < len(rows) else (NO_FIELD, "")
+        s[row_keys(i)[0]], s[row_keys(i)[1]] = name, text
+    s[BASELINE] = baseline
+
+
+def values_text(name: str, values: Sequence[Any]) -> str:
+    """Values as typed in a grid row and the URL: ',' between them, ';' for tuple fields."""
+    sep = ";" if FIELDS[name].kind in ("ints", "layers") else ","
+    return sep.join(value_text(tuple(v) if isinstance(v, list) else v) for v in values)
+
+
+def load_grid(base: RunConfig, vary: Mapping[str, Sequence[Any]]) -> None:
+    """Put a base config and a grid (as for `config.grid`) into the widgets' session state, so
+    Train trains exactly `config.grid(base, vary)` — what "Load preset" does. The
+    with/without-normalization checkbox is left on only when `vary` varies norm (where it adds
+    nothing). Call it before the Train page's widgets are drawn, or from a callback."""
+    bad = [n for n in vary if n not in GRID_FIELDS]
+    if bad:
+        raise ConfigError(f"cannot vary '{bad[0]}' in the dashboard: fields are {GRID_FIELDS}")
+    rows = [(n, values_text(n, vs)) for n, vs in vary.items()]
+    load_into_state(base, rows, baseline="norm" in vary)
 
 
 def _visible(name: str, s: dict) -> bool:
@@ -177,49 +215,113 @@ def read_config() -> tuple[RunConfig | None, list[str]]:
         return None, [str(e)]
 
 
-def compare_form(cfg: RunConfig | None) -> None:
-    """How the configured net is compared: against no normalization, or over a field."""
-    st.radio(
-        "Compare",
-        (COMPARE_NONE, COMPARE_FIELD),
-        key="cmp_mode",
-        horizontal=True,
-        help="With vs without normalization: the same net twice, once with norm=none. "
-        "Runs in one group train in lockstep so the curves grow together",
-    )
-    if st.session_state["cmp_mode"] == COMPARE_FIELD:
-        c1, c2 = st.columns([1, 2])
-        c1.selectbox(
-            "field",
-            [n for n in FIELDS if n != "device"],
-            key="cmp_field",
-            help="What differs between the runs, e.g. batch_size for BN's small-batch trouble",
-        )
-        c2.text_input(
-            "values (comma-separated; ';' between tuples like hidden)",
-            key="cmp_values",
-            placeholder="e.g. 2,8,32,128",
-            help="One run per value, all trained together; the rest of the config is shared",
-        )
+def _rows() -> list[tuple[str, str]]:
+    """The grid rows in the session state: (field or NO_FIELD, values text)."""
+    s, out, i = st.session_state, [], 0
+    while i < N_ROWS or row_keys(i)[0] in s:
+        f, v = row_keys(i)
+        out.append((s.get(f, NO_FIELD), s.get(v, "")))
+        i += 1
+    return out
+
+
+def _grid(norm: str) -> tuple[dict[str, list[Any]], list[str]]:
+    """The grid the rows and the checkbox describe (first row slowest; the baseline's norm
+    first of all), and the problems of the rows that do not parse."""
+    vary: dict[str, list[Any]] = {}
+    problems: list[str] = []
+    for name, text in _rows():
+        if name == NO_FIELD:
+            continue
+        if name in vary:
+            problems.append(f"{name} is varied in two rows: list all its values in one")
+        elif not text.strip():
+            problems.append(f"give the values of {name} to compare, e.g. {_example(name)}")
+        else:
+            try:
+                vary[name] = parse_values(name, text)
+            except ConfigError as e:
+                problems.append(str(e))
+    if st.session_state.get(BASELINE, True) and "norm" not in vary:
+        vary = {"norm": [norm, "none" if norm != "none" else "batch"], **vary}
+    return vary, problems
+
+
+def grid_state() -> dict[str, list[Any]]:
+    """The current grid as a vary mapping for `config.grid` (the checkbox's norm included);
+    rows that do not parse are left out (`group_configs` reports them)."""
+    cfg, _ = read_config()
+    norm = cfg.norm if cfg else st.session_state.get(key("norm"), RunConfig.norm)
+    return _grid(norm)[0]
 
 
 def group_configs(cfg: RunConfig) -> tuple[list[RunConfig], list[str]]:
-    """The configs of the group to train, or problems."""
-    if st.session_state.get("cmp_mode", COMPARE_NONE) == COMPARE_NONE:
-        other = cfg.replace(norm="none") if cfg.norm != "none" else cfg.replace(norm="batch")
-        return [cfg, other], []
-    name = st.session_state.get("cmp_field", "lr")
-    text = st.session_state.get("cmp_values", "")
-    if not text.strip():
-        return [], [f"give the values of {name} to compare, e.g. {_example(name)}"]
+    """The configs of the group to train (`config.grid` of the configured net over the grid
+    rows, first row varying slowest), or problems."""
+    vary, problems = _grid(cfg.norm)
+    if problems:
+        return [], problems
+    n = math.prod(len(v) for v in vary.values())
+    if n > MAX_RUNS:
+        return [], [f"{n} runs ({_shape(vary)}) is too many for one group: at most {MAX_RUNS}"]
     try:
-        values = parse_values(name, text)
-        configs = [cfg.replace(**{name: v}) for v in values]
+        return grid(cfg, vary), []
     except ConfigError as e:
         return [], [str(e)]
-    if len(configs) > 12:
-        return [], [f"{len(configs)} runs is too many for one group: at most 12"]
-    return configs, []
+
+
+def _shape(vary: Mapping[str, Sequence[Any]]) -> str:
+    return " × ".join(f"{n} ({len(v)})" for n, v in vary.items())
+
+
+def _load_preset() -> None:
+    p = PRESETS[st.session_state["cmp_preset"]]
+    load_grid(from_dict(p.base), p.vary)
+
+
+def compare_form(cfg: RunConfig | None) -> None:
+    """What the group compares: a preset, or a grid of up to 3 fields, with or without the
+    same net without normalization."""
+    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    c1.selectbox(
+        "preset",
+        list(PRESETS),
+        key="cmp_preset",
+        format_func=lambda n: f"{n} — {PRESETS[n].description}",
+        help="A stored comparison (also `python -m bnviz train --preset NAME`): loading it "
+        "sets every field and the grid below",
+    )
+    c2.button("Load preset", on_click=_load_preset, width="stretch")
+    rows = _rows()
+    cols = st.columns(len(rows))
+    for i, (col, (name, _)) in enumerate(zip(cols, rows)):
+        f, v = row_keys(i)
+        col.selectbox(
+            f"vary field {i + 1}",
+            (NO_FIELD, *GRID_FIELDS),
+            key=f,
+            help="Every combination of the varied fields trains, the first field varying "
+            "slowest (like repeated --vary on the CLI)",
+        )
+        col.text_input(
+            "values (comma-separated; ';' between tuples like hidden)",
+            key=v,
+            placeholder=f"e.g. {_example(name)}" if name != NO_FIELD else "",
+            disabled=name == NO_FIELD,
+            help="One run per value (per combination); the rest of the config is shared",
+        )
+    varies_norm = any(name == "norm" for name, _ in rows)
+    st.checkbox(
+        COMPARE_NONE,
+        key=BASELINE,
+        disabled=varies_norm,
+        help="Adds norm = (the configured norm, none) to the grid: every run also trains "
+        "without normalization, so the baseline is never lost",
+    )
+    vary, _ = _grid(cfg.norm if cfg else "batch")
+    n = math.prod(len(v) for v in vary.values())
+    note = " — norm is varied above, so the checkbox adds nothing" if varies_norm else ""
+    st.caption(f"{n} run{'s' * (n != 1)}: {_shape(vary) or 'the configured net'}{note}")
 
 
 def _example(name: str) -> str:
@@ -231,11 +333,45 @@ def _example(name: str) -> str:
     }.get(name, value_text(getattr(RunConfig(), name)))
 
 
-def compare_query() -> dict[str, str]:
-    """The compare choice as URL parameters."""
-    if st.session_state.get("cmp_mode") == COMPARE_FIELD:
-        return {
-            "vary": st.session_state.get("cmp_field", ""),
-            "values": st.session_state.get("cmp_values", ""),
-        }
-    return {}
+def compare_query() -> dict[str, str | list[str]]:
+    """The grid as URL parameters: one `vary=field:values` per row, `baseline=0` when off."""
+    out: dict[str, str | list[str]] = {}
+    parts = [f"{name}:{text.strip()}" for name, text in _rows() if name != NO_FIELD]
+    if parts:
+        out["vary"] = parts
+    if not st.session_state.get(BASELINE, True):
+        out["baseline"] = "0"
+    return out
+
+
+def grid_from_params(
+    vary: Sequence[str], values: str | None = None, baseline: str | None = None
+) -> tuple[list[tuple[str, str]], bool, list[str]]:
+    """Grid rows and the checkbox from the URL's `vary` (repeated `field:values`), and the
+    problems, one per bad part (the rest is kept). An old link (`vary=field&values=...`)
+    loads as one row, without the baseline, as it trained then."""
+    rows: list[tuple[str, str]] = []
+    problems: list[str] = []
+    old = values is not None and all(":" not in p for p in vary)
+    for part in vary:
+        name, text = part.split(":", 1) if ":" in part else (part, values or "")
+        name = name.strip()
+        if name not in GRID_FIELDS:
+            problems.append(f"vary={name} is not a field that can vary: the rest is kept")
+        elif any(name == r[0] for r in rows):
+            problems.append(f"vary={name} is given twice: the first one is kept")
+        else:
+            try:
+                if text.strip():
+                    parse_values(name, text)
+                rows.append((name, text.strip()))
+            except ConfigError as e:
+                problems.append(f"vary={part} is left out: {e}")
+    on = not old
+    if baseline is not None:
+        b = baseline.strip().lower()
+        if b in ("0", "1", "false", "true"):
+            on = b in ("1", "true")
+        else:
+            problems.append(f"baseline={baseline} should be 0 or 1: {'1' if on else '0'} is used")
+    return rows, on, problems

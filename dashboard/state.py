@@ -19,7 +19,7 @@ from bnviz.jobs import JobManager
 
 from . import config_form
 
-URL_KEYS_EXTRA = ("vary", "values", "group")
+URL_KEYS_EXTRA = ("vary", "values", "baseline", "group")
 
 
 @st.cache_resource(show_spinner=False)
@@ -51,10 +51,11 @@ def init_from_url() -> list[str]:
         for k in params
         if k not in FIELDS and k not in URL_KEYS_EXTRA
     ]
-    vary = params.get("vary")
-    if vary is not None and vary not in FIELDS:
-        problems.append(f"vary={vary} is not a field: comparing with vs without normalization")
-    config_form.load_into_state(cfg, {k: params[k] for k in ("vary", "values") if k in params})
+    rows, baseline, bad_grid = config_form.grid_from_params(
+        st.query_params.get_all("vary"), params.get("values"), params.get("baseline")
+    )
+    problems += bad_grid
+    config_form.load_into_state(cfg, rows, baseline)
     gid = params.get("group")
     if gid and manager().get(gid) is None:
         problems.append(
@@ -71,15 +72,16 @@ def init_from_url() -> list[str]:
 def sync_url() -> None:
     """Write the current config (only what differs from the defaults) into the URL."""
     cfg, _ = config_form.read_config()
-    want: dict[str, str] = {}
+    want: dict[str, str | list[str]] = {}
     if cfg is not None:
         want.update(to_query(cfg))
-    want.update(config_form.compare_query())
+    want.update(config_form.compare_query())  # `vary` repeats: one per grid row
     gid = st.session_state.get("group_id")
     if gid:
         want["group"] = gid
-    have = {k: st.query_params.get(k) for k in st.query_params}
-    if have != want:  # rewriting an unchanged URL would add history entries for nothing
+    have = {k: st.query_params.get_all(k) for k in st.query_params}
+    # Rewriting an unchanged URL would add history entries for nothing.
+    if have != {k: v if isinstance(v, list) else [v] for k, v in want.items()}:
         st.query_params.from_dict(want)
 
 

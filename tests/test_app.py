@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from bnviz.config import RunConfig
+from bnviz.config import PRESETS, RunConfig, grid
 from dashboard import config_form
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,16 +119,145 @@ def test_tiny_group_trains_through_the_page():
         assert not at.exception, (page, [e.value for e in at.exception])
 
 
-def test_vary_field_compare_builds_the_group():
-    at = app()
-    at.radio(key="cmp_mode").set_value(config_form.COMPARE_FIELD).run()
-    at.selectbox(key="cmp_field").set_value("batch_size").run()
-    at.text_input(key="cmp_values").set_value("8,32,128").run()
+def group_of(at: AppTest, monkeypatch) -> tuple[list[RunConfig], list[str]]:
+    """The group Train would submit now: config_form reading the page's session state."""
+    with monkeypatch.context() as m:
+        m.setattr(config_form, "st", SimpleNamespace(session_state=at.session_state.to_dict()))
+        cfg, problems = config_form.read_config()
+        assert cfg is not None, problems
+        return config_form.group_configs(cfg)
+
+
+def grid_rows(at: AppTest, *rows: tuple[str, str]) -> AppTest:
+    """Fill the grid's rows (field, values text) as a user would."""
+    for i, (name, values) in enumerate(rows):
+        f, v = config_form.row_keys(i)
+        at.selectbox(key=f).set_value(name).run()
+        at.text_input(key=v).set_value(values).run()
+    return at
+
+
+def url_vary(at: AppTest) -> list[str]:
+    """The URL's repeated `vary` (AppTest gives one value as a plain string)."""
+    v = at.query_params.get("vary", [])
+    return [v] if isinstance(v, str) else v
+
+
+def captions(at: AppTest) -> str:
+    return " ".join(c.value for c in at.caption)
+
+
+def test_grid_of_several_fields_builds_the_configs(monkeypatch):
+    at = grid_rows(app(), ("lr", "0.1,0.5,3"), ("batch_size", "8,32"))
     assert not at.exception
-    assert "3 runs train together" in " ".join(c.value for c in at.caption)
-    assert at.query_params["vary"] == "batch_size"
-    at.text_input(key="cmp_values").set_value("8,x").run()
-    assert any("batch_size" in e.value for e in at.error)
+    base = RunConfig()
+    # the checkbox (on by default) adds norm = (configured, none) as the slowest field
+    vary = {"norm": ["batch", "none"], "lr": [0.1, 0.5, 3.0], "batch_size": [8, 32]}
+    assert group_of(at, monkeypatch) == (grid(base, vary), [])
+    assert "12 runs train together" in captions(at)
+    assert "norm (2) × lr (3) × batch_size (2)" in captions(at)
+    at.checkbox(key=config_form.BASELINE).uncheck().run()
+    vary.pop("norm")
+    assert group_of(at, monkeypatch) == (grid(base, vary), [])
+    assert "6 runs train together" in captions(at)
+    # varying norm yourself: the checkbox adds nothing (and is disabled)
+    at.checkbox(key=config_form.BASELINE).check().run()
+    grid_rows(at, ("lr", "0.1,0.5,3"), ("batch_size", "8,32"), ("norm", "layer,none"))
+    assert at.checkbox(key=config_form.BASELINE).disabled
+    vary["norm"] = ["layer", "none"]
+    assert group_of(at, monkeypatch) == (grid(base, vary), [])
+    # more than 16 runs, a field twice, a bad value: errors before training, Train disabled
+    grid_rows(at, ("lr", "0.1,0.5,3"), ("batch_size", "8,16,32"), ("seed", "0,1"))
+    assert any("36 runs" in e.value and "at most 16" in e.value for e in at.error)
+    assert next(b for b in at.button if b.label == "Train").disabled
+    grid_rows(at, ("lr", "0.1,0.5,3"), ("batch_size", "8,x"), ("lr", "1"))
+    errors = " ".join(e.value for e in at.error)
+    assert "batch_size=x is not allowed" in errors and "lr is varied in two rows" in errors
+
+
+def test_url_round_trip_of_a_two_field_grid(monkeypatch):
+    at = grid_rows(app(hidden="32,32"), ("lr", "0.1,0.5,3"), ("hidden", "8;16,16"))
+    at.checkbox(key=config_form.BASELINE).uncheck().run()
+    assert url_vary(at) == ["lr:0.1,0.5,3", "hidden:8;16,16"]
+    assert at.query_params["baseline"] == "0"
+    group = group_of(at, monkeypatch)
+    assert len(group[0]) == 6 and group[0][1].hidden == (16, 16)
+    again = app(**at.query_params)
+    assert not again.exception and not again.warning
+    assert group_of(again, monkeypatch) == group
+    assert again.query_params == at.query_params
+
+
+def test_old_vary_values_link_still_loads_one_field(monkeypatch):
+    at = app(vary="lr", values="0.1,1")
+    assert not at.exception and not at.warning
+    # as it trained then: one run per value, without the no-norm baseline
+    assert group_of(at, monkeypatch) == ([RunConfig(lr=0.1), RunConfig(lr=1.0)], [])
+    assert url_vary(at) == ["lr:0.1,1"] and at.query_params["baseline"] == "0"
+    assert "values" not in at.query_params
+
+
+def test_bad_grid_parts_are_reported_and_the_rest_kept(monkeypatch):
+    at = app(vary=["colour:1,2", "lr:0.1,x", "batch_size:8,32", "batch_size:4"], baseline="yes")
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 4, warnings
+    text = " ".join(warnings)
+    assert "vary=colour is not a field" in text
+    assert "vary=lr:0.1,x is left out: lr=x is not allowed" in text
+    assert "vary=batch_size is given twice" in text
+    assert "baseline=yes should be 0 or 1" in text
+    vary = {"norm": ["batch", "none"], "batch_size": [8, 32]}
+    assert group_of(at, monkeypatch) == (grid(RunConfig(), vary), [])
+    assert url_vary(at) == ["batch_size:8,32"]
+
+
+def test_preset_load_gives_the_presets_configs_as_the_cli_does(monkeypatch):
+    from bnviz.cli import build_configs
+    from dashboard import state
+
+    at = grid_rows(app(lr="0.7", epochs="3"), ("seed", "1,2"), ("dropout", "0.1,0.2"))
+
+    def load(name: str) -> None:
+        at.selectbox(key="cmp_preset").set_value(name).run()
+        next(b for b in at.button if b.label == "Load preset").click().run()
+
+    for name, preset in PRESETS.items():
+        load(name)
+        assert not at.exception
+        configs, problems = group_of(at, monkeypatch)
+        assert not problems, (name, problems)
+        assert configs == preset.configs() == build_configs(preset=name), name
+    # and Train submits exactly those configs (stopped at once)
+    load(next(iter(PRESETS)))
+    next(b for b in at.button if b.label == "Train").click().run()
+    job = state.manager().get(at.session_state["group_id"])
+    state.manager().stop(job.id)
+    assert job.configs == next(iter(PRESETS.values())).configs()
+
+
+def test_load_grid_and_grid_state_round_trip(monkeypatch):
+    """The API the lesson pages use: load_grid puts a base and a grid into the widgets."""
+    at = app()
+    base = RunConfig(activation="tanh", hidden=(16, 16))
+    vary = {"batch_size": [4, 16, 64], "norm": ["batch", "group"], "hidden": [(8,), [16, 16]]}
+    with monkeypatch.context() as m:
+        session = at.session_state.to_dict()
+        m.setattr(config_form, "st", SimpleNamespace(session_state=session))
+        config_form.load_grid(base, vary)
+        got = config_form.grid_state()
+    assert got == {
+        "batch_size": [4, 16, 64],
+        "norm": ["batch", "group"],
+        "hidden": [(8,), (16, 16)],
+    }
+    for k, v in session.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception
+    assert group_of(at, monkeypatch) == (grid(base, vary), [])
+    assert at.selectbox(key="cmp_field_2").value == "hidden"
+    assert at.text_input(key="cmp_values_2").value == "8;16,16"
 
 
 def test_every_control_says_what_it_does_to_bn():
