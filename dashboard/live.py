@@ -13,7 +13,7 @@ import streamlit as st
 
 from bnviz import charts
 from bnviz.jobs import GroupJob, RunState
-from bnviz.records import latest_layers, layer_series, status_text
+from bnviz.records import latest_layers, layer_series, status_text, sweep_axes, sweep_points
 
 from .live_chart import live_chart
 
@@ -76,6 +76,21 @@ def curves_block(runs: list[RunState], labels: list[str], key: str) -> None:
         live_chart(
             charts.curves(labels, histories, "loss", statuses), key=f"{key}-loss", height=380
         )
+
+
+def sweep_block(runs: list[RunState], labels: list[str], key: str) -> None:
+    """Final and best test accuracy against the swept field (one that takes ≥ 3 values), a
+    line per value of the other varied field; nothing when the group sweeps no field. Runs
+    without records yet are left out, so the chart grows as the group trains. (`labels`: the
+    points are named by their field values, as the sweep's axes say what differs.)"""
+    configs = [r.config for r in runs]
+    axes = sweep_axes(configs)
+    if axes is None:
+        return
+    field, by = axes
+    histories, statuses = [r.history for r in runs], [r.status for r in runs]
+    points = sweep_points(configs, histories, statuses, field, by)
+    live_chart(charts.sweep(points, field, by), key=f"{key}-sweep", height=440)
 
 
 DETAIL_VIEWS = (

@@ -268,3 +268,35 @@ def test_every_control_says_what_it_does_to_bn():
     for name in FIELDS:
         assert field_help(name).startswith(FIELDS[name].help)
         assert len(field_help(name)) > len(FIELDS[name].help) + 20
+
+
+def test_sweep_chart_on_the_train_and_runs_pages(monkeypatch):
+    from dashboard import live, state
+
+    drawn: dict[str, dict] = {}
+    real = live.live_chart
+
+    def record(figure, *, key, height=360):
+        drawn[key] = figure
+        real(figure, key=key, height=height)
+
+    monkeypatch.setattr(live, "live_chart", record)
+    at = app(hidden="8", epochs="1", record_every="2", batch_size="100")
+    next(b for b in at.button if b.label == "Train").click().run()
+    assert "train-sweep" not in drawn  # with vs without BN only: no field takes 3 values
+    grid_rows(at, ("lr", "0.05,0.1,0.5"))
+    next(b for b in at.button if b.label == "Train").click().run()
+    job = state.manager().get(at.session_state["group_id"])
+    end = time.time() + 90
+    while job.active and time.time() < end:
+        time.sleep(0.2)
+    drawn.clear()
+    at.run()
+    assert not at.exception
+    finals = [t for t in drawn["train-sweep"]["data"] if t["name"].endswith("· final")]
+    assert [t["name"] for t in finals] == ["norm=batch · final", "norm=none · final"]
+    assert all(t["x"] == [0.05, 0.1, 0.5] for t in finals)
+    assert drawn["train-sweep"]["layout"]["xaxis"]["type"] == "log"
+    at.switch_page("views/runs.py").run()
+    assert not at.exception
+    assert f"runs-{job.id}-sweep" in drawn

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from bnviz import charts
-from dashboard import history, state
+from dashboard import history, live, state
 from dashboard.live_chart import live_chart
 
 for problem in state.ensure_config_state():
@@ -46,6 +46,7 @@ job = history.pick_group(manager, "runs-group")
 if job is not None:
     runs = job.snapshot()
     st.dataframe(history.summary_rows(job, runs), hide_index=True, width="stretch")
+    live.sweep_block(runs, job.labels(), f"runs-{job.id}")  # a field with ≥ 3 values
     c1, c2 = st.columns([3, 1])
     new = c1.text_input("name", value=job.name, key=f"name-{job.id}")
     if c2.button("Rename", disabled=new.strip() in ("", job.name)):

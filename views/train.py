@@ -49,6 +49,7 @@ def live_view() -> None:
     ready = manager.warm_ready() or not manager.warm_enabled
     live.status_block(job, runs, labels, manager.position(job.id) if job else None, ready)
     live.curves_block(runs, labels, "train")
+    live.sweep_block(runs, labels, "train")  # only for a field with ≥ 3 values
     live.controls("train", len((runs[0].config if runs else cfg or RunConfig()).hidden))
     live.layers_block(runs, labels, "train")
     if job is not None and job.active != training:
