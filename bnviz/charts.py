@@ -120,8 +120,9 @@ def curves(
                 {
                     "type": "scatter",
                     "mode": "lines",
-                    "name": f"{label} · {split}",
-                    "legendgroup": label,
+                    "name": label if split == "test" else f"{label} · train",
+                    "legendgroup": label,  # one legend entry per run toggles both lines
+                    "showlegend": split == "test",
                     "x": x,
                     "y": [r[f"{split}_{metric}"] for r in rows],
                     "line": {"color": color(i), "dash": dash, "width": 3 if split == "test" else 2},
@@ -317,6 +318,41 @@ def per_layer_lines(
             for j in range(1, len(layers) + 1)
         ]
     return {"data": data, "layout": layout}
+
+
+def gap(labels: Sequence[str], histories: Sequence[Sequence[dict]]) -> Figure:
+    """Train and test accuracy of every run at its last record, side by side: the gap between
+    the two bars is what a regularizer should shrink."""
+    last = [rows[-1] if rows else {} for rows in histories]
+    data = []
+    for split, alpha in (("train", 0.45), ("test", 1.0)):
+        ys = [r.get(f"{split}_acc") for r in last]
+        data.append(
+            {
+                "type": "bar",
+                "name": split,
+                "x": list(labels),
+                "y": ys,
+                "marker": {"color": [_rgba(color(i), alpha) for i in range(len(labels))]},
+                "text": [f"{y:.1%}" if y is not None else "" for y in ys],
+                "textposition": "outside",
+                "hovertemplate": f"%{{x}}<br>{split} acc %{{y:.1%}}<extra></extra>",
+            }
+        )
+    gaps = [
+        (r["train_acc"] - r["test_acc"]) if r.get("train_acc") is not None else None for r in last
+    ]
+    ticks = [f"{lab}<br>gap {g:+.1%}" if g is not None else lab for lab, g in zip(labels, gaps)]
+    return {
+        "data": data,
+        "layout": _layout(
+            "Train (light) vs test (dark) accuracy at the last record",
+            barmode="group",
+            showlegend=False,
+            yaxis={"title": {"text": "accuracy"}, "range": [0, 1.12], "tickformat": ".0%"},
+            xaxis={"tickvals": list(labels), "ticktext": ticks},
+        ),
+    }
 
 
 LOG_FIELDS = ("lr", "init_scale", "batch_size")  # swept over orders of magnitude

@@ -1,24 +1,48 @@
-"""The page list (`st.navigation`): the lab (Train, Runs, Layers). Pages link to each other
-through `page(...)`."""
+"""The page list: the lab (Train, Runs, Layers) and the lessons (the tour, then one page per
+lesson of `bnviz.lessons.LESSONS`). Pages link to each other through `page(...)`."""
 
 from __future__ import annotations
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
+from bnviz.lessons import LESSONS
+
 LAB = {  # url path → (file, title, icon)
-    "": ("views/train.py", "Train", "🧪"),
-    "runs": ("views/runs.py", "Runs", "🗂️"),
-    "layers": ("views/layers.py", "Layers", "🔬"),
+    "": ("views/train.py", "Train", ":material/science:"),
+    "runs": ("views/runs.py", "Runs", ":material/history:"),
+    "layers": ("views/layers.py", "Layers", ":material/stacked_bar_chart:"),
 }
+TOUR = ("tour", "views/tour.py", "Tour: the lectures' claims", ":material/school:")
+
+
+def _lesson_page(slug: str) -> StreamlitPage:
+    from . import lesson_view  # the lesson pages' shared body
+
+    def render() -> None:
+        lesson_view.render(LESSONS[slug])
+
+    return st.Page(render, title=LESSONS[slug].title, url_path=slug, icon=":material/play_lesson:")
 
 
 def page(name: str) -> StreamlitPage:
-    """A page by URL path: "" (Train), "runs" or "layers"."""
-    path, title, icon = LAB[name]
-    return st.Page(path, title=title, icon=icon, url_path=name or None, default=name == "")
+    """A page by URL path: "" (Train), "runs", "layers", "tour" or a lesson's slug."""
+    if name in LAB:
+        path, title, icon = LAB[name]
+        return st.Page(path, title=title, icon=icon, url_path=name or None, default=name == "")
+    if name == TOUR[0]:
+        return st.Page(TOUR[1], title=TOUR[2], icon=TOUR[3], url_path=TOUR[0])
+    return _lesson_page(name)
 
 
 def navigation() -> StreamlitPage:
     """The page list, grouped; returns the page to run."""
-    return st.navigation({"Lab": [page(k) for k in LAB]})
+    # On top, not in the sidebar: lesson pages then use the whole width of a projector, and
+    # the sidebar holds only the Train page's configuration.
+    return st.navigation(
+        {
+            "Lab": [page(k) for k in LAB],
+            "Lessons": [page(TOUR[0]), *(page(s) for s in LESSONS)],
+        },
+        position="top",
+    )

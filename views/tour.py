@@ -13,7 +13,7 @@ st.markdown(
     "**Run this experiment** on a lesson page; a run takes under a minute on a laptop."
 )
 first = next(iter(LESSONS))
-st.page_link(nav.page(first), label="Start the tour", icon="▶️")
+st.page_link(nav.page(first), label="Start the tour", icon=":material/play_arrow:")
 for i, lesson in enumerate(LESSONS.values(), start=1):
     c1, c2 = st.columns([2, 3])
     c1.page_link(nav.page(lesson.slug), label=f"{i}. {lesson.title}")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from bnviz.config import RunConfig
-from dashboard import config_form, live, state
+from dashboard import config_form, live, nav, state
 
 url_problems = state.ensure_config_state()
 manager = state.manager()
@@ -13,6 +13,11 @@ config_form.sidebar_form()
 st.sidebar.caption(f"Training device: **{state.device_label()}**")
 
 st.title("bnviz — watch Batch Normalization train")
+st.page_link(
+    nav.page("tour"),
+    label="New here? The tour: each lecture claim, one button away",
+    icon=":material/school:",
+)
 for p in url_problems:
     st.warning(f"From the link: {p}.")
 cfg, problems = config_form.read_config()

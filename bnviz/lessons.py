@@ -1,0 +1,168 @@
+"""The lessons: every claim of the lectures as one preset, one text, its charts and its check.
+
+One registry (`LESSONS`, in the lectures' order, which is the tour's order). A lesson is data:
+its text is `assets/lessons/<slug>.md`, its runs are `config.PRESETS[preset]` (the same name
+works with `python -m bnviz train --preset NAME`), its charts are names of views the lesson
+page draws (`CHARTS`), and the effect it documents is `checks.CHECKS[slug]`, a function of the
+records that says what they show. A new lesson = one markdown file + one entry here (and its
+check). No streamlit here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import checks
+from .config import PRESETS, Preset
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "lessons"
+
+# The lecture transcripts in shared/reference/, by number.
+LECTURES: dict[str, str] = {  # named as the transcripts name themselves
+    "000": "STAT 453 (U. Wisconsin) L11.4 “Why BatchNorm works”",
+    "001": "Bernhard Kainz, Deep Learning — BatchNorm",
+    "002": "Lecture notes “Batch Normalization”",
+    "003": "Lecture 003: BN and the shape of the error surface",
+    "004": "C2W3L06 “Why does Batch Norm work?”",
+}
+
+# Views a lesson page can draw from its runs' records (the page maps each to a chart):
+CHARTS: dict[str, str] = {
+    "acc": "test (solid) and train (dotted) accuracy of every run over training",
+    "loss": "the same for the loss",
+    "sweep": "final and best test accuracy against the varied field, one line per norm",
+    "bands": "15/50/85th percentiles of the last hidden layer's activation input over training",
+    "saturation": "share of saturated (sigmoid/tanh) or dead (ReLU) units per layer",
+    "gap": "train − test accuracy of every run at its last record",
+}
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One claim of the lectures, made runnable."""
+
+    slug: str  # URL path, file name of the text, key of the check
+    title: str  # short, fits one line on a projector
+    teaser: str  # one sentence for the tour's overview
+    lectures: tuple[str, ...]  # keys of LECTURES
+    papers: tuple[str, ...]  # e.g. "Ioffe & Szegedy 2015"
+    preset: str  # key of config.PRESETS
+    charts: tuple[str, ...]  # keys of CHARTS, drawn in this order after the status line
+
+    @property
+    def runs(self) -> Preset:
+        return PRESETS[self.preset]
+
+    def text(self) -> str:
+        """The lesson's markdown (claim, what to look for, at this scale)."""
+        path = ASSETS / f"{self.slug}.md"
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError:
+            return f"*The text of this lesson is missing ({path.name}).*"
+
+    def sources(self) -> str:
+        """Papers and lectures, for the line under the title."""
+        lectures = "; ".join(LECTURES[k] for k in self.lectures)
+        return f"{', '.join(self.papers)} · lectures: {lectures}"
+
+    def check(self, records: Sequence[Any]) -> checks.Check:
+        """What the records show about this lesson's claim (figures, passed or not)."""
+        return checks.CHECKS[self.slug](records)
+
+
+def _l(slug: str, title: str, teaser: str, lectures: str, papers: str, charts: str) -> Lesson:
+    return Lesson(
+        slug,
+        title,
+        teaser,
+        tuple(lectures.split()),
+        tuple(p.strip() for p in papers.split(";")),
+        slug,
+        tuple(charts.split()),
+    )
+
+
+LESSONS: dict[str, Lesson] = {
+    lesson.slug: lesson
+    for lesson in (
+        _l(
+            "faster",
+            "BN trains faster",
+            "The same ReLU net with and without BN: BN gets to 90 % and 95 % in fewer steps.",
+            "000 003 004",
+            "Ioffe & Szegedy 2015",
+            "acc loss",
+        ),
+        _l(
+            "ioffe_fig1",
+            "Sigmoid nets become trainable",
+            "Ioffe & Szegedy's Fig. 1 at small scale: a 3×100 sigmoid net learns only with BN.",
+            "002 003",
+            "Ioffe & Szegedy 2015, Fig. 1",
+            "acc bands",
+        ),
+        _l(
+            "saturation",
+            "Saturating activations",
+            "A large init pushes sigmoid units to their flat ends; BN keeps them in range.",
+            "002 003",
+            "Ioffe & Szegedy 2015, §3.3",
+            "acc saturation",
+        ),
+        _l(
+            "lr_ladder",
+            "Much larger learning rates",
+            "A ladder of learning rates: without BN the top rungs break, with BN they train.",
+            "000 002 003",
+            "Ioffe & Szegedy 2015; Santurkar et al. 2018, Fig. 1; Bjorck et al. 2018",
+            "sweep acc",
+        ),
+        _l(
+            "init_scale",
+            "Less sensitive to initialization",
+            "Initial weights 100× apart: BN trains at every scale, the plain net does not.",
+            "002",
+            "Ioffe & Szegedy 2015; cs231n BatchNorm notebook",
+            "sweep acc",
+        ),
+        _l(
+            "batch_size",
+            "Small batches hurt BN",
+            "Batch sizes from 2 up: BN's statistics get noisy, per-sample norms do not care.",
+            "000 001 003",
+            "Wu & He 2018, Fig. 1",
+            "sweep acc",
+        ),
+        _l(
+            "placement",
+            "Before or after the activation",
+            "BN before the non-linearity, as in the paper, or after it: little changes here.",
+            "000 002 003",
+            "Ioffe & Szegedy 2015; caffenet-benchmark",
+            "acc bands",
+        ),
+        _l(
+            "regularization",
+            "A little regularization, like dropout",
+            "On a small training set: the train–test gap of none, BN, dropout and both.",
+            "001 002 004",
+            "Ioffe & Szegedy 2015, §3.4",
+            "gap acc",
+        ),
+    )
+}
+assert all(set(x.charts) <= set(CHARTS) for x in LESSONS.values())
+assert all(set(x.lectures) <= set(LECTURES) for x in LESSONS.values())
+
+
+def neighbours(slug: str) -> tuple[Lesson | None, Lesson | None]:
+    """The previous and next lesson of the tour."""
+    order = list(LESSONS)
+    i = order.index(slug)
+    prev = LESSONS[order[i - 1]] if i > 0 else None
+    nxt = LESSONS[order[i + 1]] if i + 1 < len(order) else None
+    return prev, nxt

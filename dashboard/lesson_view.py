@@ -1,0 +1,162 @@
+"""The body of every lesson page: text, Run this experiment, live charts, what the records show.
+
+A lesson is data (`bnviz.lessons.Lesson`): this module only draws it. Its group trains in the
+server's shared worker like a Train-page group; the page remembers the group it started (per
+tab) and otherwise shows the latest group this server trained for the lesson, read-only.
+"""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from bnviz import charts
+from bnviz.checks import Check
+from bnviz.config import RunConfig, from_dict
+from bnviz.jobs import GroupJob, RunState
+from bnviz.lessons import LESSONS, Lesson, neighbours
+from bnviz.records import sweep_axes, sweep_points
+
+from . import config_form, live, nav, state
+from .live_chart import live_chart
+
+CHART_HEIGHT = 330  # px: two charts and the status line fit above the fold at 1280×800
+
+
+def group_name(lesson: Lesson) -> str:
+    return f"Lesson: {lesson.title}"
+
+
+def _group(lesson: Lesson) -> tuple[GroupJob | None, bool]:
+    """The group this page shows and whether this tab started it (only then can it stop it)."""
+    manager = state.manager()
+    mine = st.session_state.get(f"lesson-{lesson.slug}")
+    if mine and (job := manager.get(mine)) is not None:
+        return job, True
+    latest = [g for g in manager.groups() if g.name == group_name(lesson)]
+    return (max(latest, key=lambda g: g.created), False) if latest else (None, False)
+
+
+def render(lesson: Lesson) -> None:
+    """The whole lesson page."""
+    state.ensure_config_state()
+    order = list(LESSONS)
+    st.subheader(lesson.title, anchor=False)
+    st.caption(
+        f"Lesson {order.index(lesson.slug) + 1} of {len(order)} · {html.escape(lesson.sources())}"
+    )
+    _buttons(lesson)
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        # The text's sections ("## The claim", …) as small headings: the title is the page's.
+        st.markdown(lesson.text().replace("## ", "##### "))
+        with st.expander("The runs of this lesson"):
+            st.markdown(lesson.runs.description)
+            st.code(f"python -m bnviz train --preset {lesson.preset}", language="bash")
+    with right:
+        _live(lesson)
+
+
+def _buttons(lesson: Lesson) -> None:
+    manager = state.manager()
+    job, mine = _group(lesson)
+    prev, nxt = neighbours(lesson.slug)
+    # One row of buttons at their natural widths: no label is ever cut.
+    row = st.container(horizontal=True, vertical_alignment="center")
+    run = row.button("Run this experiment", type="primary", key=f"run-{lesson.slug}")
+    can_stop = bool(mine and job is not None and job.active)
+    stop = row.button("Stop", disabled=not can_stop, key=f"stop-{lesson.slug}")
+    lab = row.button(
+        "Open in the lab",
+        key=f"lab-{lesson.slug}",
+        help="The Train page with this lesson's runs loaded, to change a field and train again",
+    )
+    if prev is not None:
+        row.page_link(nav.page(prev.slug), label="Previous", icon=":material/arrow_back:")
+    else:
+        row.page_link(nav.page("tour"), label="Tour", icon=":material/school:")
+    if nxt is not None:
+        row.page_link(nav.page(nxt.slug), label="Next", icon=":material/arrow_forward:")
+    if run:
+        gid = manager.submit(lesson.runs.configs(), name=group_name(lesson))
+        st.session_state[f"lesson-{lesson.slug}"] = gid
+        manager.get(gid).first_rows.wait(timeout=1.0)  # type: ignore[union-attr]
+    elif stop and can_stop:
+        manager.stop(job.id)  # type: ignore[union-attr]
+    if lab:
+        config_form.load_grid(from_dict(lesson.runs.base), lesson.runs.vary)
+        st.switch_page(nav.page(""))
+
+
+def _live(lesson: Lesson) -> None:
+    job, _ = _group(lesson)
+    active = job is not None and job.active
+
+    @st.fragment(run_every=live.REFRESH_S if active else None)
+    def view() -> None:
+        job, _ = _group(lesson)
+        runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
+        manager = state.manager()
+        position = manager.position(job.id) if job else None
+        if job is None:
+            st.info("Press **Run this experiment**: its runs train here, live, side by side.")
+        else:
+            live.status_block(job, runs, labels, position)
+        for name in lesson.charts:
+            live_chart(
+                figure(name, runs, labels, lesson),
+                key=f"lesson-{lesson.slug}-{name}",
+                height=CHART_HEIGHT,
+            )
+        if job is not None:
+            show_check(lesson, job, runs)
+        if job is not None and job.active != active:
+            st.rerun()  # the group started or ended: turn the timer on or off
+
+    view()
+
+
+def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -> dict:
+    """One of `lessons.CHARTS` for the runs as they are now (empty axes before any run)."""
+    histories = [r.history for r in runs]
+    statuses = [r.status for r in runs]
+    if name in ("acc", "loss"):
+        return charts.curves(labels, histories, name, statuses)
+    if name == "sweep":
+        configs = [r.config for r in runs] or lesson.runs.configs()
+        axes = sweep_axes(configs)
+        field, by = axes if axes else ("norm", None)
+        return charts.sweep(sweep_points(configs, histories, statuses, field, by), field, by)
+    if name == "gap":
+        return charts.gap(labels, histories)
+    depth = len((runs[0].config if runs else RunConfig()).hidden)
+    if name == "bands":
+        point = "norm_out" if any(r.config.placement == "after" for r in runs) else "act_in"
+        point = point if point in charts.POINT_NAMES else "act_in"
+        return live.detail_figure("percentile bands", runs, labels, point, depth, depth)
+    if name == "saturation":
+        return live.detail_figure("saturation / dead units", runs, labels, "act_out", depth, depth)
+    raise KeyError(name)
+
+
+def show_check(lesson: Lesson, job: GroupJob, runs: list[RunState]) -> None:
+    """ "What the records show": the lesson's check over this group's records, once it ended."""
+    st.subheader("What the records show", anchor=False)
+    if job.active:
+        st.caption("The check is computed from the records when every run has ended.")
+        return
+    result: Check = lesson.check(runs)
+    if result.passed is None:
+        st.warning(result.summary)
+    elif result.passed:
+        st.success(f"**The claim holds in this run.** {result.summary}")
+    else:
+        st.error(f"**The claim does not hold in this run.** {result.summary}")
+    if result.figures:
+        rows = "\n".join(f"| {_cell(a)} | {_cell(b)} |" for a, b in result.figures)
+        st.markdown(f"| figure | value |\n|---|---|\n{rows}")
+
+
+def _cell(text: str) -> str:
+    return html.escape(str(text)).replace("|", "\\|")

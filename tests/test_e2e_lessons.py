@@ -1,0 +1,67 @@
+"""A lesson end to end in headless Chromium, as a lecturer takes it: the Train page's tour link,
+the tour, a lesson, Run this experiment, live charts growing, the check computed from the run.
+Screenshots at 1280×800 and 1024×768 → artifacts/lesson_*.png."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bnviz.lessons import LESSONS
+from tests.browser import charts, launch, serve, shot
+
+pytestmark = pytest.mark.browser
+
+SLUG = "ioffe_fig1"  # the lecture's first figure; trains in a few seconds
+
+
+def wait_until(pred, timeout: float, what: str) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out: {what}")
+
+
+def test_a_lesson_from_the_tour_runs_live_and_shows_its_check():
+    lesson = LESSONS[SLUG]
+    with serve() as base, launch() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(base + "/")
+        page.get_by_role("link", name="New here? The tour").click()
+        page.get_by_role("link", name="Start the tour").wait_for(timeout=60_000)
+        shot(page, "lesson_0_tour_1280")
+        index = list(LESSONS).index(SLUG) + 1
+        page.get_by_role("link", name=f"{index}. {lesson.title}").click()
+        page.get_by_role("button", name="Run this experiment").wait_for(timeout=60_000)
+        assert page.url.endswith("/" + SLUG)
+        page.get_by_text("The claim").first.wait_for()
+        page.get_by_role("button", name="Run this experiment").click()
+        # Live: the accuracy chart (first chart of the lesson) grows while the runs train.
+        seen: list[int] = []
+
+        def grows() -> bool:
+            acc = charts(page)[:1]
+            if acc and acc[0]:
+                seen.append(max(acc[0]))
+            return len(set(seen)) >= 3
+
+        wait_until(grows, 60, "the accuracy curves to grow")
+        shot(page, "lesson_1_live_1280")
+        page.get_by_text("What the records show").wait_for(timeout=60_000)
+        page.get_by_text("The claim holds in this run").or_(
+            page.get_by_text("The claim does not hold in this run")
+        ).first.wait_for(timeout=120_000)
+        text = page.inner_text("body")
+        assert "norm=batch" in text and "norm=none" in text
+        shot(page, "lesson_2_check_1280")
+        page.set_viewport_size({"width": 1024, "height": 768})
+        time.sleep(1.0)
+        shot(page, "lesson_3_check_1024")
+        # Open in the lab: the Train page with the lesson's configuration.
+        page.get_by_role("button", name="Open in the lab").click()
+        page.get_by_role("button", name="Train", exact=True).wait_for(timeout=60_000)
+        wait_until(lambda: "activation=sigmoid" in page.url, 30, "the lab's URL")
+        shot(page, "lesson_4_lab_1024")

@@ -1,0 +1,145 @@
+"""Lessons: the registry is complete, every lesson page and the tour render, a finished run's
+check is shown as computed from its records, and "Open in the lab" loads the lesson's runs.
+
+Records come from `preset_records` (conftest): each preset trains once for the whole suite.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+from streamlit.util import calc_hash
+
+from bnviz import checks, cli
+from bnviz.config import PRESETS, from_dict
+from bnviz.jobs import GroupJob
+from bnviz.lessons import CHARTS, LECTURES, LESSONS, neighbours
+from dashboard import lesson_view
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("## The claim", "## What to look for", "## At this scale")
+
+
+@pytest.fixture(autouse=True)
+def fresh_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNVIZ_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("BNVIZ_WARM", "0")
+    st.cache_resource.clear()
+    yield
+    from dashboard import state
+
+    state.manager().shutdown()
+    st.cache_resource.clear()
+
+
+def open_page(url_path: str) -> AppTest:
+    """The app at one page of st.navigation. AppTest.switch_page resolves files, and every
+    lesson is the same function under its own URL path: select the page by its hash, which
+    is what a browser's URL path resolves to (streamlit.navigation.page: calc_hash(url_path))."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at._page_hash = calc_hash(url_path)
+    return at.run()
+
+
+def test_registry_is_complete():
+    assert list(LESSONS)[:1] == ["faster"]
+    for slug, lesson in LESSONS.items():
+        assert lesson.preset == slug and slug in PRESETS
+        assert slug in checks.CHECKS
+        assert set(lesson.charts) <= set(CHARTS) and lesson.charts
+        assert set(lesson.lectures) <= set(LECTURES) and lesson.papers
+        text = lesson.text()
+        positions = [text.find(s) for s in SECTIONS]
+        assert -1 not in positions and positions == sorted(positions), slug
+    assert neighbours("faster")[0] is None
+    assert neighbours(list(LESSONS)[-1])[1] is None
+
+
+def test_every_preset_is_a_cli_preset():
+    parser = cli.build_parser()
+    for slug in LESSONS:
+        args = parser.parse_args(["train", "--preset", slug])
+        assert args.preset == slug
+
+
+@pytest.mark.parametrize("slug", list(LESSONS))
+def test_lesson_page_renders_before_any_run(slug):
+    at = open_page(slug)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(b.label == "Run this experiment" for b in at.button)
+    assert any("The claim" in m.value for m in at.markdown)
+    assert any("Lesson " in c.value for c in at.caption)
+    assert not at.success and not at.error  # no check before there are records
+
+
+@pytest.mark.parametrize("slug", list(LESSONS))
+def test_lesson_page_shows_what_the_records_show(slug, preset_records):
+    """A finished group of the lesson (as a restarted server finds it on disk): the page
+    shows the check computed from those records, pass or not, with its figures."""
+    lesson = LESSONS[slug]
+    records = preset_records(slug)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    from dashboard import state
+
+    job = GroupJob("20260101-000000-abcdef", lesson_view.group_name(lesson), records, closed=True)
+    state.manager().jobs[job.id] = job
+    at._page_hash = calc_hash(slug)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    result = lesson.check(records)
+    shown = [e.value for e in (at.success if result.passed else at.error)]
+    assert any(result.summary in s for s in shown), (shown, result.summary)
+    table = " ".join(m.value for m in at.markdown)
+    for label, _ in result.figures:
+        assert label.split(":")[0] in table
+
+
+def test_tour_lists_every_lesson_in_order():
+    at = open_page("tour")
+    assert not at.exception, [e.value for e in at.exception]
+    text = " ".join(m.value for m in at.markdown)
+    assert "one claim from the lectures" in text
+    for lesson in LESSONS.values():
+        assert lesson.teaser in text
+
+
+def test_open_in_the_lab_loads_the_lessons_runs():
+    from dashboard import config_form
+
+    slug = "lr_ladder"
+    at = open_page(slug)
+    next(b for b in at.button if b.label == "Open in the lab").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    preset = PRESETS[slug]
+    cfg, problems = from_dict(preset.base), []
+    for name in preset.base:
+        assert at.session_state[config_form.key(name)] == config_form.widget_value(
+            name, getattr(cfg, name)
+        ), name
+    assert any(b.label == "Train" for b in at.button), "the Train page is shown"
+    assert not problems
+
+
+def test_run_this_experiment_trains_the_preset_live():
+    """The button submits exactly the preset's configs to the shared worker, and the page
+    keeps showing that group (live) until it ends, then shows the check."""
+    slug = "ioffe_fig1"
+    at = open_page(slug)
+    next(b for b in at.button if b.label == "Run this experiment").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from dashboard import state
+
+    gid = at.session_state[f"lesson-{slug}"]
+    job = state.manager().get(gid)
+    assert job.configs == PRESETS[slug].configs()
+    end = time.time() + 120
+    while job.active and time.time() < end:
+        time.sleep(0.3)
+    assert not job.active
+    at.run()
+    assert not at.exception
+    assert at.success or at.error
