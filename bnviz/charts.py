@@ -402,7 +402,7 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "name": f"{label} · final",
+                "name": label,
                 "legendgroup": label,
                 "x": x,
                 "y": [p["final"] for p in pts],
@@ -423,7 +423,8 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
                 "type": "scatter",
                 "mode": "lines",
                 "name": f"{label} · best",
-                "legendgroup": label,
+                "legendgroup": label,  # one legend entry (the final line's) toggles both
+                "showlegend": False,
                 "x": x,
                 "y": [p["best"] for p in pts],
                 "line": {"color": color(i), "width": 2, "dash": "dot"},
@@ -433,8 +434,8 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
             }
         )
     for symbol, text, show in (
-        ("x", "✕ diverged", any(p["status"] == "diverged" for p in points)),
-        ("circle-open", "○ stalled (near chance)", any(p["stalled"] for p in points)),
+        ("x", "diverged", any(p["status"] == "diverged" for p in points)),
+        ("circle-open", "stalled (near chance)", any(p["stalled"] for p in points)),
     ):
         if show:  # a legend entry that explains the marker
             data.append(

@@ -100,6 +100,12 @@ def _finite(v: object) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
+def _series(cfg: RunConfig, by: str | None, rest: Sequence[str]) -> str | None:
+    parts = [value_text(getattr(cfg, by))] if by else []
+    parts += [f"{f}={value_text(getattr(cfg, f))}" for f in rest]
+    return ", ".join(parts) or None
+
+
 def sweep_points(
     configs: Sequence[RunConfig],
     histories: Sequence[Sequence[dict]],
@@ -108,8 +114,11 @@ def sweep_points(
     by: str | None,
 ) -> list[dict]:
     """One point per run that has a finite test accuracy so far: x (the run's value of `field`:
-    a number, or its text for other fields), series (its value of `by` as text, or None),
-    final (last finite test accuracy), best, status, stalled (final < STALLED_ACC), epoch."""
+    a number, or its text for other fields), series (its value of `by` as text, or None; with
+    more varied fields, their `name=value` too, e.g. "batch, batch_size=8", so no two runs of a
+    series share an x), final (last finite test accuracy), best, status, stalled (final <
+    STALLED_ACC), epoch."""
+    rest = [f for f in varied_fields(configs) if f not in (field, by, "device")]
     points = []
     for cfg, rows, status in zip(configs, histories, statuses):
         accs = [(r.get("epoch"), r["test_acc"]) for r in rows if _finite(r.get("test_acc"))]
@@ -121,7 +130,7 @@ def sweep_points(
         points.append(
             {
                 "x": x if numeric else value_text(x),
-                "series": value_text(getattr(cfg, by)) if by else None,
+                "series": _series(cfg, by, rest),
                 "final": final,
                 "best": max(a for _, a in accs),
                 "status": status,

@@ -282,7 +282,7 @@ def _load_preset() -> None:
 def compare_form(cfg: RunConfig | None) -> None:
     """What the group compares: a preset, or a grid of up to 3 fields, with or without the
     same net without normalization."""
-    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
     c1.selectbox(
         "preset",
         list(PRESETS),
@@ -304,11 +304,12 @@ def compare_form(cfg: RunConfig | None) -> None:
             "slowest (like repeated --vary on the CLI)",
         )
         col.text_input(
-            "values (comma-separated; ';' between tuples like hidden)",
+            "values",
             key=v,
             placeholder=f"e.g. {_example(name)}" if name != NO_FIELD else "",
             disabled=name == NO_FIELD,
-            help="One run per value (per combination); the rest of the config is shared",
+            help="Comma-separated, ';' between tuples (hidden: 100,100;50,50). One run per "
+            "value (per combination); the rest of the config is shared",
         )
     varies_norm = any(name == "norm" for name, _ in rows)
     st.checkbox(

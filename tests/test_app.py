@@ -293,8 +293,8 @@ def test_sweep_chart_on_the_train_and_runs_pages(monkeypatch):
     drawn.clear()
     at.run()
     assert not at.exception
-    finals = [t for t in drawn["train-sweep"]["data"] if t["name"].endswith("· final")]
-    assert [t["name"] for t in finals] == ["norm=batch · final", "norm=none · final"]
+    finals = [t for t in drawn["train-sweep"]["data"] if t["mode"] == "lines+markers"]
+    assert [t["name"] for t in finals] == ["norm=batch", "norm=none"]
     assert all(t["x"] == [0.05, 0.1, 0.5] for t in finals)
     assert drawn["train-sweep"]["layout"]["xaxis"]["type"] == "log"
     at.switch_page("views/runs.py").run()

@@ -143,19 +143,20 @@ def _points(field, xs, series=("batch", "none")):
 def test_sweep_final_solid_best_dotted_per_series_with_markers_and_log_x():
     fig = charts.sweep(_points("lr", [3.0, 0.1, 0.5]), "lr", "norm")
     valid(fig)
-    final = [t for t in fig["data"] if t["name"].endswith("· final")]
+    final = [t for t in fig["data"] if t["mode"] == "lines+markers"]
     best = [t for t in fig["data"] if t["name"].endswith("· best")]
-    assert [t["name"] for t in final] == ["norm=batch · final", "norm=none · final"]
+    assert [t["name"] for t in final] == ["norm=batch", "norm=none"]
     for i, (f, b) in enumerate(zip(final, best)):
         assert f["line"]["color"] == b["line"]["color"] == charts.color(i)
         assert b["line"]["dash"] == "dot" and "dash" not in f["line"]
+        assert b["legendgroup"] == f["legendgroup"] and b["showlegend"] is False
     assert final[1]["x"] == [0.1, 0.5, 3.0]  # sorted along the axis
     # given as 3.0 (fine), 0.1 (stalled), 0.5 (diverged); drawn in x order
     assert final[1]["marker"]["symbol"] == ["circle-open", "x", "circle"]
     assert final[1]["customdata"][1] == "diverged" and "stalled" in final[1]["customdata"][0]
     assert "%{customdata}" in final[1]["hovertemplate"]
     legend_only = [t["name"] for t in fig["data"] if t["x"] == [None]]
-    assert legend_only == ["✕ diverged", "○ stalled (near chance)"]
+    assert legend_only == ["diverged", "stalled (near chance)"]
     lay = fig["layout"]
     assert lay["xaxis"]["type"] == "log" and lay["xaxis"]["tickvals"] == [0.1, 0.5, 3.0]
     assert lay["yaxis"]["range"] == [0, 1.02] and lay["yaxis"]["tickformat"] == ".0%"
@@ -176,7 +177,7 @@ def test_sweep_x_axis_kind_follows_the_values():
     assert act["type"] == "category"
     fig = charts.sweep(_points("activation", ["relu", "tanh", "sigmoid"], (None,)), "x", None)
     assert fig["data"][0]["x"] == ["relu", "tanh", "sigmoid"]  # text keeps the grid's order
-    assert fig["data"][0]["name"] == "test accuracy · final"
+    assert fig["data"][0]["name"] == "test accuracy"
 
 
 def test_sweep_of_records_grows_with_the_runs(runs):

@@ -130,3 +130,16 @@ def test_sweep_points_final_best_status_and_runs_without_rows_skipped():
     pts = sweep_points(acts, rows, ["finished"] * 3, "activation", None)
     assert [p["x"] for p in pts] == ["relu", "tanh", "sigmoid"]
     assert {p["series"] for p in pts} == {None}
+
+
+def test_sweep_series_name_every_other_varied_field():
+    """norm × lr × batch_size: lr is swept, each (norm, batch_size) pair is its own series."""
+    configs = grid(
+        RunConfig(), {"norm": ["batch", "none"], "lr": [0.1, 0.5, 3.0], "batch_size": [8, 32]}
+    )
+    assert sweep_axes(configs) == ("lr", "norm")
+    rows = [[{"epoch": 1, "test_acc": 0.5}]] * len(configs)
+    points = sweep_points(configs, rows, ["finished"] * len(configs), "lr", "norm")
+    series = {p["series"] for p in points}
+    assert series == {f"{n}, batch_size={b}" for n in ("batch", "none") for b in (8, 32)}
+    assert len({(p["x"], p["series"]) for p in points}) == len(configs)  # no two share a point
