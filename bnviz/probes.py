@@ -295,5 +295,6 @@ def vector_summaries(vectors: Sequence[np.ndarray], m: int) -> np.ndarray:
         by_size.setdefault(v.size, []).append(k)
     for ks in by_size.values():  # equal sizes: one stacked array
         g = np.stack([vectors[k] for k in ks]).reshape(len(ks), m, -1)
-        out[ks] = np.stack([g.mean(2), g.std(2), g.min(2), g.max(2)], -1)
+        with np.errstate(invalid="ignore", over="ignore"):  # a diverged run's ±inf give NaN
+            out[ks] = np.stack([g.mean(2), g.std(2), g.min(2), g.max(2)], -1)
     return out

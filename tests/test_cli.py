@@ -166,6 +166,29 @@ def test_divergence_is_a_result_not_an_error(
     assert "diverged at step" in out
 
 
+def test_diverged_runs_print_no_numpy_warnings(tmp_path: Path) -> None:
+    """A BN run whose statistics overflow (lr=100) and a plain run that diverges: stderr holds
+    no RuntimeWarning from summarizing non-finite γ/β/running statistics."""
+    proc = bnviz(
+        "train",
+        "--set",
+        "lr=100",
+        "--set",
+        "epochs=1",
+        "--vary",
+        "norm=none,batch",
+        "--quiet",
+        "--out",
+        str(tmp_path / "r.json"),
+        data_root=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
+    runs = json.loads((tmp_path / "r.json").read_text())["runs"]
+    assert {r["status"] for r in runs} <= {"finished", "diverged"}
+    assert "diverged" in {r["status"] for r in runs}
+
+
 def test_failed_run_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
