@@ -326,7 +326,7 @@ FIELDS: dict[str, Field] = {
             "record_every",
             "int",
             "Run",
-            "Steps between records (curves and layer probes)",
+            "Steps between records (curves); layer probes at most ~100 per run",
             low=1,
             high=100_000,
         ),
