@@ -9,4 +9,7 @@ import streamlit as st
 from dashboard import nav
 
 st.set_page_config(page_title="bnviz", page_icon="📊", layout="wide")
+# Streamlit leaves ~6rem above the first element: on a 768-pixel projector that is a chart's
+# title. No theme setting controls it, hence this one rule.
+st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
 nav.navigation().run()

@@ -51,8 +51,11 @@ def _layout(title: str, **kw: Any) -> dict:
     base = {
         "title": {"text": title, "font": {"size": 20}},
         "font": FONT,
-        "margin": {"l": 70, "r": 20, "t": 60, "b": 40},
-        "legend": {"orientation": "h", "y": -0.18, "yanchor": "top"},
+        # The legend sits at the figure's bottom edge (container coordinates), below the
+        # x-axis title whatever the chart's height: placed in plot coordinates it covered
+        # the axis title on short charts.
+        "margin": {"l": 70, "r": 20, "t": 60, "b": 100},
+        "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0},
         "uirevision": "keep",  # keep the user's zoom across live updates
         "template": "plotly_white",
         "hovermode": "closest",
@@ -361,7 +364,7 @@ LOG_FIELDS = ("lr", "init_scale", "batch_size")  # swept over orders of magnitud
 def _sweep_x_axis(xs: Sequence[Any], field: str) -> dict:
     """Categorical for text values; log for LOG_FIELDS and positive numbers spanning ≥ 10×,
     with a tick at every swept value (2, 8, 32, 128 read better than 10, 100)."""
-    axis: dict[str, Any] = {"title": {"text": field, "standoff": 6}}
+    axis: dict[str, Any] = {"title": {"text": field, "standoff": 8}, "automargin": True}
     if any(isinstance(x, str) for x in xs):
         axis["type"] = "category"
         return axis
@@ -449,10 +452,29 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
                     "hoverinfo": "skip",
                 }
             )
+    for dash, text in (("solid", "final"), ("dot", "best")):  # the line styles' key
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": text,
+                "x": [None],
+                "y": [None],
+                "line": {"color": "#444", "dash": dash, "width": 2},
+                "hoverinfo": "skip",
+            }
+        )
     layout = _layout(
-        f"Test accuracy against {field}: final (solid), best (dotted)",
+        f"Test accuracy vs {field}",
         xaxis=_sweep_x_axis([p["x"] for p in points], field),
         yaxis={"title": {"text": "test accuracy"}, "range": [0, 1.02], "tickformat": ".0%"},
     )
-    layout["legend"] = {"orientation": "h", "y": -0.2, "yanchor": "top", "x": 0}
     return {"data": data, "layout": layout}
+
+
+def without_legend(fig: Figure) -> Figure:
+    """The figure with its legend off and the room it kept at the bottom given back (for
+    pages whose status line already names every run in its colour)."""
+    fig["layout"]["showlegend"] = False
+    fig["layout"]["margin"] = {**fig["layout"]["margin"], "b": 50}
+    return fig

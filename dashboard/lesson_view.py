@@ -16,7 +16,7 @@ from bnviz.checks import Check
 from bnviz.config import RunConfig, from_dict
 from bnviz.jobs import GroupJob, RunState
 from bnviz.lessons import LESSONS, Lesson, neighbours
-from bnviz.records import sweep_axes, sweep_points
+from bnviz.records import layer_series, sweep_axes, sweep_points
 
 from . import config_form, live, nav, state
 from .live_chart import live_chart
@@ -42,15 +42,15 @@ def render(lesson: Lesson) -> None:
     """The whole lesson page."""
     state.ensure_config_state()
     order = list(LESSONS)
-    st.subheader(lesson.title, anchor=False)
-    st.caption(
-        f"Lesson {order.index(lesson.slug) + 1} of {len(order)} · {html.escape(lesson.sources())}"
+    st.subheader(
+        f"{lesson.title} · lesson {order.index(lesson.slug) + 1} of {len(order)}", anchor=False
     )
     _buttons(lesson)
     left, right = st.columns([2, 3], gap="large")
     with left:
         # The text's sections ("## The claim", …) as small headings: the title is the page's.
         st.markdown(lesson.text().replace("## ", "##### "))
+        st.caption(f"Sources: {html.escape(lesson.sources())}")
         with st.expander("The runs of this lesson"):
             st.markdown(lesson.runs.description)
             st.code(f"python -m bnviz train --preset {lesson.preset}", language="bash")
@@ -102,7 +102,7 @@ def _live(lesson: Lesson) -> None:
         if job is None:
             st.info("Press **Run this experiment**: its runs train here, live, side by side.")
         else:
-            live.status_block(job, runs, labels, position)
+            live.status_block(job, runs, labels, position, compact=True)
         for name in lesson.charts:
             live_chart(
                 figure(name, runs, labels, lesson),
@@ -122,7 +122,9 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
     histories = [r.history for r in runs]
     statuses = [r.status for r in runs]
     if name in ("acc", "loss"):
-        return charts.curves(labels, histories, name, statuses)
+        fig = charts.curves(labels, histories, name, statuses)
+        # Past four runs the legend crowds the plot; the status line names each run's colour.
+        return charts.without_legend(fig) if len(runs) > 4 else fig
     if name == "sweep":
         configs = [r.config for r in runs] or lesson.runs.configs()
         axes = sweep_axes(configs)
@@ -132,9 +134,19 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
         return charts.gap(labels, histories)
     depth = len((runs[0].config if runs else RunConfig()).hidden)
     if name == "bands":
-        point = "norm_out" if any(r.config.placement == "after" for r in runs) else "act_in"
-        point = point if point in charts.POINT_NAMES else "act_in"
-        return live.detail_figure("percentile bands", runs, labels, point, depth, depth)
+        # What the last hidden layer's norm puts out: with placement=before that is the
+        # activation's input, with placement=after its own probe point (norm_out).
+        series = [
+            layer_series(r.layers, "norm_out" if r.config.placement == "after" else "act_in", depth)
+            for r in runs
+        ]
+        after = any(r.config.placement == "after" for r in runs)
+        title = (
+            f"Layer {depth}: the norm's output over training"
+            if after
+            else f"Layer {depth}: {charts.POINT_NAMES['act_in']} over training"
+        )
+        return charts.percentile_bands(labels, series, title)
     if name == "saturation":
         return live.detail_figure("saturation / dead units", runs, labels, "act_out", depth, depth)
     raise KeyError(name)

@@ -26,8 +26,10 @@ def status_block(
     labels: list[str],
     position: int | None,
     worker_ready: bool = True,
+    compact: bool = False,
 ) -> None:
-    """One coloured line per run, the progress bar with ETA, the device and queue place.
+    """One coloured line per run (`compact`: wrapped side by side, smaller), the progress bar
+    with ETA, the device and queue place.
 
     Drawn (idle) before any group exists too: the elements below keep their places, so the
     live charts are not re-mounted (and do not reload plotly.js) when Train is pressed.
@@ -63,6 +65,19 @@ def status_block(
             f" — <b>{html.escape(status_text(r.status, r.message, r.diverged_step))}</b>"
             f"{acc_txt}</div>"
         )
+    if compact and len(runs) > 4:  # a sweep: counts, and only the runs that went wrong by name
+        counts: dict[str, int] = {}
+        for r in runs:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        head = f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        lines = [f"<div>{html.escape(head)}</div>"] + [
+            x for x, r in zip(lines, runs) if r.status in ("diverged", "failed", "cancelled")
+        ]
+    if compact:  # runs side by side in smaller type: a 12-run lesson keeps its charts in view
+        inner = "\n".join(x.replace("<div ", "<span ").replace("</div>", "</span>") for x in lines)
+        lines = [
+            f'<div style="font-size:0.8em;display:flex;flex-wrap:wrap;gap:0 1.2em">{inner}</div>'
+        ]
     st.markdown("\n".join(lines), unsafe_allow_html=True)
 
 
@@ -70,12 +85,15 @@ def curves_block(runs: list[RunState], labels: list[str], key: str) -> None:
     statuses = [r.status for r in runs]
     histories = [r.history for r in runs]
     c1, c2 = st.columns(2)
-    with c1:
-        live_chart(charts.curves(labels, histories, "acc", statuses), key=f"{key}-acc", height=380)
-    with c2:
-        live_chart(
-            charts.curves(labels, histories, "loss", statuses), key=f"{key}-loss", height=380
-        )
+    for col, metric in ((c1, "acc"), (c2, "loss")):
+        fig = charts.curves(labels, histories, metric, statuses)
+        # Past four runs the legend crowds the plot; the status lines name each run's colour.
+        with col:
+            live_chart(
+                charts.without_legend(fig) if len(runs) > 4 else fig,
+                key=f"{key}-{metric}",
+                height=380,
+            )
 
 
 def sweep_block(runs: list[RunState], labels: list[str], key: str) -> None:

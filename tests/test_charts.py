@@ -156,7 +156,7 @@ def test_sweep_final_solid_best_dotted_per_series_with_markers_and_log_x():
     assert final[1]["customdata"][1] == "diverged" and "stalled" in final[1]["customdata"][0]
     assert "%{customdata}" in final[1]["hovertemplate"]
     legend_only = [t["name"] for t in fig["data"] if t["x"] == [None]]
-    assert legend_only == ["diverged", "stalled (near chance)"]
+    assert legend_only == ["diverged", "stalled (near chance)", "final", "best"]
     lay = fig["layout"]
     assert lay["xaxis"]["type"] == "log" and lay["xaxis"]["tickvals"] == [0.1, 0.5, 3.0]
     assert lay["yaxis"]["range"] == [0, 1.02] and lay["yaxis"]["tickformat"] == ".0%"

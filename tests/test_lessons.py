@@ -72,7 +72,8 @@ def test_lesson_page_renders_before_any_run(slug):
     assert not at.exception, [e.value for e in at.exception]
     assert any(b.label == "Run this experiment" for b in at.button)
     assert any("The claim" in m.value for m in at.markdown)
-    assert any("Lesson " in c.value for c in at.caption)
+    assert any("Sources: " in c.value for c in at.caption)
+    assert any(f"lesson {list(LESSONS).index(slug) + 1} of" in h.value for h in at.subheader)
     assert not at.success and not at.error  # no check before there are records
 
 
