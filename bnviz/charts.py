@@ -157,7 +157,7 @@ def curves(
         "data": data,
         "layout": _layout(
             f"{name.split(' ')[0].capitalize()}: test (solid), train (dotted)",
-            xaxis={"title": {"text": "epoch", "standoff": 4}},
+            xaxis={"title": {"text": "epoch", "standoff": 4}, "automargin": True},
             yaxis=yaxis,
         ),
     }
@@ -200,11 +200,17 @@ def histograms(
 
 
 def percentile_bands(
-    labels: Sequence[str], series: Sequence[Sequence[dict]], title: str, x_key: str = "step"
+    labels: Sequence[str],
+    series: Sequence[Sequence[dict]],
+    title: str,
+    x_key: str = "step",
+    cols: int | None = None,
 ) -> Figure:
     """TensorBoard-style bands (9 basis points: ±0.5/1/1.5σ and min/max) and the 15/50/85th
-    percentiles (Ioffe & Szegedy Fig. 1b–c) of one layer over training, one panel per run."""
-    domains = _grid(len(series), min(len(series), 3))
+    percentiles (Ioffe & Szegedy Fig. 1b–c) of one layer over training, one panel per run.
+    The panels share one y range (the ±1.5σ bands of every run): comparing the spreads of
+    runs with and without BN is the point. `cols`: panels per row (default: up to 3)."""
+    domains = _grid(len(series), cols or min(len(series), 3), vgap=0.22)
     data: list[dict] = []
     n_q = len(BASIS_POINTS)
     for i, (_label, rows) in enumerate(zip(labels, series), start=1):
@@ -242,9 +248,17 @@ def percentile_bands(
                     **_ax(i),
                 }
             )
+    inner = [v for rows in series for r in rows for v in (r["quantiles"][1], r["quantiles"][7])]
+    inner = [v for v in inner if v is not None and math.isfinite(v)]
+    yaxis: dict[str, Any] = {}
+    if inner:
+        lo, hi = min(inner), max(inner)
+        pad = 0.1 * (hi - lo or 1.0)
+        yaxis["range"] = [lo - pad, hi + pad]
     layout = _layout(title)
-    _axes(layout, domains, list(labels))
-    layout.setdefault("xaxis", {})["title"] = {"text": x_key}
+    _axes(layout, domains, list(labels), **yaxis)
+    for a in layout["annotations"]:
+        a["font"] = {"size": 14}  # run names above small panels: keep them from colliding
     return {"data": data, "layout": layout}
 
 
@@ -337,15 +351,20 @@ def gap(labels: Sequence[str], histories: Sequence[Sequence[dict]]) -> Figure:
                 "x": list(labels),
                 "y": ys,
                 "marker": {"color": [_rgba(color(i), alpha) for i in range(len(labels))]},
-                "text": [f"{y:.1%}" if y is not None else "" for y in ys],
-                "textposition": "outside",
+                "text": [f"{y:.0%}" if y is not None else "" for y in ys],
+                "textposition": "inside",
+                "insidetextanchor": "end",
+                "textangle": 0,
+                "textfont": {"size": 13},
                 "hovertemplate": f"%{{x}}<br>{split} acc %{{y:.1%}}<extra></extra>",
             }
         )
     gaps = [
         (r["train_acc"] - r["test_acc"]) if r.get("train_acc") is not None else None for r in last
     ]
-    ticks = [f"{lab}<br>gap {g:+.1%}" if g is not None else lab for lab, g in zip(labels, gaps)]
+    # One field per line and the gap below: readable without rotating at four runs per chart.
+    names = [lab.replace(", ", "<br>") for lab in labels]
+    ticks = [f"{n}<br><b>gap {g:+.1%}</b>" if g is not None else n for n, g in zip(names, gaps)]
     return {
         "data": data,
         "layout": _layout(
@@ -353,7 +372,13 @@ def gap(labels: Sequence[str], histories: Sequence[Sequence[dict]]) -> Figure:
             barmode="group",
             showlegend=False,
             yaxis={"title": {"text": "accuracy"}, "range": [0, 1.12], "tickformat": ".0%"},
-            xaxis={"tickvals": list(labels), "ticktext": ticks},
+            xaxis={
+                "tickvals": list(labels),
+                "ticktext": ticks,
+                "tickangle": 0,
+                "automargin": True,
+            },
+            margin={"l": 70, "r": 20, "t": 60, "b": 40},
         ),
     }
 

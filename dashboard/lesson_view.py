@@ -107,7 +107,7 @@ def _live(lesson: Lesson) -> None:
             live_chart(
                 figure(name, runs, labels, lesson),
                 key=f"lesson-{lesson.slug}-{name}",
-                height=CHART_HEIGHT,
+                height=CHART_HEIGHT + (120 if name == "bands" and len(runs) > 2 else 0),
             )
         if job is not None:
             show_check(lesson, job, runs)
@@ -122,9 +122,8 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
     histories = [r.history for r in runs]
     statuses = [r.status for r in runs]
     if name in ("acc", "loss"):
-        fig = charts.curves(labels, histories, name, statuses)
-        # Past four runs the legend crowds the plot; the status line names each run's colour.
-        return charts.without_legend(fig) if len(runs) > 4 else fig
+        # No legend: the status line right above names every run in its colour.
+        return charts.without_legend(charts.curves(labels, histories, name, statuses))
     if name == "sweep":
         configs = [r.config for r in runs] or lesson.runs.configs()
         axes = sweep_axes(configs)
@@ -146,7 +145,7 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
             if after
             else f"Layer {depth}: {charts.POINT_NAMES['act_in']} over training"
         )
-        return charts.percentile_bands(labels, series, title)
+        return charts.percentile_bands(labels, series, title, cols=2)
     if name == "saturation":
         return live.detail_figure("saturation / dead units", runs, labels, "act_out", depth, depth)
     raise KeyError(name)
