@@ -49,12 +49,21 @@ class Lesson:
     teaser: str  # one sentence for the tour's overview
     lectures: tuple[str, ...]  # keys of LECTURES
     papers: tuple[str, ...]  # e.g. "Ioffe & Szegedy 2015"
-    preset: str  # key of config.PRESETS
+    preset: str  # key of config.PRESETS ("" for a lesson that computes instead of trains)
     charts: tuple[str, ...]  # keys of CHARTS, drawn in this order after the status line
+    # A page of its own, views/<page>.py, for lessons that compute on the spot (BN's
+    # mechanics: sliders over one batch) rather than train a preset; "" = the standard
+    # lesson page (text, Run this experiment, the charts, what the records show).
+    page: str = ""
 
     @property
     def runs(self) -> Preset:
         return PRESETS[self.preset]
+
+    @property
+    def trains(self) -> bool:
+        """Whether the lesson trains a preset (else its own page computes what it shows)."""
+        return bool(self.preset)
 
     def text(self) -> str:
         """The lesson's markdown (claim, what to look for, at this scale)."""
@@ -156,6 +165,7 @@ LESSONS: dict[str, Lesson] = {
     )
 }
 assert all(set(x.charts) <= set(CHARTS) for x in LESSONS.values())
+assert all(x.trains or x.page for x in LESSONS.values())
 assert all(set(x.lectures) <= set(LECTURES) for x in LESSONS.values())
 
 

@@ -19,6 +19,15 @@ TOUR = ("tour", "views/tour.py", "Tour: the lectures' claims", ":material/school
 def _lesson_page(slug: str) -> StreamlitPage:
     from . import lesson_view  # the lesson pages' shared body
 
+    lesson = LESSONS[slug]
+    if lesson.page:  # a lesson with a page of its own
+        return st.Page(
+            f"views/{lesson.page}.py",
+            title=lesson.title,
+            url_path=slug,
+            icon=":material/play_lesson:",
+        )
+
     def render() -> None:
         lesson_view.render(LESSONS[slug])
 
