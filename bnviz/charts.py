@@ -368,7 +368,7 @@ def gap(labels: Sequence[str], histories: Sequence[Sequence[dict]]) -> Figure:
     return {
         "data": data,
         "layout": _layout(
-            "Train (light) vs test (dark) accuracy at the last record",
+            "Train (light) vs test (dark) accuracy",
             barmode="group",
             showlegend=False,
             yaxis={"title": {"text": "accuracy"}, "range": [0, 1.12], "tickformat": ".0%"},
@@ -376,6 +376,7 @@ def gap(labels: Sequence[str], histories: Sequence[Sequence[dict]]) -> Figure:
                 "tickvals": list(labels),
                 "ticktext": ticks,
                 "tickangle": 0,
+                "tickfont": {"size": 13},
                 "automargin": True,
             },
             margin={"l": 70, "r": 20, "t": 60, "b": 40},
