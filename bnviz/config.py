@@ -45,6 +45,7 @@ PLACEMENTS = ("before", "after")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 INITS = ("default", "kaiming", "xavier", "normal")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+INPUT_NORMS = ("standardize", "none")  # as data.INPUT_NORMS
 
 
 class ConfigError(ValueError):
@@ -92,6 +93,8 @@ class RunConfig:
     noise: float = 0.1  # noise level of the 2-D toy data sets
     test_fraction: float = 0.2  # held-out share where a data set has no official split
     data_seed: int = 0  # fixes the train/test split and generated data
+    input_norm: str = "standardize"  # features to training mean 0, std 1; none: raw values
+    input_scale: float = 1.0  # then multiplies every other feature: inputs on two scales
     # Network
     model: str = "mlp"  # mlp (dense layers) or cnn (3×3 conv layers)
     hidden: tuple[int, ...] = (100, 100, 100)  # widths (mlp) or channels (cnn) of hidden layers
@@ -178,6 +181,22 @@ FIELDS: dict[str, Field] = {
             "Seed of the train/test split and generated data",
             low=0,
             high=2**31 - 1,
+        ),
+        _f(
+            "input_norm",
+            "choice",
+            "Data",
+            "Standardize the input features with training statistics, or feed raw values",
+            choices=INPUT_NORMS,
+        ),
+        _f(
+            "input_scale",
+            "float",
+            "Data",
+            "Multiplies every other input feature (after input_norm): two scales, as 0–1 vs "
+            "1–1,000",
+            low=1e-3,
+            high=1e4,
         ),
         _f(
             "model",
@@ -340,6 +359,7 @@ FIELDS: dict[str, Field] = {
     )
 }
 assert set(FIELDS) == {f.name for f in dataclasses.fields(RunConfig)}
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(RunConfig)}
 
 
 def _bad(name: str, value: Any, extra: str = "") -> ConfigError:
@@ -400,14 +420,19 @@ def _parse(name: str, value: Any) -> Any:
     raise AssertionError(f.kind)
 
 
+def check_range(name: str, v: Any) -> None:
+    """Raise ConfigError when a parsed value of one field is outside its bounds."""
+    f = FIELDS[name]
+    vals = v if isinstance(v, tuple) else (v,)
+    numbers = [x for x in vals if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    if f.low is not None and any(not (f.low <= x <= f.high) for x in numbers):  # type: ignore[operator]
+        raise _bad(name, v)
+
+
 def validate(cfg: RunConfig) -> None:
     """Raise ConfigError for any out-of-range field or impossible combination."""
-    for name, f in FIELDS.items():
-        v = getattr(cfg, name)
-        vals = v if isinstance(v, tuple) else (v,)
-        numbers = [x for x in vals if isinstance(x, (int, float)) and not isinstance(x, bool)]
-        if f.low is not None and any(not (f.low <= x <= f.high) for x in numbers):  # type: ignore[operator]
-            raise _bad(name, v)
+    for name in FIELDS:
+        check_range(name, getattr(cfg, name))
     n_hidden = len(cfg.hidden)
     if len(cfg.hidden) > 16:
         raise ConfigError(f"hidden={_text(cfg.hidden)} has {n_hidden} layers: at most 16 allowed")
@@ -510,10 +535,14 @@ def to_query_string(cfg: RunConfig) -> str:
 
 
 def from_query(params: Mapping[str, str | list[str]]) -> tuple[RunConfig, list[str]]:
-    """Config from URL query params, plus a problem list; bad values fall back to defaults.
+    """Config from URL query params, plus a problem list; each field is taken on its own.
 
-    Unknown keys are ignored (other pages put their own keys in the URL); each bad value is
-    reported and left at its default, and an impossible combination resets to the defaults.
+    Unknown keys are ignored (other pages put their own keys in the URL). A bad or
+    out-of-range value is reported and only that field keeps its default; every other field
+    keeps the link's value. An impossible combination is reported and, of the fields its
+    message names, the one given last in `FIELDS` order goes back to its default (the more
+    specific setting, e.g. num_groups rather than norm), until the rest is a valid config.
+    Each problem says which default is used instead.
     """
     good: dict[str, Any] = {}
     problems: list[str] = []
@@ -523,12 +552,20 @@ def from_query(params: Mapping[str, str | list[str]]) -> tuple[RunConfig, list[s
         v = v[-1] if isinstance(v, list) else v
         try:
             good[k] = _parse(k, v)
+            check_range(k, good[k])
         except ConfigError as e:
-            problems.append(str(e))
-    try:
-        return from_dict(good), problems
-    except ConfigError as e:
-        return RunConfig(), [*problems, str(e)]
+            good.pop(k, None)
+            problems.append(f"{e}. The default {k}={_text(_DEFAULTS[k])} is used instead")
+    while True:
+        try:
+            return from_dict(good), problems
+        except ConfigError as e:
+            named = [k for k in good if f"{k}=" in str(e)] or list(good)
+            drop = max(named, key=list(FIELDS).index)
+            problems.append(
+                f"{e}. The link's {drop}={_text(good.pop(drop))} is left out: the default "
+                f"{drop}={_text(_DEFAULTS[drop])} is used instead"
+            )
 
 
 def parse_query_string(qs: str) -> tuple[RunConfig, list[str]]:

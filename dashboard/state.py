@@ -45,7 +45,7 @@ def init_from_url() -> list[str]:
         return st.session_state.get("_url_problems", [])
     params = {k: st.query_params.get(k) for k in st.query_params}
     cfg, bad = from_query({k: v for k, v in params.items() if k not in URL_KEYS_EXTRA})
-    problems = [f"{p}. The default is used instead" for p in bad]
+    problems = list(bad)  # each says which default replaces the bad value
     problems += [
         f"'{k}' is not a setting of bnviz and is ignored (settings: python -m bnviz list)"
         for k in params

@@ -300,3 +300,15 @@ def test_sweep_chart_on_the_train_and_runs_pages(monkeypatch):
     at.switch_page("views/runs.py").run()
     assert not at.exception
     assert f"runs-{job.id}-sweep" in drawn
+
+
+def test_a_prepared_link_with_one_bad_value_keeps_every_other_field():
+    """?activation=sigmoid&epochs=5&lr=200: lr falls back (and says so), the rest is the link's."""
+    at = app(activation="sigmoid", epochs="5", lr="200")
+    assert not at.exception
+    assert by_key(at, "cfg_activation").value == "sigmoid"
+    assert by_key(at, "cfg_epochs").value == 5
+    assert by_key(at, "cfg_lr").value == pytest.approx(0.1)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "lr=200" in warnings and "default lr=0.1 is used instead" in warnings
+    assert at.query_params["activation"] == "sigmoid" and at.query_params["epochs"] == "5"

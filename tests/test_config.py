@@ -308,11 +308,27 @@ def test_parse_query_string_ignores_unknown_keys_and_reports_bad_values() -> Non
     assert from_query({"lr": ["0.2", "0.3"]}) == (RunConfig(lr=0.3), [])
 
 
-def test_parse_query_string_impossible_combination_falls_back_to_defaults() -> None:
+def test_parse_query_string_impossible_combination_drops_one_field_only() -> None:
     cfg, problems = parse_query_string("model=cnn&dataset=mnist1d&lr=0.5")
-    assert cfg == RunConfig()
+    # of the two named fields, the later one in FIELDS order (model) falls back; lr is kept
+    assert cfg == RunConfig(dataset="mnist1d", lr=0.5)
     assert len(problems) == 1 and "cnn" in problems[0] and "mnist1d" in problems[0]
+    assert "model=cnn is left out" in problems[0]
+    cfg, problems = parse_query_string("norm=group&num_groups=7&activation=tanh")
+    assert cfg == RunConfig(norm="group", activation="tanh")
+    assert "num_groups=7 is left out" in problems[0]
     assert parse_query_string("") == (RunConfig(), [])
+
+
+def test_a_link_with_one_out_of_range_value_keeps_every_other_field() -> None:
+    """The prepared-link bug: lr=200 used to reset relu and 20 epochs for every field."""
+    cfg, problems = parse_query_string("activation=sigmoid&epochs=5&lr=200")
+    assert cfg == RunConfig(activation="sigmoid", epochs=5)
+    assert len(problems) == 1 and problems[0].startswith("lr=200")
+    assert "default lr=0.1 is used instead" in problems[0]
+    cfg, problems = parse_query_string("hidden=100,99999&norm=layer&batch_size=0")
+    assert cfg == RunConfig(norm="layer")
+    assert {p.split("=")[0] for p in problems} == {"hidden", "batch_size"}
 
 
 def test_parse_assignment_and_values() -> None:
