@@ -7,13 +7,18 @@ torch imported and kernels exercised, so a pressed Train shows its first point w
 
 The worker streams the engine's events as JSON lines on its stdout; a reader thread in the
 server applies them to a `GroupJob`, whose lists only grow, under a lock. Pages read snapshots.
-Finished groups are written to `runs_dir` as records JSON, so a restart loses nothing.
+Every group is written to the run store (`bnviz.store`, SQLite in `runs_dir`) while it trains:
+new rows every FLUSH_S seconds and at every end, each write one transaction, so a server killed
+at any moment loses at most the last seconds of rows; at the next start, groups it left running
+are marked interrupted. A group belongs to whoever submitted it (`owner`): only the owner may
+stop, rename or delete it (`NotOwner` otherwise); anyone may read it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -24,14 +29,25 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .config import RunConfig, to_dict
+from .config import ConfigError, RunConfig, to_dict
+from .limits import check_group
 from .records import RunRecord, group_labels
+from .store import KINDS, RunStore, StoredGroup
+
+log = logging.getLogger("bnviz.jobs")
 
 ACTIVE = ("queued", "running")
 STOP_GRACE_S = 5.0  # a worker that ignores the stop flag this long is killed
 SMALL_MACHINE_DUTY = 0.7  # of one core, shared by the running workers (see worker_duty)
 COMPACT = (",", ":")  # json separators of the run store
 WARM_DELAY_S = 3.0  # after a group starts, before the next warm worker is started
+FLUSH_S = 2.0  # a training group's new rows are written to the store this often
+ENDED = ("finished", "diverged", "cancelled", "failed", "interrupted")
+SHUTDOWN = "interrupted: the server shut down while it trained (its rows up to then are kept)"
+
+
+class NotOwner(PermissionError):
+    """Stop, rename or delete asked for by someone other than the group's owner."""
 
 
 def default_runs_dir() -> Path:
@@ -80,6 +96,7 @@ class GroupJob:
     finished: float | None = None
     device: str = ""
     closed: bool = False  # its worker is gone and its records are saved
+    owner: str = ""  # who may stop, rename, delete it: a browser session's token, "cli:…"
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # set once every run has a history row (or the group ended): the page's first draw waits
     first_rows: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -90,9 +107,9 @@ class GroupJob:
 
     @property
     def state(self) -> str:
-        """queued | running | done."""
+        """queued | running | done | interrupted (the server stopped while it trained)."""
         if self.closed:
-            return "done"
+            return "interrupted" if any(r.status == "interrupted" for r in self.runs) else "done"
         return "queued" if self.started is None else "running"
 
     @property
@@ -115,7 +132,7 @@ class GroupJob:
         with self.lock:
             fracs = []
             for r in self.runs:
-                if r.status in ("finished", "diverged", "cancelled", "failed"):
+                if r.status in ENDED:
                     fracs.append(1.0)
                 else:
                     done = r.history[-1]["epoch"] if r.history else 0.0
@@ -160,16 +177,18 @@ class GroupJob:
             }
 
     @classmethod
-    def from_dict(cls, d: dict) -> GroupJob:
+    def from_stored(cls, g: StoredGroup) -> GroupJob:
+        """A closed group as the store read it back (validated)."""
         return cls(
-            id=d["id"],
-            name=d.get("name", d["id"]),
-            runs=[RunState.from_dict(r) for r in d["runs"]],
-            created=d.get("created", 0.0),
-            started=d.get("started"),
-            finished=d.get("finished"),
-            device=d.get("device", ""),
+            id=g.id,
+            name=g.name,
+            runs=g.runs,
+            created=g.created,
+            started=g.started,
+            finished=g.finished,
+            device=g.device,
             closed=True,
+            owner=g.owner,
         )
 
 
@@ -213,14 +232,17 @@ class Worker:
         )
         self.stopped = False
         self.device: str | None = None  # where it trains with device=auto, once ready
+        self.devices: list[str] = []  # the device names it can train on, once ready
         self.ready = threading.Event()  # set once it has warmed up (or died trying)
         threading.Thread(target=self._wait_ready, daemon=True, name="bnviz-ready").start()
 
     def _wait_ready(self) -> None:
         """Read the worker's first line ('ready'); the job's reader takes over after it."""
         line = self.process.stdout.readline()
-        with contextlib.suppress(ValueError, AttributeError):
-            self.device = json.loads(line).get("device")
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            msg = json.loads(line)
+            self.device = msg.get("device")
+            self.devices = [str(d) for d in msg.get("devices", [])]
         self.ready.set()
 
     def send(self, msg: dict | str) -> None:
@@ -253,12 +275,15 @@ class JobManager:
         max_running: int = 1,
         runs_dir: str | Path | None = None,
         warm: bool = True,
+        flush_s: float = FLUSH_S,
     ) -> None:
         self.max_running = max_running
         self.threads = worker_threads(max_running)
         self.duty = worker_duty(max_running)
         self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
+        self.flush_s = flush_s
         self.lock = threading.RLock()
+        self._flush_lock = threading.Lock()  # one store write at a time; delete waits for it
         self.jobs: dict[str, GroupJob] = {}
         self.waiting: list[str] = []  # queued group ids, oldest first
         self.workers: dict[str, Worker] = {}
@@ -266,11 +291,21 @@ class JobManager:
         self._warm: Worker | None = None
         self._closed = False
         self._device: str | None = None  # the last device_label a worker reported
+        self._devices: list[str] = []
+        self._saved: dict[str, dict[tuple[int, str], int]] = {}  # rows stored, per run and kind
+        self.store = RunStore(self.runs_dir)
+        self.problems: list[str] = []  # what loading the store skipped, for the pages to show
         self._load()
         if warm:
             self._warm = Worker(self.threads, self.duty)
+        threading.Thread(target=self._flusher, daemon=True, name="bnviz-store").start()
 
     # --- the store -------------------------------------------------------------------------
+
+    @property
+    def store_error(self) -> str | None:
+        """Why the last write to the run store failed (None while writes succeed)."""
+        return self.store.error
 
     def device_label(self) -> str | None:
         """Where a group would train (device=auto), as a started worker reported it."""
@@ -278,30 +313,72 @@ class JobManager:
             for w in [self._warm, *self.workers.values()]:
                 if w is not None and w.device:
                     self._device = w.device
+                if w is not None and w.devices:
+                    self._devices = w.devices
             return self._device
 
+    def devices(self) -> list[str]:
+        """Device names a worker said it can train on (empty until one is ready)."""
+        self.device_label()
+        return list(self._devices)
+
     def _load(self) -> None:
-        if not self.runs_dir.is_dir():
-            return
-        for path in sorted(self.runs_dir.glob("*.json")):
-            try:
-                job = GroupJob.from_dict(json.loads(path.read_text()))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # a damaged file is skipped, not fatal
+        interrupted = self.store.mark_interrupted()
+        if interrupted:
+            log.warning("groups left running by a stopped server: %s", ", ".join(interrupted))
+        _, problems = self.store.import_json(self.runs_dir)
+        groups, more = self.store.load()
+        self.problems = problems + more
+        if self.store.error:
+            self.problems.append(self.store.error)
+        for g in groups:
+            job = GroupJob.from_stored(g)
             self.jobs[job.id] = job
+            self._saved[job.id] = {
+                (i, k): len(getattr(r, k)) for i, r in enumerate(job.runs) for k in KINDS
+            }
+
+    def _flush(self, job: GroupJob, state: str) -> bool:
+        """Write the job's new rows and its runs' statuses to the store, one transaction."""
+        with self._flush_lock:
+            with self.lock:
+                if self.jobs.get(job.id) is not job:
+                    return True  # deleted meanwhile (e.g. while it trained): stays deleted
+            saved = self._saved.setdefault(job.id, {})
+            with job.lock:
+                rows = []
+                counts = {}
+                for i, r in enumerate(job.runs):
+                    for k in KINDS:
+                        have, done = getattr(r, k), saved.get((i, k), 0)
+                        rows += [(i, k, seq, have[seq]) for seq in range(done, len(have))]
+                        counts[i, k] = len(have)
+                head = replace(
+                    job,
+                    runs=[replace(r, history=[], layers=[], params=[]) for r in job.runs],
+                    lock=threading.Lock(),
+                    first_rows=threading.Event(),
+                )
+            ok = self.store.save(head, state, rows, owner=job.owner)
+            if ok:
+                self._saved[job.id] = counts
+            return ok
 
     def _save(self, job: GroupJob) -> None:
-        with self.lock:
-            if self.jobs.get(job.id) is not job:
-                return  # deleted meanwhile (e.g. while it trained): stays deleted
-        try:
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.runs_dir / f".{job.id}.json.tmp"
-            with tmp.open("w") as f:
-                f.writelines(json_chunks(job.to_dict()))
-            tmp.replace(self.runs_dir / f"{job.id}.json")
-        except OSError:
-            pass  # a read-only disk loses persistence, not the run in memory
+        """A group that ended: everything, state closed."""
+        self._flush(job, "closed")
+
+    def _flusher(self) -> None:
+        """Every flush_s: the training groups' new rows to the store; a spare worker that died
+        (killed, out of memory) is replaced."""
+        while not self._closed:
+            time.sleep(self.flush_s)
+            with self.lock:
+                jobs = [j for j in self.jobs.values() if j.active and j.started is not None]
+            for job in jobs:
+                if not self._closed:
+                    self._flush(job, "running")
+            self.warm_ready()
 
     def groups(self) -> list[GroupJob]:
         """Newest first."""
@@ -312,31 +389,54 @@ class JobManager:
         with self.lock:
             return self.jobs.get(gid)
 
-    def rename(self, gid: str, name: str) -> None:
+    def owns(self, gid: str, who: str | None) -> bool:
+        """Whether `who` (a session's token) may stop, rename and delete the group."""
+        job = self.get(gid)
+        return job is not None and bool(who) and job.owner == who
+
+    def _check_owner(self, job: GroupJob, by: str | None, what: str) -> None:
+        """by=None: the server itself (tests, shutdown) may do anything."""
+        if by is not None and job.owner != by:
+            raise NotOwner(f"cannot {what} group {job.id}: it was started elsewhere")
+
+    def rename(self, gid: str, name: str, by: str | None = None) -> None:
         job = self.get(gid)
         if job is not None and name.strip():
-            job.name = name.strip()
-            if not job.active:
-                self._save(job)
+            self._check_owner(job, by, "rename")
+            job.name = name.strip()[:200]
+            self.store.rename(gid, job.name)
 
-    def delete(self, gid: str) -> None:
+    def delete(self, gid: str, by: str | None = None) -> None:
+        job = self.get(gid)
+        if job is None:
+            return
+        self._check_owner(job, by, "delete")
         self.stop(gid)
-        with self.lock:
-            self.jobs.pop(gid, None)
-        (self.runs_dir / f"{gid}.json").unlink(missing_ok=True)
+        with self._flush_lock:
+            with self.lock:
+                self.jobs.pop(gid, None)
+                self._saved.pop(gid, None)
+            self.store.delete(gid)  # by id, inside the database: never a path from a file
 
     # --- scheduling ------------------------------------------------------------------------
 
-    def submit(self, configs: Sequence[RunConfig], name: str | None = None) -> str:
+    def submit(self, configs: Sequence[RunConfig], name: str | None = None, owner: str = "") -> str:
+        """Queue a group owned by `owner`; ConfigError when the group cannot train
+        (`limits.check_group`: a batch larger than the data, too big for memory)."""
         if not configs:
             raise ValueError("a group needs at least one config")
+        problems = check_group(configs)
+        if problems:
+            raise ConfigError(problems[0])
         gid = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         labels = group_labels(configs)
         default = " vs ".join(labels) if len(labels) <= 4 else f"{labels[0]} … {labels[-1]}"
-        job = GroupJob(gid, name or default[:80], [RunState(c) for c in configs])
+        name = (name or default)[:200]
+        job = GroupJob(gid, name, [RunState(c) for c in configs], owner=owner)
         with self.lock:
             self.jobs[gid] = job
             self.waiting.append(gid)
+        self._flush(job, "queued")
         self._schedule()
         return gid
 
@@ -349,12 +449,14 @@ class JobManager:
         with self.lock:
             return len(self.workers)
 
-    def stop(self, gid: str) -> None:
-        """Stop a group (idempotent): dequeue it, or signal its worker and kill it if it hangs."""
+    def stop(self, gid: str, by: str | None = None) -> None:
+        """Stop a group (idempotent): dequeue it, or signal its worker and kill it if it hangs.
+        `by`: who asks (NotOwner unless it is the group's owner; None: the server itself)."""
         with self.lock:
             job = self.jobs.get(gid)
             if job is None:
                 return
+            self._check_owner(job, by, "stop")
             if gid in self.waiting:
                 self.waiting.remove(gid)
                 job.fail_unfinished("stopped before it started", status="cancelled")
@@ -408,8 +510,15 @@ class JobManager:
                 self._warm = Worker(self.threads, self.duty)
 
     def warm_ready(self) -> bool:
-        """Whether a started, warmed-up worker is waiting for the next group."""
+        """Whether a started, warmed-up worker is waiting for the next group. A spare that died
+        while it waited (killed, out of memory) is replaced at once."""
         with self.lock:
+            w = self._warm
+            if w is not None and w.process.poll() is not None:
+                code = w.process.returncode
+                log.warning("the spare training worker exited (code %s): starting another", code)
+                self._warm = None
+                self._start_warm()
             return self._warm is not None and self._warm.ready.is_set() and self._warm.alive()
 
     def _read(self, job: GroupJob, worker: Worker) -> None:
@@ -435,7 +544,9 @@ class JobManager:
                 break
         worker.kill()
         code = worker.process.returncode
-        if worker.stopped:
+        if self._closed:  # the server is shutting down: shutdown() marked the runs
+            job.fail_unfinished(SHUTDOWN, status="interrupted")
+        elif worker.stopped:
             job.fail_unfinished("stopped by the user", status="cancelled")
         else:
             job.fail_unfinished(f"the training worker stopped unexpectedly (exit code {code})")
@@ -448,10 +559,23 @@ class JobManager:
         self._schedule()
 
     def shutdown(self) -> None:
+        """Stop everything (a server's exit, SIGTERM included): training groups are stored as
+        interrupted with every row they have, then the workers are killed."""
         with self.lock:
+            if self._closed:
+                return
             self._closed = True
             workers = list(self.workers.values())
             if self._warm is not None:
                 workers.append(self._warm)
+            active = [j for j in self.jobs.values() if j.active]
+            self.waiting.clear()
+        for job in active:
+            job.fail_unfinished(SHUTDOWN, status="interrupted")
+            job.finished = time.time()
+            self._flush(job, "closed")
         for w in workers:
             w.kill()
+        for job in active:
+            job.closed = True
+            job.first_rows.set()

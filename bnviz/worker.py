@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -53,6 +54,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--duty", type=float, default=1.0, help="share of wall time spent training")
     args = ap.parse_args()
+    # Ctrl-C in the server's terminal reaches its whole process group: the server, not the
+    # worker, decides what a stop means (it stops the worker and marks the runs).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Training yields the CPU to the web server and the browser: the page must stay responsive.
     # (Nice acts only within the server's session: the browser is usually in another.)
     with contextlib.suppress(OSError):
@@ -63,13 +67,20 @@ def main() -> None:
     def send(msg: dict) -> None:
         proto.write(json.dumps(msg) + "\n")
 
+    import torch
+
     from .train import device_label, resolve_device, train_group
 
     train_group(
         [WARMUP], threads=args.threads
     )  # the first steps pay for lazy initialisation: do it now
     # The device comes from here: the web server itself never imports torch.
-    send({"type": "ready", "device": device_label(resolve_device("auto"))})
+    mps = getattr(torch.backends, "mps", None)
+    devices = (
+        ["cpu"] + ["cuda"] * torch.cuda.is_available() + ["mps"] * bool(mps and mps.is_available())
+    )
+    ready = {"device": device_label(resolve_device("auto")), "devices": devices}
+    send({"type": "ready", **ready})
     line = sys.stdin.readline()
     if not line.strip():
         return

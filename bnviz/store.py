@@ -1,0 +1,535 @@
+"""The run store: groups and their rows in one SQLite file (WAL mode), written while they train.
+
+Why SQLite: every write is a transaction, so a server killed at any moment (kill -9, OOM, a
+full disk) leaves the last committed state — at most the last few seconds of rows are lost and
+a finished group never is. The old store wrote one JSON file per group when it closed: a kill
+mid-training lost the group, a kill during the write lost finished ones.
+
+Layout: `groups` (one row per group, `state` queued | running | closed), `runs` (status per
+run, the config as JSON), `rows` (append-only history/layers/params rows as JSON, numbered per
+run and kind) and `imported` (old JSON files already taken in). Everything read back is
+validated (`parse_group`, `check_row`): a damaged or foreign record is reported by name and
+skipped, never handed to a page. Nothing here uses a path taken from a file's contents.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, from_dict, to_dict
+from .records import RunRecord
+
+log = logging.getLogger("bnviz.store")
+
+DB_NAME = "runs.sqlite"
+RUN_STATUSES = ("queued", "running", "finished", "diverged", "cancelled", "failed", "interrupted")
+ACTIVE = ("queued", "running")
+KINDS = ("history", "layers", "params")
+POINTS = ("linear", "act_in", "act_out", "norm_out")
+GROUP_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+MAX_RUNS = 64  # runs per stored group (the dashboard trains at most 16)
+MAX_NAME = 200  # characters of a group name
+MAX_TEXT = 2000  # characters of a run's message
+INTERRUPTED = "interrupted: the server stopped while it trained (its rows up to then are kept)"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS groups (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL, started REAL, finished REAL, device TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL, updated REAL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    group_id TEXT NOT NULL, idx INTEGER NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '', device TEXT NOT NULL DEFAULT '',
+    seconds REAL NOT NULL DEFAULT 0, diverged_step INTEGER, PRIMARY KEY (group_id, idx)
+);
+CREATE TABLE IF NOT EXISTS rows (
+    group_id TEXT NOT NULL, run INTEGER NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (group_id, run, kind, seq)
+);
+CREATE TABLE IF NOT EXISTS imported (file TEXT PRIMARY KEY, at REAL NOT NULL);
+"""
+
+
+class StoreError(ValueError):
+    """A stored record that is not a valid group, run or row; the message says what is wrong."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: what a page may rely on
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_num(v: Any) -> bool:
+    """A finite JSON number (not a bool) that fits a float."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**53
+
+
+def _opt_num(v: Any) -> bool:
+    return v is None or _is_num(v)
+
+
+def _num_list(v: Any, most: int = 10_000) -> bool:
+    return isinstance(v, list) and len(v) <= most and all(_opt_num(x) for x in v)
+
+
+HISTORY_NUMBERS = ("train_loss", "train_acc", "test_loss", "test_acc")
+LAYER_NUMBERS = ("mean", "std", "p15", "p50", "p85", "under", "over", "n", "saturated", "dead")
+PARAM_NUMBERS = ("grad_norm", "weight_norm", "update_ratio")
+
+
+def check_row(kind: str, row: Any) -> bool:
+    """Whether a history/layers/params row has the fields the charts read, with valid types."""
+    if not isinstance(row, dict) or not _is_int(row.get("step")) or row["step"] < 0:
+        return False
+    if kind == "history":
+        return _is_num(row.get("epoch")) and all(_opt_num(row.get(k)) for k in HISTORY_NUMBERS)
+    if not _is_int(row.get("layer")) or not 1 <= row["layer"] <= 64:
+        return False
+    if kind == "layers":
+        if row.get("point") not in POINTS or not all(_opt_num(row.get(k)) for k in LAYER_NUMBERS):
+            return False
+        if "quantiles" in row and not _num_list(row["quantiles"], 64):
+            return False
+        hist = row.get("hist")
+        return hist is None or (
+            isinstance(hist, dict)
+            and _num_list(hist.get("edges"), 1024)
+            and _num_list(hist.get("counts"), 1024)
+        )
+    if kind == "params":
+        if not all(_opt_num(row.get(k)) for k in PARAM_NUMBERS):
+            return False
+        norm = row.get("norm")
+        return norm is None or (
+            isinstance(norm, dict)
+            and all(
+                isinstance(s, dict) and all(_opt_num(x) for x in s.values()) for s in norm.values()
+            )
+        )
+    return False
+
+
+def _text(v: Any, most: int, what: str) -> str:
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise StoreError(f"{what} is not text")
+    return v[:most]
+
+
+def _opt_time(v: Any, what: str) -> float | None:
+    """A Unix time (seconds, between 1970 and 2286) or None."""
+    if v is None:
+        return None
+    if not _is_num(v) or not 0 <= v < 1e10:
+        raise StoreError(f"{what}={str(v)[:40]!r} is not a time")
+    return float(v)
+
+
+def parse_run(d: Any, where: str) -> tuple[RunRecord, list[str]]:
+    """A RunRecord from a stored run dict, and notes about rows skipped; StoreError if the run
+    itself is unusable (no valid config, unknown status)."""
+    if not isinstance(d, dict):
+        raise StoreError(f"{where} is not an object")
+    if not isinstance(d.get("config"), dict):
+        raise StoreError(f"{where}: config is not an object of field: value")
+    try:
+        config = from_dict(d["config"], strict=False)
+    except (ConfigError, TypeError, ValueError, OverflowError, RecursionError) as e:
+        raise StoreError(f"{where}: config: {str(e)[:200]}") from None
+    status = d.get("status", "finished")
+    if status not in RUN_STATUSES:
+        raise StoreError(f"{where}: status {str(status)[:40]!r} is not one of {RUN_STATUSES}")
+    seconds = d.get("seconds", 0.0)
+    if not _is_num(seconds) or seconds < 0:
+        raise StoreError(f"{where}: seconds={str(seconds)[:40]!r} is not a duration")
+    step = d.get("diverged_step")
+    if step is not None and not _is_int(step):
+        raise StoreError(f"{where}: diverged_step={str(step)[:40]!r} is not a step")
+    notes = []
+    rows: dict[str, list[dict]] = {}
+    for kind in KINDS:
+        raw = d.get(kind, [])
+        if not isinstance(raw, list):
+            raise StoreError(f"{where}: {kind} is not a list of rows")
+        rows[kind] = [r for r in raw if check_row(kind, r)]
+        if len(rows[kind]) < len(raw):
+            notes.append(f"{where}: {len(raw) - len(rows[kind])} damaged {kind} rows skipped")
+    run = RunRecord(
+        config=config,
+        status=status,
+        message=_text(d.get("message"), MAX_TEXT, f"{where}: message"),
+        device=_text(d.get("device"), 100, f"{where}: device"),
+        seconds=float(seconds),
+        diverged_step=step,
+        **rows,
+    )
+    return run, notes
+
+
+@dataclass
+class StoredGroup:
+    """A group as read back from the store (or an old JSON file), validated."""
+
+    id: str
+    name: str
+    runs: list[RunRecord]
+    created: float
+    started: float | None = None
+    finished: float | None = None
+    device: str = ""
+    owner: str = ""
+    state: str = "closed"
+    updated: float | None = None
+
+
+def parse_group(d: Any, where: str, fallback_id: str | None = None) -> tuple[StoredGroup, list]:
+    """A StoredGroup from a records dict ({"id", "name", "created", ..., "runs": [...]}).
+
+    The id must look like one this program makes (letters, digits, `_.-`); otherwise
+    `fallback_id` (e.g. the file's name) is used, or the group is refused."""
+    if not isinstance(d, dict):
+        raise StoreError(f"{where} is not an object")
+    gid = d.get("id", fallback_id)
+    if not isinstance(gid, str) or not GROUP_ID.match(gid):
+        if fallback_id is None or not GROUP_ID.match(fallback_id):
+            raise StoreError(f"{where}: id {str(gid)[:40]!r} is not a group id")
+        gid = fallback_id
+    runs_raw = d.get("runs")
+    if not isinstance(runs_raw, list) or not 1 <= len(runs_raw) <= MAX_RUNS:
+        raise StoreError(f"{where}: runs must be a list of 1 to {MAX_RUNS} runs")
+    created = _opt_time(d.get("created", 0.0), f"{where}: created")
+    runs, notes = [], []
+    for i, r in enumerate(runs_raw):
+        run, n = parse_run(r, f"{where} run {i + 1}")
+        runs.append(run)
+        notes += n
+    name = d.get("name") or gid
+    group = StoredGroup(
+        id=gid,
+        name=_text(name, MAX_NAME, f"{where}: name") or gid,
+        runs=runs,
+        created=created or 0.0,
+        started=_opt_time(d.get("started"), f"{where}: started"),
+        finished=_opt_time(d.get("finished"), f"{where}: finished"),
+        device=_text(d.get("device"), 100, f"{where}: device"),
+    )
+    return group, notes
+
+
+def loads(text: str | bytes) -> Any:
+    """json.loads that turns every way a text can fail (deep nesting, 5,000-digit numbers)
+    into ValueError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------------------------
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+class RunStore:
+    """One SQLite file; every method is thread-safe and never raises on a failed write: the
+    error is logged and kept in `error` (None after the next write that succeeds), for the
+    pages to show."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / DB_NAME
+        self.lock = threading.RLock()
+        self.error: str | None = None
+        self.conn: sqlite3.Connection | None = None
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
+            conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            conn.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
+            conn.executescript(SCHEMA)
+            self.conn = conn
+        except (sqlite3.Error, OSError) as e:
+            self._fail(f"cannot open the run store {self.path}", e)
+
+    def _fail(self, what: str, e: BaseException) -> None:
+        self.error = f"{what}: {e} — runs are kept in memory only until it is fixed"
+        log.error(self.error)
+
+    def _write(self, what: str, fn: Any) -> bool:
+        """Run fn(conn) in one transaction; False (and `error` set) when it failed."""
+        with self.lock:
+            if self.conn is None:
+                return False
+            try:
+                with self.conn:  # commits, or rolls back on an exception
+                    fn(self.conn)
+            except (sqlite3.Error, OSError, ValueError) as e:
+                self._fail(f"cannot {what} in {self.path}", e)
+                return False
+            self.error = None
+            return True
+
+    def close(self) -> None:
+        with self.lock:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def put_group(self, g: Any, state: str, owner: str = "") -> bool:
+        """Insert or update a group's row and its runs' statuses (not their rows)."""
+        return self.save(g, state, (), owner)
+
+    def save(
+        self, g: Any, state: str, rows: Iterable[tuple[int, str, int, dict]], owner: str = ""
+    ) -> bool:
+        """A group's row, its runs' statuses and new (run, kind, seq, row) rows, in one
+        transaction (seq counts from 0 per run and kind; a row already stored stays as is).
+        `owner` is written when the group is first stored and never changed."""
+        data = [(g.id, run, kind, seq, _dumps(row)) for run, kind, seq, row in rows]
+        runs = [
+            (
+                g.id,
+                i,
+                _dumps(to_dict(r.config)),
+                r.status,
+                r.message,
+                r.device,
+                r.seconds,
+                r.diverged_step,
+            )
+            for i, r in enumerate(g.runs)
+        ]
+        head = (g.id, g.name, owner, g.created, g.started, g.finished, g.device, state)
+
+        def fn(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO groups (id, name, owner, created, started, finished, device, state,"
+                " updated) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                " name=excluded.name, started=excluded.started, finished=excluded.finished,"
+                " device=excluded.device, state=excluded.state, updated=excluded.updated",
+                (*head, time.time()),
+            )
+            c.executemany(
+                "INSERT INTO runs (group_id, idx, config, status, message, device, seconds,"
+                " diverged_step) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(group_id, idx) DO UPDATE"
+                " SET status=excluded.status, message=excluded.message, device=excluded.device,"
+                " seconds=excluded.seconds, diverged_step=excluded.diverged_step",
+                runs,
+            )
+            c.executemany("INSERT OR IGNORE INTO rows VALUES (?,?,?,?,?)", data)
+
+        return self._write(f"save group {g.id}", fn)
+
+    def rename(self, gid: str, name: str) -> bool:
+        return self._write(
+            f"rename group {gid}",
+            lambda c: c.execute("UPDATE groups SET name=? WHERE id=?", (name[:MAX_NAME], gid)),
+        )
+
+    def delete(self, gid: str) -> bool:
+        def fn(c: sqlite3.Connection) -> None:
+            for table, col in (("rows", "group_id"), ("runs", "group_id"), ("groups", "id")):
+                c.execute(f"DELETE FROM {table} WHERE {col}=?", (gid,))
+
+        return self._write(f"delete group {gid}", fn)
+
+    def mark_interrupted(self) -> list[str]:
+        """At a server's start: groups left queued or running by a server that died are closed,
+        their unfinished runs marked interrupted (rows kept). Returns their ids."""
+        with self.lock:
+            if self.conn is None:
+                return []
+            try:
+                ids = [
+                    r[0] for r in self.conn.execute("SELECT id FROM groups WHERE state != 'closed'")
+                ]
+            except sqlite3.Error as e:
+                self._fail("cannot read the run store", e)
+                return []
+
+        def fn(c: sqlite3.Connection) -> None:
+            for gid in ids:
+                c.execute(
+                    "UPDATE runs SET status='interrupted', message=? WHERE group_id=? AND"
+                    " status IN ('queued', 'running')",
+                    (INTERRUPTED, gid),
+                )
+                c.execute(
+                    "UPDATE groups SET state='closed', finished=COALESCE(updated, created)"
+                    " WHERE id=?",
+                    (gid,),
+                )
+
+        return ids if ids and self._write("mark interrupted groups", fn) else []
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def load(self, only: str | None = None) -> tuple[list[StoredGroup], list[str]]:
+        """Every stored group (or the one with id `only`), validated, and what was skipped."""
+        with self.lock:
+            if self.conn is None:
+                return [], []
+            try:
+                c = self.conn
+                where, args = ("WHERE id=?", (only,)) if only else ("", ())
+                groups = c.execute(
+                    "SELECT id, name, owner, created, started, finished, device, state, updated"
+                    f" FROM groups {where}",
+                    args,
+                ).fetchall()
+                where, args = ("WHERE group_id=?", (only,)) if only else ("", ())
+                runs = c.execute(
+                    "SELECT group_id, idx, config, status, message, device, seconds,"
+                    f" diverged_step FROM runs {where} ORDER BY group_id, idx",
+                    args,
+                ).fetchall()
+                rows = c.execute(
+                    f"SELECT group_id, run, kind, data FROM rows {where}"
+                    " ORDER BY group_id, run, kind, seq",
+                    args,
+                ).fetchall()
+            except sqlite3.Error as e:
+                self._fail("cannot read the run store", e)
+                return [], [str(self.error)]
+        by_group: dict[str, dict[int, dict]] = {}
+        for gid, idx, config, status, message, device, seconds, step in runs:
+            run = {"status": status, "message": message, "device": device, "seconds": seconds}
+            run |= {"diverged_step": step, **{k: [] for k in KINDS}}
+            try:
+                run["config"] = loads(config)
+            except (ValueError, TypeError):
+                run["config"] = None
+            by_group.setdefault(gid, {})[idx] = run
+        bad_rows: dict[str, int] = {}
+        for gid, run_i, kind, data in rows:
+            run = by_group.get(gid, {}).get(run_i)
+            if run is None or kind not in KINDS:
+                continue
+            try:
+                run[kind].append(loads(data))
+            except (ValueError, TypeError):
+                bad_rows[gid] = bad_rows.get(gid, 0) + 1
+        out, problems = [], []
+        for gid, name, owner, created, started, finished, device, state, updated in groups:
+            where = f"stored group {str(gid)[:80]!r}"
+            runs_of = by_group.get(gid, {})
+            d = {
+                "id": gid,
+                "name": name,
+                "created": created,
+                "started": started,
+                "finished": finished,
+                "device": device,
+                "runs": [runs_of[i] for i in sorted(runs_of)],
+            }
+            try:
+                g, notes = parse_group(d, where)
+            except StoreError as e:
+                problems.append(f"{e}: skipped")
+                continue
+            if bad_rows.get(gid):
+                notes.append(f"{where}: {bad_rows[gid]} unreadable rows skipped")
+            g.owner = owner if isinstance(owner, str) else ""
+            g.state = state if state in ("queued", "running", "closed") else "closed"
+            g.updated = updated if _is_num(updated) else None
+            out.append(g)
+            problems += notes
+        for p in problems:
+            log.warning(p)
+        return out, problems
+
+    # --- old JSON stores -------------------------------------------------------------------
+
+    def import_json(self, folder: str | Path) -> tuple[list[str], list[str]]:
+        """Take in the old store's `*.json` files once (a file taken in is remembered by name;
+        the files are left where they are). Returns (imported ids, problems). Leftover
+        `.ID.json.tmp` files of the old store's interrupted writes are removed."""
+        folder = Path(folder)
+        if self.conn is None or not folder.is_dir():
+            return [], []
+        for tmp in folder.glob(".*.json.tmp"):
+            tmp.unlink(missing_ok=True)
+        with self.lock:
+            try:
+                done = {r[0] for r in self.conn.execute("SELECT file FROM imported")}
+                have = {r[0] for r in self.conn.execute("SELECT id FROM groups")}
+            except sqlite3.Error as e:
+                self._fail("cannot read the run store", e)
+                return [], []
+        ids, problems = [], []
+        for path in sorted(folder.glob("*.json")):
+            if path.name in done:
+                continue
+            where = f"old run file {path.name}"
+            try:
+                if path.stat().st_size > 512 * 2**20:
+                    raise StoreError(f"{where} is larger than 512 MB")
+                g, notes = parse_group(loads(path.read_bytes()), where, fallback_id=path.stem)
+            except StoreError as e:
+                problems.append(f"{str(e)[:300]}: skipped")
+                continue
+            except (ValueError, OSError) as e:  # not JSON, too deep, unreadable
+                problems.append(f"{where} is not a run group ({str(e)[:200]}): skipped")
+                continue
+            if g.id in have:
+                g.id = f"{g.id}-{int(time.time())}"
+            problems += notes
+            rows = [
+                (i, kind, seq, row)
+                for i, r in enumerate(g.runs)
+                for kind in KINDS
+                for seq, row in enumerate(getattr(r, kind))
+            ]
+            name = path.name
+            ok = self.save(g, "closed", rows) and self._write(
+                f"remember {name} as imported",
+                lambda c, name=name: c.execute(
+                    "INSERT OR REPLACE INTO imported VALUES (?, ?)", (name, time.time())
+                ),
+            )
+            if ok:
+                ids.append(g.id)
+                have.add(g.id)
+        for p in problems:
+            log.warning(p)
+        return ids, problems
+
+
+def group_dict(g: StoredGroup) -> dict:
+    """The records file of one group: {"runs": [...]} as in the README, with its id and name."""
+    return {
+        "id": g.id,
+        "name": g.name,
+        "created": g.created,
+        "started": g.started,
+        "finished": g.finished,
+        "device": g.device,
+        "runs": [r.to_dict() for r in g.runs],
+    }
