@@ -325,6 +325,34 @@ def regularization(records: Sequence[Any]) -> Check:
     return Check(gaps["BN"] < gaps["plain"], summary, tuple(figures))
 
 
+def feature_scaling(records: Sequence[Any]) -> Check:
+    """Inputs on two scales: at the preset's lr the plain net diverges or stays below 50 % while
+    it trains (≥ 70 %) on standardized inputs; BN reaches 90 % on the stretched inputs."""
+    scales = _values(records, "input_scale")
+    if len(scales) < 2:
+        return _pending("no runs with two input scales in this group")
+    lo, hi = scales[0], scales[-1]
+    runs = {
+        (s, n): _find(records, input_scale=s, norm=n) for s in (lo, hi) for n in ("none", "batch")
+    }
+    if wait := _unready(list(runs.values())):
+        return wait
+    figures = [(f"input_scale={_num(s)}: norm={n}", _acc_text(r)) for (s, n), r in runs.items()]
+    plain = runs[hi, "none"]
+    broke = plain.status == "diverged" or _final(plain) < 0.50
+    what = "diverged" if plain.status == "diverged" else f"ended at {_pct(_final(plain))}"
+    if plain.status == "diverged" and plain.diverged_step is not None:
+        what += f" at step {plain.diverged_step}"
+    bn_hi, bn_lo = _final(runs[hi, "batch"]), _final(runs[lo, "batch"])
+    summary = (
+        f"With every other feature ×{_num(hi)} the plain net {what} "
+        f"({_pct(_final(runs[lo, 'none']))} at ×{_num(lo)}); with BN it reached {_pct(bn_hi)} "
+        f"({_pct(bn_lo)} at ×{_num(lo)})."
+    )
+    passed = broke and _final(runs[lo, "none"]) >= 0.70 and bn_hi >= 0.90
+    return Check(passed, summary, tuple(figures))
+
+
 CHECKS: dict[str, Callable[[Sequence[Any]], Check]] = {
     f.__name__: f
     for f in (
@@ -336,5 +364,6 @@ CHECKS: dict[str, Callable[[Sequence[Any]], Check]] = {
         batch_size,
         placement,
         regularization,
+        feature_scaling,
     )
 }

@@ -697,6 +697,13 @@ PRESETS: dict[str, Preset] = {
             ),
             vary={"norm": ["none", "batch"], "dropout": [0.0, 0.5]},
         ),
+        Preset(
+            "feature_scaling",
+            "Every other input feature ×100 (inputs on two scales, as 0–1 vs 1–1,000) or not, "
+            "with and without BN: at lr 0.1 the plain net diverges on the stretched inputs",
+            base=dict(dataset="digits", activation="relu", lr=0.1, epochs=5),
+            vary={"input_scale": [1.0, 100.0], "norm": ["none", "batch"]},
+        ),
     )
 }
 

@@ -53,7 +53,7 @@ class DatasetInfo:
 @dataclass(frozen=True, eq=False)  # field-wise == on tensors is ambiguous; compare by identity
 class Dataset:
     name: str
-    x_train: torch.Tensor  # float32 (N, F), standardized with training statistics
+    x_train: torch.Tensor  # float32 (N, F), standardized with training statistics (or raw)
     y_train: torch.Tensor  # int64 (N,)
     x_test: torch.Tensor
     y_test: torch.Tensor
@@ -560,10 +560,19 @@ def _column_stats(x: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndar
     return mean, np.sqrt(sq / len(x))
 
 
-def _standardize(xtr: np.ndarray, xte: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+INPUT_NORMS = ("standardize", "none")  # what happens to the features before training
+
+
+def _standardize(
+    xtr: np.ndarray, xte: np.ndarray, scale: float, input_norm: str = "standardize"
+) -> tuple[np.ndarray, np.ndarray]:
+    """float32 features × scale; standardized with training statistics unless input_norm is
+    "none" (then the raw values: digits 0–16, images 0–1, toys as generated)."""
     xtr, xte = xtr.astype(np.float32), xte.astype(np.float32)
     xtr *= np.float32(scale)  # in place: CIFAR's training set is 0.6 GB as float32
     xte *= np.float32(scale)
+    if input_norm == "none":
+        return xtr, xte
     mean, std = _column_stats(xtr)
     # a feature constant in training carries no information: dividing by 1 maps it to 0 there
     std = np.where(std < 1e-6, 1.0, std)
@@ -581,6 +590,8 @@ def _load_arrays(
     test_fraction: float,
     seed: int,
     root: Path | None,
+    input_norm: str = "standardize",
+    input_scale: float = 1.0,
 ) -> _Arrays:
     scale = 1.0
     if name in ("mnist", "fashion_mnist", "cifar10"):
@@ -607,7 +618,10 @@ def _load_arrays(
             f"{name}: split leaves {len(ytr)} training and {len(yte)} test samples; "
             "use more samples or another test fraction"
         )
-    xtr, xte = _standardize(xtr, xte, scale)
+    xtr, xte = _standardize(xtr, xte, scale, input_norm)
+    if input_scale != 1.0:  # every other feature on another scale (Ng's "0–1 vs 1–1,000")
+        xtr[:, 1::2] *= np.float32(input_scale)
+        xte[:, 1::2] *= np.float32(input_scale)
     return xtr, ytr.astype(np.int64), xte, yte.astype(np.int64)
 
 
@@ -622,6 +636,8 @@ def load_dataset(
     root: str | Path | None = None,
     download: bool = False,
     progress: Progress | None = None,
+    input_norm: str = "standardize",
+    input_scale: float = 1.0,
 ) -> Dataset:
     """Load `name` as standardized float32 features and int64 labels on `device`.
 
@@ -630,8 +646,48 @@ def load_dataset(
     whole; more than the training set holds is an error).
     noise: jitter of the 2-D toys. test_fraction: held-out share where there is no official
     split. root: cache folder (default_root()). download: fetch missing files (explicit only).
+    input_norm: "standardize" (training mean 0, std 1 per feature) or "none" (raw values).
+    input_scale: then multiplies every other feature (indices 1, 3, 5, …): two scales of input.
     """
+    arrays = load_arrays(
+        name,
+        n_samples=n_samples,
+        noise=noise,
+        test_fraction=test_fraction,
+        seed=seed,
+        root=root,
+        download=download,
+        progress=progress,
+        input_norm=input_norm,
+        input_scale=input_scale,
+    )
+    import torch  # here, not at the top: the web server reads DATASETS without loading torch
+
+    info = DATASETS[name]
+    xtr, ytr, xte, yte = (torch.from_numpy(a).to(device=device, copy=True) for a in arrays)
+    return Dataset(name, xtr, ytr, xte, yte, info.n_classes, info.image_shape)
+
+
+def load_arrays(
+    name: str,
+    *,
+    n_samples: int = 0,
+    noise: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    root: str | Path | None = None,
+    download: bool = False,
+    progress: Progress | None = None,
+    input_norm: str = "standardize",
+    input_scale: float = 1.0,
+) -> _Arrays:
+    """`load_dataset`'s arrays in NumPy (x_train, y_train, x_test, y_test), without torch:
+    cached, shared, never to be written to."""
     info = _check_name(name)
+    if input_norm not in INPUT_NORMS:
+        raise DatasetError(f"input_norm={input_norm!r}: choose one of {', '.join(INPUT_NORMS)}")
+    if not (math.isfinite(input_scale) and input_scale > 0):
+        raise DatasetError(f"input_scale={input_scale!r}: must be a positive number")
     if n_samples < 0 or noise < 0:
         raise DatasetError(f"{name}: n_samples and noise must be >= 0")
     official_split = not info.offline
@@ -648,8 +704,7 @@ def load_dataset(
         0.0 if official_split else float(test_fraction),
         int(seed),
         resolved,
+        input_norm,
+        float(input_scale),
     )
-    import torch  # here, not at the top: the web server reads DATASETS without loading torch
-
-    xtr, ytr, xte, yte = (torch.from_numpy(a).to(device=device, copy=True) for a in arrays)
-    return Dataset(name, xtr, ytr, xte, yte, info.n_classes, info.image_shape)
+    return arrays

@@ -440,7 +440,15 @@ def _device_generator(seed: int, device: torch.device) -> torch.Generator:
 
 def data_key(cfg: RunConfig) -> tuple:
     """The fields that choose a config's data: configs with equal keys share one Dataset."""
-    return (cfg.dataset, cfg.n_samples, cfg.noise, cfg.test_fraction, cfg.data_seed)
+    return (
+        cfg.dataset,
+        cfg.n_samples,
+        cfg.noise,
+        cfg.test_fraction,
+        cfg.data_seed,
+        cfg.input_norm,
+        cfg.input_scale,
+    )
 
 
 def load_data(
@@ -456,6 +464,8 @@ def load_data(
         test_fraction=cfg.test_fraction,
         seed=cfg.data_seed,
         device=device,
+        input_norm=cfg.input_norm,
+        input_scale=cfg.input_scale,
     )
 
 

@@ -115,6 +115,9 @@ BN_HELP = {
     "noise": "more noise lowers every run's ceiling, with or without BN",
     "test_fraction": "the test set is scored in eval mode, with BN's running statistics",
     "data_seed": "every run of a group shares the split: with vs without BN is a fair test",
+    "input_norm": "none: features on their own scales stretch the error surface; BN after the "
+    "first layer undoes the overall scale",
+    "input_scale": "try 100: a plain net needs a far smaller lr, BN after the first layer copes",
     "model": "dense layers: BN per feature; conv layers: per channel, over batch and pixels",
     "hidden": "deeper stacks lose scale layer by layer: where BN helps most",
     "activation": "BN before it keeps its input in the range where it is not flat",

@@ -23,6 +23,7 @@ LESSON_PRESETS = (
     "batch_size",
     "placement",
     "regularization",
+    "feature_scaling",
 )
 
 
@@ -104,6 +105,20 @@ def check_cases(name: str, good: list[Rec], bad: list[Rec]) -> tuple[Check, Chec
 def test_every_lesson_has_a_check() -> None:
     assert set(CHECKS) == set(LESSON_PRESETS)
     assert set(LESSON_PRESETS) <= set(PRESETS)
+
+
+def test_feature_scaling() -> None:
+    nan = math.nan
+    good = [
+        rec([0.1, 0.8, 0.86], input_scale=1.0, norm="none"),
+        rec([0.1, 0.95, 0.98], input_scale=1.0, norm="batch"),
+        rec([0.1, nan], status="diverged", input_scale=100.0, norm="none"),
+        rec([0.1, 0.9, 0.95], input_scale=100.0, norm="batch"),
+    ]
+    bad = [*good[:2], rec([0.1, 0.6, 0.9], input_scale=100.0, norm="none"), good[3]]
+    ok, not_ok = check_cases("feature_scaling", good, bad)
+    assert "diverged at step 10" in ok.summary and "95.0 %" in ok.summary
+    assert "ended at 90.0 %" in not_ok.summary
 
 
 def test_faster() -> None:
