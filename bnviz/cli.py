@@ -1,4 +1,4 @@
-"""The command line: `python -m bnviz train | list | download`.
+"""The command line: `python -m bnviz train | list | download | runs`.
 
 Owns argument parsing, layering a group of RunConfigs from defaults, a preset, a config file and
 `--set`/`--vary`, the terminal progress bars, Ctrl-C handling (stop cleanly, keep the records),
@@ -35,6 +35,7 @@ from .config import (
     parse_assignment,
     parse_values,
 )
+from .limits import check_group
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROG = "python -m bnviz"
@@ -86,6 +87,11 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise CLIError(
             f"config file {path} is not valid JSON: {e.msg} at line {e.lineno}"
         ) from None
+    except RecursionError:
+        raise CLIError(f"config file {path} is nested too deeply to be a config") from None
+    except ValueError as e:  # Python refuses integers of more than 4,300 digits
+        why = "a number has thousands of digits" if "digits" in str(e) else str(e)[:120]
+        raise CLIError(f"config file {path} cannot be read: {why}") from None
     if not isinstance(data, dict):
         raise CLIError(f"config file {path} must hold an object of field: value")
     unknown = [k for k in data if k not in FIELDS]
@@ -334,6 +340,8 @@ def summary_table(records: Sequence[Any]) -> str:
 
 def _check_out_path(path: str) -> Path:
     """Fail before training (not after minutes of it) when --out cannot be written."""
+    if not path.strip():
+        raise CLIError("--out needs a file name, e.g. --out runs.json")
     p = Path(path)
     if p.is_dir():
         raise CLIError(f"--out {path} is a folder; give a file name such as {p / 'runs.json'}")
@@ -376,10 +384,16 @@ def _preflight(configs: Sequence[RunConfig]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    configs = build_configs(
-        preset=args.preset, config_file=args.config, sets=args.set, varies=args.vary
-    )
-    out = _check_out_path(args.out) if args.out else None
+    try:
+        configs = build_configs(
+            preset=args.preset, config_file=args.config, sets=args.set, varies=args.vary
+        )
+    except (OverflowError, RecursionError, TypeError) as e:  # values no field can hold
+        raise CLIError(f"the config cannot be read: {str(e)[:120]}") from None
+    problems = check_group(configs)  # the dashboard's check, before torch is imported
+    if problems:
+        raise CLIError(problems[0])
+    out = _check_out_path(args.out) if args.out is not None else None
     # torch is imported only now: bad flags are reported without paying for it
     from .train import records_to_json, resolve_device, train_group
 
@@ -393,6 +407,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     quiet = args.quiet
     line = LineWriter(err, enabled=err.isatty() and not quiet)
     progress = TrainProgress(configs, line)
+    started = time.time()
     with StopFlag(err, quiet) as stop:
         if not quiet:  # inside the handler's scope: from here on Ctrl-C keeps the records
             n = len(configs)
@@ -413,6 +428,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             code = EXIT_FAILED
         else:
             print(f"records: {out} ({size / 1e6:.1f} MB)")
+    if args.store:
+        gid = _store_group(configs, records, started)
+        if gid is None:
+            code = EXIT_FAILED
+        else:
+            print(f"stored as group {gid} (python -m bnviz runs; the dashboard's Runs page)")
     if stop.requested:
         return EXIT_INTERRUPTED
     if any(r.status == "failed" for r in records):
@@ -452,6 +473,140 @@ def cmd_list(args: argparse.Namespace) -> int:
             out.append(f"    {name:<{w}}  {f.help}")
             out.append(f"    {'':<{w}}  default {default}; allowed: {f.allowed()}")
     print("\n".join(out))
+    return EXIT_OK
+
+
+def _store_group(
+    configs: Sequence[RunConfig], records: Sequence[Any], started: float
+) -> str | None:
+    """Put a trained group into the run store, owned by the CLI (the dashboard shows it
+    read-only). Returns its id, or None (the error printed) when the store cannot be written."""
+    import uuid
+
+    from .jobs import default_runs_dir
+    from .records import group_name
+    from .store import KINDS, RunStore, StoredGroup
+
+    store = RunStore(default_runs_dir())
+    gid = time.strftime("%Y%m%d-%H%M%S-", time.localtime(started)) + uuid.uuid4().hex[:6]
+    g = StoredGroup(gid, group_name(configs), list(records), started, started, time.time())
+    g.device = records[0].device if records else ""
+    rows = [
+        (i, k, seq, row)
+        for i, r in enumerate(records)
+        for k in KINDS
+        for seq, row in enumerate(getattr(r, k))
+    ]
+    ok = store.save(g, "closed", rows, owner="cli")
+    store.close()
+    if not ok:
+        print(f"bnviz: error: {store.error}", file=sys.stderr)
+        return None
+    return gid
+
+
+def _open_store() -> Any:
+    """The run store of this user (BNVIZ_RUNS or ~/.cache/bnviz/runs), its old JSON files
+    taken in; CLIError when it cannot be opened."""
+    from .jobs import default_runs_dir
+    from .store import RunStore
+
+    folder = default_runs_dir()
+    store = RunStore(folder)
+    if store.error:
+        raise CLIError(store.error)
+    _, problems = store.import_json(folder)
+    for p in problems:
+        print(f"bnviz: warning: {p}", file=sys.stderr)
+    return store
+
+
+def _find_group(store: Any, gid: str) -> Any:
+    """The stored group with this id, or the only one whose id starts with it."""
+    groups, _ = store.load()
+    exact = [g for g in groups if g.id == gid]
+    matches = exact or [g for g in groups if gid and g.id.startswith(gid)]
+    if len(matches) != 1:
+        what = "no stored group" if not matches else f"{len(matches)} stored groups"
+        raise CLIError(f"{what} with id {gid[:80]!r} (python -m bnviz runs lists them)")
+    return matches[0]
+
+
+def _owner_kind(owner: str) -> str:
+    """Who started a group, without the owner token itself (a browser's token is a key)."""
+    return "cli" if owner == "cli" else "browser" if owner else "-"
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from .records import group_labels
+    from .store import KINDS
+
+    store = _open_store()
+    if args.action == "export":
+        if not args.id:
+            raise CLIError("runs export needs a group id: python -m bnviz runs export ID --out F")
+        out = _check_out_path(args.out if args.out is not None else f"{args.id}.json")
+        g = _find_group(store, args.id)
+        try:
+            size = _write_records(out, {"runs": [r.to_dict() for r in g.runs]})
+        except (OSError, ValueError) as e:
+            print(f"bnviz: error: cannot write {out}: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"records of group {g.id} ({len(g.runs)} runs): {out} ({size / 1e6:.1f} MB)")
+        return EXIT_OK
+    if args.action == "delete":
+        if not args.id:
+            raise CLIError("runs delete needs a group id")
+        g = _find_group(store, args.id)
+        if g.state != "closed":
+            raise CLIError(f"group {g.id} is training on a server: stop it there first")
+        if not store.delete(g.id):
+            print(f"bnviz: error: {store.error}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"deleted group {g.id}")
+        return EXIT_OK
+    if args.id:
+        raise CLIError(f"unexpected {args.id!r}: runs [list|export ID|delete ID]")
+    groups, problems = store.load()
+    for p in problems:
+        print(f"bnviz: warning: {p}", file=sys.stderr)
+    groups.sort(key=lambda g: g.created, reverse=True)
+    items = []
+    for g in groups:
+        labels = group_labels([r.config for r in g.runs])
+        items.append(
+            {
+                "id": g.id,
+                "name": g.name,
+                "created": datetime.fromtimestamp(g.created).isoformat(timespec="seconds"),
+                "state": g.state,
+                "started_by": _owner_kind(g.owner),
+                "runs": [
+                    {
+                        "label": label,
+                        "status": r.status,
+                        "rows": {k: len(getattr(r, k)) for k in KINDS},
+                    }
+                    for label, r in zip(labels, g.runs)
+                ],
+            }
+        )
+    if args.json:
+        print(json.dumps(items, indent=1))
+        return EXIT_OK
+    if not items:
+        print(f"no stored groups in {store.folder}")
+        return EXIT_OK
+    for it in items:
+        statuses: dict[str, int] = {}
+        for r in it["runs"]:
+            statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+        status = ", ".join(f"{n} {s}" for s, n in statuses.items())
+        rows = sum(sum(r["rows"].values()) for r in it["runs"])
+        name = " ".join(it["name"].split())  # one line, whatever the name holds
+        print(f"{it['id']}  {it['created'].replace('T', ' ')}  {status}  {rows} rows  {name}")
     return EXIT_OK
 
 
@@ -538,6 +693,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", metavar="FILE", help="write the records as JSON here")
     train.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    train.add_argument(
+        "--store",
+        action="store_true",
+        help="also keep the group in the run store (BNVIZ_RUNS): listed by `runs`, shown "
+        "read-only on the dashboard's Runs page",
+    )
     train.set_defaults(func=cmd_train)
 
     lst = sub.add_parser("list", help="show data sets, presets and every config field")
@@ -549,6 +710,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--root", metavar="DIR", help="cache folder (default: $BNVIZ_DATA or ~/.cache/bnviz)"
     )
     dl.set_defaults(func=cmd_download)
+    runs = sub.add_parser(
+        "runs",
+        help="list the stored groups, export or delete one",
+        description="The run store the dashboard writes (BNVIZ_RUNS or ~/.cache/bnviz/runs).",
+    )
+    runs.add_argument(
+        "action",
+        nargs="?",
+        default="list",
+        choices=("list", "export", "delete"),
+        help="list (default), export ID, delete ID",
+    )
+    runs.add_argument("id", nargs="?", metavar="ID", help="a group id (or its unique start)")
+    runs.add_argument("--json", action="store_true", help="list as JSON, for scripts")
+    runs.add_argument("--out", metavar="FILE", help="export: where (default ID.json)")
+    runs.set_defaults(func=cmd_runs)
     return parser
 
 

@@ -364,7 +364,12 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(RunCo
 
 def _bad(name: str, value: Any, extra: str = "") -> ConfigError:
     f = FIELDS[name]
-    msg = f"{name}={_text(value)!s} is not allowed: expected {f.allowed()}"
+    try:
+        text = _text(value)
+    except RecursionError:  # a list nested hundreds deep
+        text = "(a nested list)"
+    text = text if len(text) <= 60 else f"{text[:40]}… ({len(text)} characters)"
+    msg = f"{name}={text} is not allowed: expected {f.allowed()}"
     return ConfigError(msg + (f" ({extra})" if extra else ""))
 
 
@@ -413,7 +418,7 @@ def _parse(name: str, value: Any) -> Any:
             if any(isinstance(x, float) and not x.is_integer() for x in items):
                 raise _bad(name, value)
             return out
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:  # int(inf), float(10**400)
         if isinstance(e, ConfigError):
             raise
         raise _bad(name, value) from None
