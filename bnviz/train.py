@@ -54,7 +54,17 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device=cuda was asked for, but no CUDA GPU is available")
+    if name == "mps" and not _mps_available():
+        raise RuntimeError(
+            "device=mps was asked for, but Apple's MPS is not available here (it exists only "
+            "on macOS with Apple silicon); use device=auto or cpu"
+        )
     return torch.device(name)
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available())
 
 
 def device_label(dev: torch.device) -> str:
