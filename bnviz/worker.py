@@ -65,7 +65,10 @@ def main() -> None:
     sys.stdout = sys.stderr  # keep stray prints off the protocol
 
     def send(msg: dict) -> None:
-        proto.write(json.dumps(msg) + "\n")
+        try:
+            proto.write(json.dumps(msg) + "\n")
+        except BrokenPipeError:  # the server is gone (killed): no one reads, stop quietly
+            os._exit(0)
 
     import torch
 
