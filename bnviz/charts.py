@@ -262,27 +262,92 @@ def percentile_bands(
     return {"data": data, "layout": layout}
 
 
-def heatmap(rows: Sequence[dict], title: str) -> Figure:
-    """Histograms over training as a heatmap (TensorBoard's 'offset' view), one run."""
-    if not rows:
-        return {"data": [], "layout": _layout(title)}
-    edges = rows[0]["hist"]["edges"]
-    centers = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
-    z = [[c / max(1, r.get("n") or 1) for c in r["hist"]["counts"]] for r in rows]
-    data = [
-        {
-            "type": "heatmap",
-            "x": centers,
-            "y": [r["step"] for r in rows],
-            "z": z,
-            "colorscale": "Viridis",
-            "colorbar": {"title": {"text": "share"}},
-        }
-    ]
-    return {
-        "data": data,
-        "layout": _layout(title, xaxis={"title": {"text": "value"}}, yaxis={"title": "step"}),
+def heatmaps(
+    labels: Sequence[str],
+    series: Sequence[Sequence[dict]],
+    title: str,
+    cols: int | None = None,
+    shared_steps: bool = False,
+) -> Figure:
+    """Histograms over training as heatmaps (TensorBoard's 'offset' view), a panel per run:
+    steps on x, the value on y (each run its own bins), one colour scale for all. Two panels
+    per row at most, one past two runs (`cols` overrides), so each is wide enough to read; the
+    figure's pixel height is `layout.height`, so titles, ticks and panels never overlap.
+    `shared_steps`: one step axis for all (runs of one batch size), so a run that diverged
+    early shows where it stopped."""
+    n = len(series)
+    cols = max(1, min(cols or (2 if n <= 2 else 1), n or 1))
+    rows = math.ceil(n / cols) if n else 1
+    panel, gap, top, bottom = (260 if cols > 1 else 150), 62, 84, 56  # pixels
+    height = top + bottom + rows * panel + (rows - 1) * gap
+    inner = height - top - bottom
+    data: list[dict] = []
+    zmax = 0.0
+    for i, (label, rows_) in enumerate(zip(labels, series), start=1):
+        if not rows_:
+            continue
+        edges = rows_[0]["hist"]["edges"]
+        cols_ = [[c / max(1, r.get("n") or 1) for c in r["hist"]["counts"]] for r in rows_]
+        z = [[round(col[b], 5) for col in cols_] for b in range(len(edges) - 1)]  # (bins, steps)
+        zmax = max([zmax, *(v for row in z for v in row)])
+        data.append(
+            {
+                "type": "heatmap",
+                "x": [r["step"] for r in rows_],
+                "y": [(a + b) / 2 for a, b in itertools.pairwise(edges)],
+                "z": z,
+                "coloraxis": "coloraxis",
+                "hovertemplate": "step %{x}<br>value %{y:.3g}<br>share %{z:.3f}"
+                f"<extra>{label}</extra>",
+                **_ax(i),
+            }
+        )
+    layout = _layout(title, margin={"l": 80, "r": 20, "t": top, "b": bottom}, height=height)
+    layout["coloraxis"] = {
+        "colorscale": "Viridis",
+        "cmin": 0,
+        "cmax": zmax or 1,
+        "colorbar": {
+            "title": {"text": "share", "side": "top"},
+            "lenmode": "pixels",
+            "len": min(panel, 220),
+            "y": 1,
+            "yanchor": "top",
+            "thickness": 14,
+            "nticks": 4,
+        },
     }
+    domains = []
+    for j in range(n):
+        r, c = divmod(j, cols)
+        y1 = 1 - r * (panel + gap) / inner
+        x0 = c * 0.54  # the right column's value ticks sit in the gap
+        y0 = max(0.0, round(y1 - panel / inner, 6))
+        domains.append({"x": [x0, x0 + (0.46 if cols > 1 else 1)], "y": [y0, round(y1, 6)]})
+    _axes(layout, domains, list(labels), nticks=6, tickformat=".2~g", zeroline=False)
+    for j in range(1, n + 1):
+        sfx = "" if j == 1 else str(j)
+        layout[f"xaxis{sfx}"]["nticks"] = 6
+        if shared_steps and j > 1:
+            layout[f"xaxis{sfx}"]["matches"] = "x"
+        if (j - 1) // cols == rows - 1:  # the bottom row's: the gaps above hold panel titles
+            layout[f"xaxis{sfx}"]["title"] = {"text": "step", "standoff": 2}
+        if (j - 1) % cols == 0:  # the left column's only: the gap holds ticks, not a title
+            layout[f"yaxis{sfx}"]["title"] = {"text": "value", "standoff": 4}
+        if not series[j - 1]:
+            layout["annotations"].append(
+                {
+                    "text": "no probe here",
+                    "x": sum(domains[j - 1]["x"]) / 2,
+                    "y": sum(domains[j - 1]["y"]) / 2,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "showarrow": False,
+                }
+            )
+    for a in layout["annotations"][:n]:
+        a["font"] = {"size": 15}
+    return {"data": data, "layout": layout}
 
 
 def per_layer_lines(
@@ -503,4 +568,41 @@ def without_legend(fig: Figure) -> Figure:
     pages whose status line already names every run in its colour)."""
     fig["layout"]["showlegend"] = False
     fig["layout"]["margin"] = {**fig["layout"]["margin"], "b": 50}
+    return fig
+
+
+# A marker per group when runs of several groups share a chart (the colour stays per run);
+# GLYPHS are the same shapes as text, for the page's key.
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "star", "hexagon")
+GLYPHS = ("●", "■", "◆", "▲", "✕", "✚", "★", "⬢")
+
+
+def compare_curves(
+    names: Sequence[str],
+    hovers: Sequence[str],
+    groups: Sequence[int],
+    histories: Sequence[Sequence[dict]],
+    metric: str = "acc",
+    statuses: Sequence[str] | None = None,
+) -> Figure:
+    """`curves` of runs from several groups: short `names` in the legend, the long `hovers`
+    (group name, time, run) on hover, and the test line of a run of group g marked with
+    SYMBOLS[g] (a dozen markers along it), so two groups' runs of one colour differ."""
+    fig = curves(names, histories, metric, statuses)
+    run = {name: i for i, name in enumerate(names)}
+    several = len(set(groups)) > 1
+    for t in fig["data"]:
+        i = run.get(t.get("legendgroup"))
+        if i is None:
+            continue  # the ✕ of a diverged run
+        split = "test" if t.get("showlegend") else "train"
+        t["hovertemplate"] = f"{hovers[i]}<br>epoch %{{x:.3g}}: %{{y:.3g}}<extra>{split}</extra>"
+        if several and split == "test":
+            t["mode"] = "lines+markers"
+            t["marker"] = {
+                "symbol": SYMBOLS[groups[i] % len(SYMBOLS)],
+                "size": 9,
+                "color": t["line"]["color"],
+                "maxdisplayed": 12,
+            }
     return fig

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .config import ConfigError, RunConfig, to_dict
 from .limits import check_group
-from .records import RunRecord, group_labels
+from .records import RunRecord, group_labels, group_name
 from .store import KINDS, RunStore, StoredGroup
 
 log = logging.getLogger("bnviz.jobs")
@@ -429,9 +429,7 @@ class JobManager:
         if problems:
             raise ConfigError(problems[0])
         gid = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        labels = group_labels(configs)
-        default = " vs ".join(labels) if len(labels) <= 4 else f"{labels[0]} … {labels[-1]}"
-        name = (name or default)[:200]
+        name = (name or group_name(configs))[:200]
         job = GroupJob(gid, name, [RunState(c) for c in configs], owner=owner)
         with self.lock:
             self.jobs[gid] = job

@@ -78,6 +78,53 @@ def group_labels(configs: Sequence[RunConfig]) -> list[str]:
     return [", ".join(f"{f}={value_text(getattr(c, f))}" for f in fields) for c in configs]
 
 
+# Fields whose value names itself in a group's name ("sigmoid", not "activation sigmoid"), and
+# fields left out of it (they change where or how often it is measured, not the experiment).
+_BARE_FIELDS = ("dataset", "model", "activation", "optimizer")
+_UNNAMED_FIELDS = ("device", "record_every")
+
+
+def _name_value(v: object) -> str:
+    if isinstance(v, tuple):  # hidden widths: 3×100, or 64-32
+        return f"{len(v)}×{v[0]}" if len(v) > 1 and len(set(v)) == 1 else "-".join(map(str, v))
+    if isinstance(v, float):
+        return f"{v:g}"
+    return value_text(v)
+
+
+def _name_part(f: str, values: Sequence[object], sep: str) -> str:
+    texts = [_name_value(v) for v in values]
+    text = f"{texts[0]} … {texts[-1]}" if len(texts) > 3 else sep.join(texts)
+    return text if f in _BARE_FIELDS else f"{f} {text}"
+
+
+def group_name(configs: Sequence[RunConfig], max_len: int = 80) -> str:
+    """What a group is, for people: the shared fields that differ from the defaults, then what
+    varies (values in the group's order), e.g. "sigmoid, lr 0.5 · norm batch vs none"; a field
+    with more than 3 values by its ends ("lr 0.1 … 3"). The shared part is cut first past
+    `max_len` characters; "defaults" when nothing differs."""
+    if not configs:
+        return "empty group"
+    default = RunConfig()
+    varied = [f for f in varied_fields(configs) if f not in _UNNAMED_FIELDS]
+    shared = [
+        _name_part(f, [getattr(configs[0], f)], "")
+        for f in FIELDS
+        if f not in varied
+        and f not in _UNNAMED_FIELDS
+        and getattr(configs[0], f) != getattr(default, f)
+    ]
+    values = {f: list(dict.fromkeys(getattr(c, f) for c in configs)) for f in varied}
+    sep = " vs " if len(varied) == 1 else "/"
+    what = " × ".join(_name_part(f, values[f], sep) for f in varied)
+    room = max_len - len(what) - 3  # " · "
+    kept = list(shared)
+    while kept and len(", ".join(kept + ["…"] * (len(kept) < len(shared)))) > room:
+        kept.pop()
+    base = ", ".join(kept + ["…"] * (len(kept) < len(shared)))
+    return " · ".join(p for p in (base, what) if p) or "defaults"
+
+
 STALLED_ACC = 0.2  # final test accuracy below this: near chance (10 classes), the run stalled
 
 

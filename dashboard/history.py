@@ -2,19 +2,58 @@
 
 from __future__ import annotations
 
+import html
 import json
+import time
 from datetime import datetime
 
 import plotly.io as pio
 import streamlit as st
 
+from bnviz import charts
 from bnviz.jobs import GroupJob, JobManager, RunState
-from bnviz.records import history_csv, layer_csv, summary
+from bnviz.records import history_csv, layer_csv, status_text, summary
+
+
+def trained_at(job: GroupJob, now: float | None = None) -> str:
+    """When a group was trained: "14:02" today, "3 Mar 14:02" on an earlier day."""
+    t = datetime.fromtimestamp(job.created)
+    today = datetime.fromtimestamp(time.time() if now is None else now).date()
+    return f"{t:%H:%M}" if t.date() == today else f"{t.day} {t:%b %H:%M}"
 
 
 def group_title(job: GroupJob) -> str:
-    when = datetime.fromtimestamp(job.created).strftime("%H:%M:%S")
-    return f"{job.name} · {when} · {len(job.runs)} runs · {job.state}"
+    state = "" if job.state == "done" else f" · {job.state}"
+    return f"{job.name} · {trained_at(job)} · {len(job.runs)} runs{state}"
+
+
+def compare_key(
+    jobs: list[GroupJob],
+    tags: dict[str, str],
+    chosen: list[tuple[str, int]],
+    run_labels: dict[tuple[str, int], str],
+) -> str:
+    """HTML naming the compared runs, instead of Plotly's legends (long names wrapped them into
+    a scrolling column that squashed the plots): per group its tag and marker (when several),
+    name and time, then its chosen runs in their colours (the n-th chosen run: color(n))."""
+    several = len(jobs) > 1
+    out = []
+    for k, j in enumerate(jobs):
+        glyph = charts.GLYPHS[k % len(charts.GLYPHS)] if several else "━"
+        head = f"{glyph} <b>{tags[j.id]}</b> " if several else ""
+        items = [
+            f'<span style="color:{charts.color(n)};font-weight:700">'
+            f"{glyph} {html.escape(run_labels[c])}</span>"
+            for n, c in enumerate(chosen)
+            if c[0] == j.id
+        ]
+        out.append(
+            f'<div class="bnviz-group-key">{head}{html.escape(j.name)} · trained '
+            f"{trained_at(j)}</div>"
+            f'<div style="display:flex;flex-wrap:wrap;gap:0 1.2em;margin:0 0 0.3em 1.2em;'
+            f'font-size:0.9em">{"".join(items)}</div>'
+        )
+    return "".join(out)
 
 
 def pick_group(manager: JobManager, key: str) -> GroupJob | None:
@@ -36,6 +75,9 @@ def pick_group(manager: JobManager, key: str) -> GroupJob | None:
     return manager.get(gid)
 
 
+ACC_COLUMNS = ("final train acc", "final test acc", "best test acc")
+
+
 def summary_rows(job: GroupJob, runs: list[RunState]) -> list[dict]:
     rows = []
     for label, r in zip(job.labels(), runs):
@@ -43,8 +85,7 @@ def summary_rows(job: GroupJob, runs: list[RunState]) -> list[dict]:
         rows.append(
             {
                 "run": label,
-                "status": r.status,
-                "message": r.message,
+                "status": status_text(r.status, r.message, r.diverged_step),
                 "final train acc": s["train_acc"],
                 "final test acc": s["test_acc"],
                 "best test acc": s["best_test_acc"],

@@ -312,3 +312,112 @@ def test_a_prepared_link_with_one_bad_value_keeps_every_other_field():
     warnings = " ".join(w.value for w in at.warning)
     assert "lr=200" in warnings and "default lr=0.1 is used instead" in warnings
     assert at.query_params["activation"] == "sigmoid" and at.query_params["epochs"] == "5"
+
+
+def capture_charts(monkeypatch) -> dict[str, dict]:
+    """Every figure the pages draw, by chart key (still drawn for real)."""
+    from dashboard import live, live_chart
+
+    drawn: dict[str, dict] = {}
+    real = live_chart.live_chart
+
+    def record(figure, *, key, height=360):
+        drawn[key] = figure
+        real(figure, key=key, height=height)
+
+    monkeypatch.setattr(live, "live_chart", record)
+    monkeypatch.setattr(live_chart, "live_chart", record)  # the pages import it per run
+    return drawn
+
+
+def finished_group(preset_records, preset: str, created: float):
+    """A closed group of a preset's records in this server's manager, as if trained here."""
+    from bnviz.jobs import GroupJob
+    from bnviz.records import group_name
+    from dashboard import state
+
+    runs = preset_records(preset)
+    job = GroupJob(f"g-{preset}", group_name([r.config for r in runs]), list(runs))
+    job.created, job.closed = created, True
+    state.manager().jobs[job.id] = job
+    return job
+
+
+def test_runs_page_names_groups_by_what_differs_and_tells_their_runs_apart(
+    monkeypatch, preset_records
+):
+    from dashboard import history
+
+    drawn = capture_charts(monkeypatch)
+    now = time.time()
+    fig1 = finished_group(preset_records, "ioffe_fig1", now - 60)
+    faster = finished_group(preset_records, "faster", now - 3600)
+    assert fig1.name == "sigmoid · norm none vs batch"
+    assert faster.name == "norm none vs batch"
+    at = app()
+    at.session_state["_owner"] = fig1.owner = "this tab"  # its group: it may rename it
+    at.switch_page("views/runs.py").run()
+    assert not at.exception
+    groups, runs = at.multiselect[0], at.multiselect[1]
+    assert groups.value == [fig1.id]  # the newest
+    assert f"sigmoid · norm none vs batch · {history.trained_at(fig1)} · 2 runs" in groups.options
+    assert runs.value == [(fig1.id, 0), (fig1.id, 1)]
+    one = drawn["cmp-acc"]
+    assert [t["name"] for t in one["data"] if t.get("showlegend")] == ["norm=none", "norm=batch"]
+    drawn.clear()
+    groups.set_value([fig1.id, faster.id]).run()
+    assert not at.exception
+    assert at.multiselect[1].value == [(g.id, i) for g in (fig1, faster) for i in (0, 1)]
+    key = " ".join(m.value for m in at.markdown)
+    assert f"<b>A</b> sigmoid · norm none vs batch · trained {history.trained_at(fig1)}" in key
+    assert f"<b>B</b> norm none vs batch · trained {history.trained_at(faster)}" in key
+    for metric in ("acc", "loss"):
+        fig = drawn[f"cmp-{metric}"]
+        tests = [t for t in fig["data"] if t.get("showlegend")]
+        assert [t["name"] for t in tests] == [
+            "A · norm=none",
+            "A · norm=batch",
+            "B · norm=none",
+            "B · norm=batch",
+        ]
+        assert [t["marker"]["symbol"] for t in tests] == ["circle"] * 2 + ["square"] * 2
+        assert len({t["line"]["color"] for t in tests}) == 4  # a colour per run
+        assert "sigmoid · norm none vs batch" in tests[0]["hovertemplate"]
+        assert fig["layout"]["showlegend"] is False  # the key above names them, uncut
+    table = at.dataframe[0].value
+    assert list(table.columns[:2]) == ["run", "status"] and "message" not in table.columns
+    # renamable as before; the time stays beside the new name
+    at.text_input(key=f"name-{fig1.id}").set_value("Fig. 1").run()
+    next(b for b in at.button if b.label == "Rename").click().run()
+    assert fig1.name == "Fig. 1"
+    assert f"Fig. 1 · {history.trained_at(fig1)} · 2 runs" in at.multiselect[0].options
+
+
+def test_layers_page_heatmaps_readable_and_not_the_train_pages_charts(monkeypatch, preset_records):
+    drawn = capture_charts(monkeypatch)
+    now = time.time()
+    sat = finished_group(preset_records, "saturation", now - 60)
+    fig1 = finished_group(preset_records, "ioffe_fig1", now - 120)
+    at = app()
+    drawn.clear()  # the Train page's
+    at.switch_page("views/layers.py").run()
+    assert not at.exception
+    assert at.selectbox(key="layers-group").value == sat.id
+    heat = drawn["layers-heat"]
+    assert [t["type"] for t in heat["data"]] == ["heatmap"] * 4
+    lay = heat["layout"]
+    assert all(lay[f"xaxis{s}"]["domain"] == [0, 1] for s in ("", "2", "3", "4"))  # one per row
+    assert lay["title"]["text"] == "Layer 3, activation input: histograms over training"
+    # the Train page's charts are not repeated: no current histograms, no percentile bands
+    assert set(drawn) == {"layers-heat", "layers-detail"}
+    assert drawn["layers-detail"]["layout"]["title"]["text"].startswith("Saturated")
+    at.selectbox(key="layers-group").set_value(fig1.id).run()
+    assert not at.exception
+    lay = drawn["layers-heat"]["layout"]
+    assert lay["xaxis"]["domain"][1] < lay["xaxis2"]["domain"][0]  # two runs: side by side
+    assert lay["xaxis2"]["matches"] == "x"  # same steps: a shared step axis
+    at.slider(key="layers-layer").set_value(1).run()
+    at.radio(key="layers-point").set_value("linear").run()
+    assert not at.exception
+    title = drawn["layers-heat"]["layout"]["title"]["text"]
+    assert title == "Layer 1, Linear/Conv output: histograms over training"

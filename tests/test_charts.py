@@ -59,7 +59,7 @@ def test_histograms_are_densities_on_the_fixed_edges(runs):
     assert fig["layout"]["xaxis2"]["anchor"] == "y2"
 
 
-def test_percentile_bands_and_heatmap(runs):
+def test_percentile_bands(runs):
     series = [layer_series(r.layers, "act_in", 2) for r in runs]
     fig = charts.percentile_bands(["bn", "none"], series, "layer 2")
     valid(fig)
@@ -69,10 +69,57 @@ def test_percentile_bands_and_heatmap(runs):
     assert all(t.get("mode") == "lines" for t in fig["data"])
     p50 = [t for t in fig["data"] if t.get("name") == "50th percentile"]
     assert p50[0]["y"] == [r["p50"] for r in series[0]]
-    heat = charts.heatmap(series[0], "bn")
+
+
+def test_heatmaps_steps_on_x_two_per_row_at_most(runs):
+    series = [layer_series(r.layers, "act_in", 2) for r in runs]
+    heat = charts.heatmaps(["bn", "none"], series, "layer 2", shared_steps=True)
     valid(heat)
-    assert len(heat["data"][0]["z"]) == len(series[0])
-    assert charts.heatmap([], "empty")["data"] == []
+    lay = heat["layout"]
+    t = heat["data"][0]
+    assert t["x"] == [r["step"] for r in series[0]]  # steps on x, a bin per row of z
+    assert len(t["z"]) == len(series[0][0]["hist"]["counts"]) and len(t["z"][0]) == len(t["x"])
+    assert all(h["coloraxis"] == "coloraxis" for h in heat["data"])  # one colour scale
+    # two runs side by side, titled by run; value ticks few; the step axis shared
+    assert lay["xaxis"]["domain"][1] < lay["xaxis2"]["domain"][0]
+    assert lay["yaxis"]["domain"] == lay["yaxis2"]["domain"]
+    assert lay["yaxis"]["nticks"] <= 6 and lay["xaxis2"]["matches"] == "x"
+    assert "title" in lay["yaxis"] and "title" not in lay["yaxis2"]  # no title in the gap
+    assert [a["text"] for a in lay["annotations"]] == ["bn", "none"]
+    # past two runs: one per row, full width, the figure taller by a row each
+    four = charts.heatmaps(list("abcd"), series + series, "layer 2")
+    valid(four)
+    lay4 = four["layout"]
+    assert all(lay4[f"xaxis{s}"]["domain"] == [0, 1] for s in ("", "2", "3", "4"))
+    assert lay4["yaxis2"]["domain"][1] < lay4["yaxis"]["domain"][0]
+    assert lay4["height"] > lay["height"] + 300
+    assert "matches" not in lay4["xaxis2"]
+    assert "title" not in lay4["xaxis"] and lay4["xaxis4"]["title"]["text"] == "step"
+    # a run without rows at that point gets a panel that says so
+    empty = charts.heatmaps(["a", "b"], [series[0], []], "norm output")
+    valid(empty)
+    assert len(empty["data"]) == 1
+    assert "no probe here" in [a["text"] for a in empty["layout"]["annotations"]]
+
+
+def test_compare_curves_marks_each_group(runs):
+    hist = [r.history for r in runs]
+    fig = charts.compare_curves(
+        ["A · bn", "A · none", "B · bn"],
+        ["A first group<br>bn", "A first group<br>none", "B second group<br>bn"],
+        [0, 0, 1],
+        hist + hist[:1],
+    )
+    valid(fig)
+    tests = [t for t in fig["data"] if t.get("showlegend")]
+    assert [t["name"] for t in tests] == ["A · bn", "A · none", "B · bn"]
+    assert [t["marker"]["symbol"] for t in tests] == ["circle", "circle", "square"]
+    assert [t["line"]["color"] for t in tests] == [charts.color(i) for i in range(3)]
+    assert all(t["mode"] == "lines+markers" for t in tests)
+    assert "second group" in tests[2]["hovertemplate"]
+    # one group: plain lines, the long names still on hover
+    one = charts.compare_curves(["bn"], ["G<br>bn"], [0], hist[:1], "loss")
+    assert all(t["mode"] == "lines" and "G<br>bn" in t["hovertemplate"] for t in one["data"])
 
 
 def test_per_layer_lines_with_guide(runs):

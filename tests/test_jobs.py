@@ -47,7 +47,7 @@ def test_group_streams_and_finishes(manager, tmp_path):
     assert loaded is not None
     assert len(loaded.runs[0].history) == len(runs[0].history)
     assert loaded.labels() == ["norm=batch", "norm=none"]
-    assert loaded.name == "norm=batch vs norm=none"
+    assert loaded.name == "hidden 16, batch_size 64, epochs 2 · norm batch vs none"
 
 
 def test_stop_is_idempotent_and_cancels(manager):

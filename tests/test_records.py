@@ -8,6 +8,7 @@ import io
 from bnviz.config import RunConfig, grid
 from bnviz.records import (
     group_labels,
+    group_name,
     history_csv,
     latest_layers,
     layer_csv,
@@ -29,6 +30,44 @@ def test_labels_name_what_varies():
         "hidden=8",
         "hidden=8,8",
     ]
+
+
+def test_group_name_says_what_differs_from_the_defaults():
+    sig = RunConfig(activation="sigmoid", lr=0.5)
+    assert group_name([sig, sig.replace(norm="none")]) == "sigmoid, lr 0.5 · norm batch vs none"
+    assert group_name([RunConfig(), RunConfig(norm="none")]) == "norm batch vs none"
+    assert group_name([RunConfig()]) == "defaults"
+    assert group_name([sig]) == "sigmoid, lr 0.5"
+    # device and record_every change where and how often it is measured, not the experiment
+    assert group_name([RunConfig(record_every=5, device="cpu")]) == "defaults"
+    # widths read as 3×100 or 64-32; floats without trailing zeros; values in the group's order
+    wide = grid(RunConfig(hidden=(64, 32), init="normal"), {"hidden": [(8, 8, 8), (4,)]})
+    assert group_name(wide) == "init normal · hidden 3×8 vs 4"
+    # two fields: values joined by "/", fields by "×"; a field of > 3 values by its ends
+    sweep = grid(RunConfig(epochs=5), {"lr": [0.1, 0.2, 0.5, 1.0, 3.0], "norm": ["none", "batch"]})
+    assert group_name(sweep) == "epochs 5 · norm none/batch × lr 0.1 … 3"
+    sat = grid(RunConfig(), {"activation": ["sigmoid", "tanh"], "norm": ["none", "batch"]})
+    assert group_name(sat) == "sigmoid/tanh × norm none/batch"
+
+
+def test_group_name_cuts_the_shared_part_first():
+    many = RunConfig(
+        dataset="mnist1d",
+        hidden=(64, 32),
+        activation="tanh",
+        dropout=0.2,
+        init="xavier",
+        optimizer="adam",
+        lr=0.003,
+        batch_size=128,
+        weight_decay=0.001,
+        epochs=50,
+    )
+    name = group_name([many, many.replace(norm="none")], max_len=60)
+    assert len(name) <= 60
+    assert name.startswith("mnist1d, hidden 64-32, tanh, ")
+    assert name.endswith(", … · norm batch vs none")
+    assert group_name([many, many.replace(norm="none")], max_len=10) == "… · norm batch vs none"
 
 
 def test_status_and_summary():

@@ -1,4 +1,4 @@
-"""Layers: one group's per-layer detail — distributions over training, heatmaps, BN statistics."""
+"""Layers: one group's per-layer detail — histograms over training as heatmaps, BN statistics."""
 
 import streamlit as st
 
@@ -16,26 +16,41 @@ st.caption(
     "mini-batch every few steps (record_every), in training mode."
 )
 
+# The Train page has the distributions now and the percentile bands; here: each layer's whole
+# history as heatmaps, and the other per-layer views below them.
+VIEWS = [v for v in live.DETAIL_VIEWS if v != "percentile bands"]
+
 job = history.pick_group(manager, "layers-group")
 if job is not None:
 
     @st.fragment(run_every=live.REFRESH_S if job.active else None)
     def detail() -> None:
         runs, labels = job.snapshot(), job.labels()
-        depth = len(runs[0].config.hidden)
-        live.controls("layers", depth)
-        point = st.session_state.get("layers-point", "act_in")
-        layer = st.session_state.get("layers-layer", depth)
-        live.layers_block(runs, labels, "layers")
-        st.subheader(f"Layer {layer}: histograms over training")
-        cols = st.columns(min(3, len(runs)))
-        for i, (r, label) in enumerate(zip(runs, labels)):
-            with cols[i % len(cols)]:
-                live_chart(
-                    charts.heatmap(layer_series(r.layers, point, layer), label),
-                    key=f"heat-{i}",
-                    height=320,
-                )
+        depth = max(len(r.config.hidden) for r in runs)
+        c1, c2 = st.columns([3, 2])
+        point = c1.radio(
+            "probe point",
+            list(charts.POINT_NAMES),
+            key="layers-point",
+            horizontal=True,
+            format_func=lambda p: charts.POINT_NAMES[p],
+            index=1,
+        )
+        layer = c2.slider("layer", 1, max(depth, 2), value=depth, key="layers-layer")
+        layer = min(layer, depth)
+        series = [layer_series(r.layers, point, layer) for r in runs]
+        title = f"Layer {layer}, {charts.POINT_NAMES[point]}: histograms over training"
+        # Runs that step alike (same data and batch size) share the step axis.
+        alike = len({(r.config.dataset, r.config.n_samples, r.config.batch_size) for r in runs})
+        fig = charts.heatmaps(labels, series, title, shared_steps=alike == 1)
+        live_chart(fig, key="layers-heat", height=fig["layout"]["height"])
+        st.caption(
+            "Each panel has its own value axis (the bins a run fixed when it started); the "
+            "colour is the share of the mini-batch's values in a bin, one scale for all."
+        )
+        view = st.segmented_control("per-layer view", VIEWS, key="layers-view", default=VIEWS[0])
+        fig = live.detail_figure(view or VIEWS[0], runs, labels, point, layer, depth)
+        live_chart(fig, key="layers-detail", height=380)
 
     detail()
 state.sync_url()

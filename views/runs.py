@@ -3,6 +3,7 @@
 import streamlit as st
 
 from bnviz import charts
+from bnviz.text import plain_label
 from dashboard import history, live, state
 from dashboard.live_chart import live_chart
 
@@ -18,34 +19,56 @@ if not groups:
     st.stop()
 
 st.subheader("Compare any runs")
-options = [(g.id, i) for g in groups for i in range(len(g.runs))]
-labels = {(g.id, i): f"{g.name} · {lab}" for g in groups for i, lab in enumerate(g.labels())}
-default = [o for o in options if o[0] == (st.session_state.get("group_id") or groups[0].id)]
-chosen = st.multiselect("runs", options, default=default, format_func=lambda o: labels[o])
+ids = [g.id for g in groups]
+current = st.session_state.get("group_id")
+picked = st.multiselect(
+    "groups",
+    ids,
+    default=[current if current in ids else ids[0]],
+    format_func=lambda i: history.group_title(manager.get(i)),
+    max_selections=len(charts.SYMBOLS),
+)
+jobs = [j for j in map(manager.get, picked) if j is not None]
+tags = {j.id: chr(ord("A") + k) for k, j in enumerate(jobs)}  # A, B, … in the order picked
+several = len(jobs) > 1
+run_labels = {(j.id, i): lab for j in jobs for i, lab in enumerate(j.labels())}
+
+
+def short(o: tuple[str, int]) -> str:
+    return f"{tags[o[0]]} · {run_labels[o]}" if several else run_labels[o]
+
+
+options = list(run_labels)
+chosen = st.multiselect("runs", options, default=options, format_func=short)
 if chosen:
-    snaps = {gid: manager.get(gid).snapshot() for gid in {c[0] for c in chosen}}
+    snaps = {j.id: j.snapshot() for j in jobs}
     runs = [snaps[gid][i] for gid, i in chosen]
-    names = [labels[c] for c in chosen]
+    names = [short(c) for c in chosen]
+    hovers = [
+        # group names are anyone's text: on hover they are characters, never HTML
+        f"{tags[g]} {plain_label(manager.get(g).name)} ({history.trained_at(manager.get(g))})<br>"
+        f"{run_labels[(g, i)]}"
+        for g, i in chosen
+    ]
+    marks = [picked.index(g) for g, _ in chosen]
     statuses = [r.status for r in runs]
+    st.markdown(history.compare_key(jobs, tags, chosen, run_labels), unsafe_allow_html=True)
     col1, col2 = st.columns(2)
-    with col1:
-        live_chart(
-            charts.curves(names, [r.history for r in runs], "acc", statuses),
-            key="cmp-acc",
-            height=420,
+    for col, metric in ((col1, "acc"), (col2, "loss")):
+        fig = charts.compare_curves(
+            names, hovers, marks, [r.history for r in runs], metric, statuses
         )
-    with col2:
-        live_chart(
-            charts.curves(names, [r.history for r in runs], "loss", statuses),
-            key="cmp-loss",
-            height=420,
-        )
+        with col:
+            live_chart(charts.without_legend(fig), key=f"cmp-{metric}", height=380)
 
 st.subheader("Groups")
 job = history.pick_group(manager, "runs-group")
 if job is not None:
     runs = job.snapshot()
-    st.dataframe(history.summary_rows(job, runs), hide_index=True, width="stretch")
+    pct = {c: st.column_config.NumberColumn(format="percent") for c in history.ACC_COLUMNS}
+    st.dataframe(
+        history.summary_rows(job, runs), hide_index=True, width="stretch", column_config=pct
+    )
     live.sweep_block(runs, job.labels(), f"runs-{job.id}")  # a field with ≥ 3 values
     c1, c2 = st.columns([3, 1])
     new = c1.text_input("name", value=job.name, key=f"name-{job.id}")
