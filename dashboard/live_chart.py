@@ -104,6 +104,34 @@ const HTML_BUTTON = {
   click: () => saveHtml().catch((err) => console.error("live_chart: HTML export failed", err)),
 };
 
+// Streamlit sends its theme with every render: in a dark theme the figure follows it (the
+// figures are built light, for PNG export and print). Axis keys are xaxis, xaxis2, yaxis, ...
+let theme = null;
+const INK = new Set(["#222", "#444", "#888"]);  // the figures' own greys for lines and keys
+function themed(fig) {
+  if (!theme || theme.base !== "dark") return fig;
+  const fg = theme.textColor || "#fff", bg = theme.backgroundColor || "#000";
+  const grid = "rgba(255,255,255,0.18)";
+  const layout = Object.assign({}, fig.layout, {
+    template: "plotly_dark", paper_bgcolor: bg, plot_bgcolor: bg,
+    font: Object.assign({}, fig.layout.font, { color: fg }),
+  });
+  for (const k of Object.keys(layout)) {
+    if (/^[xy]axis[0-9]*$/.test(k)) {
+      const ax = { gridcolor: grid, zerolinecolor: grid, linecolor: fg };
+      layout[k] = Object.assign({}, layout[k], ax);
+    }
+  }
+  const ink = (c) => (typeof c === "string" && INK.has(c) ? fg : c);
+  const data = fig.data.map((t) => {
+    const u = Object.assign({}, t);
+    if (t.line) u.line = Object.assign({}, t.line, { color: ink(t.line.color) });
+    if (t.marker) u.marker = Object.assign({}, t.marker, { color: ink(t.marker.color) });
+    return u;
+  });
+  return { data: data, layout: layout };
+}
+
 function post(type, extra) {
   window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type: type }, extra), "*");
 }
@@ -116,11 +144,12 @@ async function drain() {
     while (latest !== null && shown()) {
       const fig = latest.figure;
       latest = null;
+      const look = themed({ data: fig.data || [], layout: fig.layout || {} });
       const config = Object.assign({}, fig.config || {});
       config.modeBarButtonsToAdd = [...(config.modeBarButtonsToAdd || []), HTML_BUTTON];
       try {
-        await Plotly.react(chart, fig.data || [], fig.layout || {}, config);
-        current = { data: fig.data || [], layout: fig.layout || {}, config: config };
+        await Plotly.react(chart, look.data, look.layout, config);
+        current = { data: look.data, layout: look.layout, config: config };
         drawn = true;
       } catch (err) {
         console.error("live_chart: Plotly.react failed", err);
@@ -134,6 +163,7 @@ async function drain() {
 window.addEventListener("message", (event) => {
   const msg = event.data;
   if (!msg || msg.type !== "streamlit:render") return;
+  theme = msg.theme || theme;
   latest = msg.args;
   if (latest.height !== height) {
     height = latest.height;
