@@ -1,11 +1,15 @@
-"""The lessons: every claim of the lectures as one preset, one text, its charts and its check.
+"""The lessons: every claim of the lectures as one preset, one text, its charts and its check —
+or, for BN's mechanics, one page that computes what it shows.
 
-One registry (`LESSONS`, in the lectures' order, which is the tour's order). A lesson is data:
-its text is `assets/lessons/<slug>.md`, its runs are `config.PRESETS[preset]` (the same name
-works with `python -m bnviz train --preset NAME`), its charts are names of views the lesson
-page draws (`CHARTS`), and the effect it documents is `checks.CHECKS[slug]`, a function of the
-records that says what they show. A new lesson = one markdown file + one entry here (and its
-check). No streamlit here.
+One registry (`LESSONS`, in the lectures' order, which is the tour's order: the mechanics first,
+as every lecture begins with them). A lesson is data: its text is `assets/lessons/<slug>.md`.
+A lesson that trains has its runs in `config.PRESETS[preset]` (the same name works with
+`python -m bnviz train --preset NAME`), its charts are names of views the lesson page draws
+(`CHARTS`), and the effect it documents is `checks.CHECKS[slug]`, a function of the records
+that says what they show. A lesson with a page of its own (`page`: `views/<page>.py`, e.g. BN
+step by step) has no preset: the page computes on the spot with `bnviz.mechanics`, `pitfalls`
+and `surface`. A new lesson = one markdown file + one entry here (and its check or its page).
+No streamlit here.
 """
 
 from __future__ import annotations
@@ -95,9 +99,64 @@ def _l(slug: str, title: str, teaser: str, lectures: str, papers: str, charts: s
     )
 
 
+def _page(slug: str, title: str, teaser: str, lectures: str, papers: str) -> Lesson:
+    """A lesson that computes on its own page, views/<slug>.py (no preset, no charts)."""
+    return Lesson(
+        slug,
+        title,
+        teaser,
+        tuple(lectures.split()),
+        tuple(p.strip() for p in papers.split(";")),
+        "",
+        (),
+        page=slug,
+    )
+
+
 LESSONS: dict[str, Lesson] = {
     lesson.slug: lesson
     for lesson in (
+        # BN's mechanics first, as in every lecture; the error surface opens 003 and 004.
+        _page(
+            "error_surface",
+            "Feature scaling: a round error surface",
+            "Two weights, inputs on scales 1 and s: gradient descent zig-zags on the stretched "
+            "surface and goes straight on the round one.",
+            "003 004",
+            "LeCun et al. 1998, Efficient BackProp",
+        ),
+        _l(
+            "feature_scaling",
+            "Badly scaled inputs in a real net",
+            "Every other pixel ×100: the plain net diverges at lr 0.1; with BN it trains.",
+            "003 004",
+            "LeCun et al. 1998, Efficient BackProp; Ioffe & Szegedy 2015",
+            "acc loss",
+        ),
+        _page(
+            "bn_step_by_step",
+            "BN step by step",
+            "Alg. 1 on a real batch of digits: μ_B, σ²_B, x̂ and y per unit; γ and β undo it; "
+            "one sample moves all the others.",
+            "001 002 003 004",
+            "Ioffe & Szegedy 2015, Alg. 1",
+        ),
+        _page(
+            "bn_inference",
+            "Inference: running statistics",
+            "Alg. 2: running averages with momentum 0.1, 0.01 and None, the m/(m−1) factor, and "
+            "eval-mode BN folded into one affine map.",
+            "001 002 003",
+            "Ioffe & Szegedy 2015, Alg. 2",
+        ),
+        _page(
+            "train_vs_eval",
+            "Train mode vs eval mode",
+            "A trained BN net scored with batch statistics: fine on 256, worse on 8, chance on "
+            "1 or on class-sorted batches.",
+            "001 002 003 004",
+            "Ioffe & Szegedy 2015, §3.1",
+        ),
         _l(
             "faster",
             "BN trains faster",

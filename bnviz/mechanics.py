@@ -234,3 +234,19 @@ def conv3x3(images: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndar
     padded = np.pad(images, ((0, 0), (0, 0), (1, 1), (1, 1)))
     win = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))  # N,Ci,H,W,3,3
     return np.einsum("nchwij,ocij->nohw", win, weight) + bias[None, :, None, None]
+
+
+def dense_layer(x: np.ndarray, units: int, seed: int = 0) -> np.ndarray:
+    """Pre-activations (N, units) of a freshly initialized nn.Linear(F, units) on x (N, F)."""
+    w, b = linear_init(x.shape[1], units, seed)
+    return np.asarray(x, dtype=np.float64) @ w.T + b
+
+
+def conv_layer(images: np.ndarray, channels: int, seed: int = 0) -> np.ndarray:
+    """Pre-activations (N, channels, H, W) of a freshly initialized nn.Conv2d(C, channels, 3,
+    padding=1) on images (N, C, H, W): PyTorch's default bound 1/√(C·9)."""
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(images.shape[1] * 9)
+    w = rng.uniform(-bound, bound, (channels, images.shape[1], 3, 3))
+    b = rng.uniform(-bound, bound, channels)
+    return conv3x3(np.asarray(images, dtype=np.float64), w, b)

@@ -33,15 +33,15 @@ def _layout(title: str, height: int = 360, **kw: Any) -> dict:
     return base
 
 
-def _panels(n: int, gap: float = 0.08) -> list[list[float]]:
+def _panels(n: int, gap: float = 0.12) -> list[list[float]]:
     w = (1 - gap * (n - 1)) / n
     return [[i * (w + gap), i * (w + gap) + w] for i in range(n)]
 
 
-def _side_by_side(layout: dict, titles: Sequence[str], **axis: Any) -> None:
+def _side_by_side(layout: dict, titles: Sequence[str], gap: float = 0.12, **axis: Any) -> None:
     """n panels in a row: xaxis{i}/yaxis{i} with a title above each."""
     ann = layout.setdefault("annotations", [])
-    for i, (dom, t) in enumerate(zip(_panels(len(titles)), titles), start=1):
+    for i, (dom, t) in enumerate(zip(_panels(len(titles), gap), titles), start=1):
         s = "" if i == 1 else str(i)
         layout[f"xaxis{s}"] = {"domain": dom, "anchor": f"y{s}", **axis.get("x", {})}
         layout[f"yaxis{s}"] = {"anchor": f"x{s}", **axis.get("y", {})}
@@ -87,7 +87,7 @@ def steps_histograms(
         cols = [x[:, u], xhat[:, u], y[:, u]]
         lo = min(float(c.min()) for c in cols)
         hi = max(float(c.max()) for c in cols)
-        edges = np.linspace(lo - 1e-9, hi + 1e-9, 25)
+        edges = np.linspace(lo - 1e-9, hi + 1e-9, 17)
         centers = (edges[:-1] + edges[1:]) / 2
         for name, col, colour in zip(("x", "x̂", "y = γx̂ + β"), cols, (C_X, C_XHAT, C_Y)):
             data.append(
@@ -116,15 +116,15 @@ def axes_diagram(acts: np.ndarray, channel: int, max_cols: int = 16) -> Figure:
     if acts.ndim == 2:
         shown = acts[:, :max_cols]
         x0, x1 = channel - 0.5, channel + 0.5
-        title = f"Dense: μ_B of feature {channel} averages one column (N values)"
+        title = f"Dense: μ_B of feature {channel} = mean of one column (N values)"
         xtitle = "feature"
     else:
         c, hw = acts.shape[1], acts.shape[2] * acts.shape[3]
         shown = acts.reshape(n, c * hw)
         x0, x1 = channel * hw - 0.5, (channel + 1) * hw - 0.5
         title = (
-            f"Conv: μ_B of channel {channel} averages one block "
-            f"(N × H × W = {n} × {acts.shape[2]} × {acts.shape[3]} values)"
+            f"Conv: μ_B of channel {channel} = mean of one block "
+            f"(N·H·W = {n}·{acts.shape[2]}·{acts.shape[3]} values)"
         )
         xtitle = f"channel × pixel (blocks of {hw} pixels)"
     data = [
@@ -511,7 +511,8 @@ def surface_chart(panels: Sequence[dict]) -> Figure:
             }
         )
         titles.append(p["title"])
-    _side_by_side(layout, titles)
+    _side_by_side(layout, titles, gap=0.17)  # room for the right panel's w2 title
+    layout["uirevision"] = repr([p["box"] for p in panels])  # new ranges: drop the user's zoom
     for j, p in enumerate(panels, start=1):
         s = "" if j == 1 else str(j)
         layout[f"xaxis{s}"].update({"title": {"text": "w1"}, "range": list(p["box"][0])})

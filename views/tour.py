@@ -10,7 +10,9 @@ st.title("Tour: Batch Normalization, claim by claim", anchor=False)
 st.markdown(
     "Each lesson takes one claim from the lectures, trains the networks that test it — with "
     "and without BatchNorm, side by side, live — and then says what the records show. Press "
-    "**Run this experiment** on a lesson page; a run takes under a minute on a laptop."
+    "**Run this experiment** on a lesson page; a run takes under a minute on a laptop. The "
+    "first lessons, like the lectures, open BN up: they compute on one batch as you move "
+    "their sliders."
 )
 first = next(iter(LESSONS))
 st.page_link(nav.page(first), label="Start the tour", icon=":material/play_arrow:")
