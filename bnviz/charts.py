@@ -278,7 +278,7 @@ def heatmaps(
     n = len(series)
     cols = max(1, min(cols or (2 if n <= 2 else 1), n or 1))
     rows = math.ceil(n / cols) if n else 1
-    panel, gap, top, bottom = (260 if cols > 1 else 150), 62, 84, 56  # pixels
+    panel, gap, top, bottom = (260 if cols > 1 else 150), 62, 84, 70  # pixels
     height = top + bottom + rows * panel + (rows - 1) * gap
     inner = height - top - bottom
     data: list[dict] = []
@@ -331,7 +331,7 @@ def heatmaps(
         if shared_steps and j > 1:
             layout[f"xaxis{sfx}"]["matches"] = "x"
         if (j - 1) // cols == rows - 1:  # the bottom row's: the gaps above hold panel titles
-            layout[f"xaxis{sfx}"]["title"] = {"text": "step", "standoff": 2}
+            layout[f"xaxis{sfx}"]["title"] = {"text": "step", "standoff": 12}
         if (j - 1) % cols == 0:  # the left column's only: the gap holds ticks, not a title
             layout[f"yaxis{sfx}"]["title"] = {"text": "value", "standoff": 4}
         if not series[j - 1]:
@@ -606,3 +606,26 @@ def compare_curves(
                 "maxdisplayed": 12,
             }
     return fig
+
+
+def legend_below(fig: Figure, entries: int, height: int, per_row: int = 3, row_px: int = 32) -> int:
+    """A long legend (a dozen runs) below the x axis instead of at the figure's bottom edge,
+    where it grew up over the axis ticks: `per_row` entries a row in smaller type, hung from
+    under the tick labels, the bottom margin sized to its rows and the plot kept as high as
+    at `height`. Returns the chart's new height in pixels."""
+    layout = fig["layout"]
+    margin = layout["margin"]
+    plot = height - margin["t"] - margin["b"]
+    under = 40 + (30 if layout.get("xaxis", {}).get("title") else 0)  # ticks (and title)
+    layout["legend"] = {
+        "orientation": "h",
+        "x": 0,
+        "y": -under / plot,
+        "yanchor": "top",
+        "entrywidth": 0.95 / per_row,  # of the plot's width: exactly per_row a row
+        "entrywidthmode": "fraction",
+        "font": {"size": 14},
+    }
+    bottom = under + math.ceil(entries / per_row) * row_px + 8
+    layout["margin"] = {**margin, "b": bottom}
+    return margin["t"] + plot + bottom

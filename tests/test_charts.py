@@ -239,3 +239,18 @@ def test_sweep_of_records_grows_with_the_runs(runs):
     assert fig["data"][0]["x"] == [0.1, 0.3]
     assert fig["data"][0]["y"][0] == runs[0].history[-1]["test_acc"]
     valid(charts.sweep([], "norm", None))
+
+
+def test_legend_below_hangs_a_long_legend_under_the_ticks(runs):
+    labels = [f"norm=none, lr={i}" for i in range(12)]
+    rows = [r.params for r in runs] * 6
+    fig = charts.per_layer_lines(labels, rows, [1, 2], lambda x: x.get("grad_norm"), "t", "y")
+    plot = 380 - fig["layout"]["margin"]["t"] - fig["layout"]["margin"]["b"]
+    height = charts.legend_below(fig, 12, 380)
+    valid(fig)
+    lay = fig["layout"]
+    legend = lay["legend"]
+    assert legend["yanchor"] == "top" and legend["y"] < 0  # below the plot, not the edge
+    assert legend["entrywidthmode"] == "fraction" and legend["entrywidth"] * 3 < 1
+    assert lay["margin"]["b"] >= 40 + 4 * 32  # the ticks, then 4 rows of 3
+    assert height - lay["margin"]["t"] - lay["margin"]["b"] == plot  # the plot keeps its height

@@ -50,7 +50,8 @@ if job is not None:
         )
         view = st.segmented_control("per-layer view", VIEWS, key="layers-view", default=VIEWS[0])
         fig = live.detail_figure(view or VIEWS[0], runs, labels, point, layer, depth)
-        live_chart(fig, key="layers-detail", height=380)
+        height = charts.legend_below(fig, len(runs), 380) if len(runs) > 4 else 380
+        live_chart(fig, key="layers-detail", height=height)
 
     detail()
 state.sync_url()

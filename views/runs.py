@@ -66,8 +66,13 @@ job = history.pick_group(manager, "runs-group")
 if job is not None:
     runs = job.snapshot()
     pct = {c: st.column_config.NumberColumn(format="percent") for c in history.ACC_COLUMNS}
-    st.dataframe(
-        history.summary_rows(job, runs), hide_index=True, width="stretch", column_config=pct
+    pct["status"] = st.column_config.TextColumn(width="medium")  # "diverged at step 12"
+    st.dataframe(  # every run in view (at most 16), no scrolling inside the table
+        history.summary_rows(job, runs),
+        hide_index=True,
+        width="stretch",
+        height="content",
+        column_config=pct,
     )
     live.sweep_block(runs, job.labels(), f"runs-{job.id}")  # a field with ≥ 3 values
     c1, c2 = st.columns([3, 1])
