@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, from_dict, to_dict
-from .records import RunRecord
+from .records import BASIS_POINTS, RunRecord
 
 log = logging.getLogger("bnviz.store")
 
@@ -93,7 +93,8 @@ def _num_list(v: Any, most: int = 10_000) -> bool:
 
 
 HISTORY_NUMBERS = ("train_loss", "train_acc", "test_loss", "test_acc")
-LAYER_NUMBERS = ("mean", "std", "p15", "p50", "p85", "under", "over", "n", "saturated", "dead")
+LAYER_NUMBERS = ("mean", "std", "p15", "p50", "p85")  # always there (the charts index them)
+LAYER_OPTIONAL = ("under", "over", "n", "saturated", "dead")
 PARAM_NUMBERS = ("grad_norm", "weight_norm", "update_ratio")
 
 
@@ -102,29 +103,42 @@ def check_row(kind: str, row: Any) -> bool:
     if not isinstance(row, dict) or not _is_int(row.get("step")) or row["step"] < 0:
         return False
     if kind == "history":
-        return _is_num(row.get("epoch")) and all(_opt_num(row.get(k)) for k in HISTORY_NUMBERS)
+        # every column present (the charts index them), each a number or null
+        return _is_num(row.get("epoch")) and all(
+            k in row and _opt_num(row[k]) for k in HISTORY_NUMBERS
+        )
     if not _is_int(row.get("layer")) or not 1 <= row["layer"] <= 64:
         return False
     if kind == "layers":
-        if row.get("point") not in POINTS or not all(_opt_num(row.get(k)) for k in LAYER_NUMBERS):
+        # the charts index these: 9 quantiles (records.BASIS_POINTS), a histogram whose edges
+        # (numbers: bar widths are their differences) bound its counts
+        if row.get("point") not in POINTS or not all(
+            k in row and _opt_num(row[k]) for k in LAYER_NUMBERS
+        ):
             return False
-        if "quantiles" in row and not _num_list(row["quantiles"], 64):
+        if not all(_opt_num(row.get(k)) for k in LAYER_OPTIONAL):
             return False
-        hist = row.get("hist")
-        return hist is None or (
-            isinstance(hist, dict)
-            and _num_list(hist.get("edges"), 1024)
-            and _num_list(hist.get("counts"), 1024)
+        q, hist = row.get("quantiles"), row.get("hist")
+        if not (_num_list(q, len(BASIS_POINTS)) and len(q) == len(BASIS_POINTS)):
+            return False
+        if not isinstance(hist, dict):
+            return False
+        edges, counts = hist.get("edges"), hist.get("counts")
+        return (
+            isinstance(edges, list)
+            and isinstance(counts, list)
+            and 2 <= len(edges) == len(counts) + 1 <= 1025
+            and all(_is_num(x) for x in edges)
+            and all(_is_num(x) for x in counts)
         )
     if kind == "params":
         if not all(_opt_num(row.get(k)) for k in PARAM_NUMBERS):
             return False
-        norm = row.get("norm")
-        return norm is None or (
-            isinstance(norm, dict)
-            and all(
-                isinstance(s, dict) and all(_opt_num(x) for x in s.values()) for s in norm.values()
-            )
+        if "norm" not in row:
+            return True
+        norm = row["norm"]
+        return isinstance(norm, dict) and all(
+            isinstance(s, dict) and all(_opt_num(x) for x in s.values()) for s in norm.values()
         )
     return False
 

@@ -16,7 +16,10 @@ from bnviz.store import INTERRUPTED, RunStore, StoreError, check_row, parse_grou
 from tests.test_jobs import LONG, TINY, wait_for
 
 HIST = {"step": 0, "epoch": 0.0, "train_loss": 2.3, "train_acc": 0.1, "test_loss": 2.3}
+HIST["test_acc"] = None
 LAYER = {"step": 0, "layer": 1, "point": "act_in", "mean": 0.0, "std": 1.0, "p50": 0.1}
+LAYER |= {"p15": -1.0, "p85": 1.0}
+LAYER |= {"quantiles": [0.0] * 9, "hist": {"edges": [0.0, 1.0], "counts": [4]}}
 PARAM = {"step": 0, "layer": 1, "grad_norm": 0.1, "norm": {"weight": {"mean": 1.0}}}
 
 
