@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import shutil
@@ -738,6 +739,9 @@ def _error(message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (argparse's own usage errors exit 2 via SystemExit)."""
     args = build_parser().parse_args(argv)
+    # The library logs what the server's log should show; here every message is printed as
+    # one line by the command itself (no second copy from logging's last-resort handler).
+    logging.getLogger("bnviz").addHandler(logging.NullHandler())
     try:
         return int(args.func(args))
     except (ConfigError, CLIError) as e:

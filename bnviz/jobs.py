@@ -512,7 +512,7 @@ class JobManager:
         while it waited (killed, out of memory) is replaced at once."""
         with self.lock:
             w = self._warm
-            if w is not None and w.process.poll() is not None:
+            if w is not None and w.process.poll() is not None and not self._closed:
                 code = w.process.returncode
                 log.warning("the spare training worker exited (code %s): starting another", code)
                 self._warm = None
