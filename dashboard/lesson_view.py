@@ -29,13 +29,16 @@ def group_name(lesson: Lesson) -> str:
 
 
 def _group(lesson: Lesson) -> tuple[GroupJob | None, bool]:
-    """The group this page shows and whether this tab started it (only then can it stop it)."""
+    """The group this page shows — the one this tab started, else the server's latest for the
+    lesson (followed read-only) — and whether this tab owns it: only the owner can stop it
+    (`JobManager.owns`, as on the Train and Runs pages)."""
     manager = state.manager()
-    mine = st.session_state.get(f"lesson-{lesson.slug}")
-    if mine and (job := manager.get(mine)) is not None:
-        return job, True
-    latest = [g for g in manager.groups() if g.name == group_name(lesson)]
-    return (max(latest, key=lambda g: g.created), False) if latest else (None, False)
+    started = st.session_state.get(f"lesson-{lesson.slug}")
+    job = manager.get(started) if started else None
+    if job is None:
+        latest = [g for g in manager.groups() if g.name == group_name(lesson)]
+        job = max(latest, key=lambda g: g.created) if latest else None
+    return job, job is not None and manager.owns(job.id, state.owner())
 
 
 def render(lesson: Lesson) -> None:
@@ -78,12 +81,17 @@ def _buttons(lesson: Lesson) -> None:
         row.page_link(nav.page("tour"), label="Tour", icon=":material/school:")
     if nxt is not None:
         row.page_link(nav.page(nxt.slug), label="Next", icon=":material/arrow_forward:")
+    if job is not None and job.active and not mine:
+        st.caption(
+            "Started elsewhere; you are following it (only its owner can stop it). "
+            "Run this experiment trains your own copy."
+        )
     if run:
-        gid = manager.submit(lesson.runs.configs(), name=group_name(lesson))
+        gid = manager.submit(lesson.runs.configs(), name=group_name(lesson), owner=state.owner())
         st.session_state[f"lesson-{lesson.slug}"] = gid
         manager.get(gid).first_rows.wait(timeout=1.0)  # type: ignore[union-attr]
     elif stop and can_stop:
-        manager.stop(job.id)  # type: ignore[union-attr]
+        manager.stop(job.id, by=state.owner())  # type: ignore[union-attr]
     if lab:
         config_form.load_grid(from_dict(lesson.runs.base), lesson.runs.vary)
         st.switch_page(nav.page(""))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import uuid
 
 import streamlit as st
 
 from bnviz.config import FIELDS, from_query, to_query
 from bnviz.jobs import JobManager
+from bnviz.text import plain_markdown
 
 from . import config_form
 
@@ -64,6 +66,7 @@ def init_from_url() -> list[str]:
         )
     elif gid:
         st.session_state["group_id"] = gid
+    problems = [plain_markdown(p) for p in problems]  # a link's text is shown, never rendered
     st.session_state["_url_loaded"] = True
     st.session_state["_url_problems"] = problems
     return problems
@@ -106,3 +109,21 @@ def clear_url_problems() -> None:
 def device_label() -> str:
     """Where training runs (device=auto), as the training worker reported it."""
     return manager().device_label() or "detecting… (the training worker is starting)"
+
+
+def owner() -> str:
+    """This tab's token: the groups it submits are its own (only it may stop, rename, delete
+    them); other tabs, with the same link, follow them read-only. A reload is a new session,
+    so a new token: the tab then follows what it started, and can train its own copy."""
+    return st.session_state.setdefault("_owner", uuid.uuid4().hex)
+
+
+def store_notices() -> None:
+    """The run store's problems: a failing write (read-only, disk full) as an error while it
+    lasts, what loading skipped (damaged or foreign records) in an expander."""
+    m = manager()
+    if m.store_error:
+        st.error(f"Runs are not being saved: {plain_markdown(m.store_error)}")
+    if m.problems:
+        with st.expander(f"The run store skipped {len(m.problems)} damaged record(s)"):
+            st.markdown("\n".join(f"- {plain_markdown(p, 300)}" for p in m.problems[:50]))

@@ -11,6 +11,7 @@ for problem in state.ensure_config_state():
     st.warning(f"From the link: {problem}.")
 manager = state.manager()
 st.title("Runs")
+state.store_notices()
 
 groups = manager.groups()
 if not groups:
@@ -75,17 +76,26 @@ if job is not None:
         column_config=pct,
     )
     live.sweep_block(runs, job.labels(), f"runs-{job.id}")  # a field with ≥ 3 values
+    mine = manager.owns(job.id, state.owner())
+    if not mine:
+        st.caption(
+            "Started elsewhere"
+            + ("; you are following it" if job.active else "")
+            + ": only the tab (or command line) that started it can rename, stop or delete it."
+        )
     c1, c2 = st.columns([3, 1])
-    new = c1.text_input("name", value=job.name, key=f"name-{job.id}")
-    if c2.button("Rename", disabled=new.strip() in ("", job.name)):
-        manager.rename(job.id, new)
+    new = c1.text_input("name", value=job.name, key=f"name-{job.id}", disabled=not mine)
+    if c2.button("Rename", disabled=not mine or new.strip() in ("", job.name)):
+        manager.rename(job.id, new, by=state.owner())
         st.rerun()
     fig = charts.curves(job.labels(), [r.history for r in runs], "acc", [r.status for r in runs])
     history.downloads(job, runs, fig, f"dl-{job.id}")
     with st.expander("Delete this group"):
-        sure = st.checkbox("yes, delete it and its records", key=f"sure-{job.id}")
-        if st.button("Delete", disabled=not sure, type="primary"):
-            manager.delete(job.id)
+        sure = st.checkbox(
+            "yes, delete it and its records", key=f"sure-{job.id}", disabled=not mine
+        )
+        if st.button("Delete", disabled=not (sure and mine), type="primary"):
+            manager.delete(job.id, by=state.owner())
             if st.session_state.get("group_id") == job.id:
                 st.session_state["group_id"] = None
             st.rerun()

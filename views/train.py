@@ -3,6 +3,7 @@
 import streamlit as st
 
 from bnviz.config import RunConfig
+from bnviz.limits import check_group
 from dashboard import config_form, live, nav, state
 
 url_problems = state.ensure_config_state()
@@ -23,8 +24,10 @@ for p in url_problems:
 cfg, problems = config_form.read_config()
 config_form.compare_form(cfg)
 group, group_problems = config_form.group_configs(cfg) if cfg else ([], [])
+group_problems += check_group(group, manager.devices()) if group and not group_problems else []
 for p in problems + group_problems:
     st.error(p)
+state.store_notices()
 
 gid = st.session_state.get("group_id")
 training = gid is not None and (j := manager.get(gid)) is not None and j.active
@@ -38,17 +41,34 @@ def live_view() -> None:
     part, so the first points show without redrawing the whole page first."""
     gid = st.session_state.get("group_id")
     job = manager.get(gid) if gid else None
+    mine = job is not None and manager.owns(job.id, state.owner())
+    following = job is not None and not mine  # opened from a link: read-only
     b1, b2, b3 = st.columns([1, 1, 4])
-    b3.caption(f"{len(group)} runs train together in lockstep" if group else "")
-    if b1.button("Train", type="primary", disabled=bool(problems or group_problems)):
+    train = b1.button("Train", type="primary", disabled=bool(problems or group_problems))
+    stop = b2.button("Stop training", disabled=job is None or not job.active or not mine)
+    copy = following and b3.button(
+        "Train my own copy", help="The same runs, trained again as your own group"
+    )
+    b3.caption(
+        ("Started elsewhere; you are following it" if job.active else "Started elsewhere")
+        + " (read-only: only its owner can stop it)"
+        if following and job is not None
+        else f"{len(group)} runs train together in lockstep"
+        if group
+        else ""
+    )
+    if train or copy:
         state.clear_url_problems()
-        gid = st.session_state["group_id"] = manager.submit(group)
+        configs = group if train else job.configs  # type: ignore[union-attr]
+        gid = st.session_state["group_id"] = manager.submit(configs, owner=state.owner())
         job = manager.get(gid)
         # A warm worker sends its first records within a few hundred ms: wait for them, so
         # the first draw after the click already shows points.
         job.first_rows.wait(timeout=1.0)
-    if b2.button("Stop training", disabled=job is None or not job.active) and job is not None:
-        manager.stop(job.id)
+        if copy:
+            st.rerun()  # the buttons and the link now belong to this tab's own group
+    if stop and mine:
+        manager.stop(job.id, by=state.owner())  # type: ignore[union-attr]
     # Without a group the charts are drawn empty, so they are loaded before Train is pressed.
     runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
     ready = manager.warm_ready() or not manager.warm_enabled
