@@ -1,0 +1,69 @@
+"""Two browser sessions on one server: the lecturer trains, a student opens the lecturer's link
+and follows the same runs live, read-only (Stop disabled); the lecturer can stop them. A link
+carrying Markdown shows it as text (no link, no outside image)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.browser import launch, serve, wait_worker_ready
+
+pytestmark = pytest.mark.browser
+
+STATUS_JS = "() => Array.from(document.querySelectorAll('.bnviz-run')).map(e => e.dataset.status)"
+GROUP_JS = "() => { const e = document.querySelector('.bnviz-run'); return e && e.dataset.group; }"
+
+
+def wait_until(pred, timeout: float = 60, what: str = "") -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out: {what}")
+
+
+def test_follower_sees_live_runs_and_cannot_stop_them():
+    with serve() as base, launch() as browser:
+        lecturer = browser.new_context().new_page()
+        lecturer.goto(base + "/?epochs=300&hidden=64,64")
+        wait_worker_ready(lecturer)
+        lecturer.get_by_role("button", name="Train", exact=True).click()
+        wait_until(lambda: lecturer.evaluate(STATUS_JS) == ["running", "running"], what="train")
+        wait_until(lambda: "group=" in lecturer.url, what="the link to carry the group")
+        gid = lecturer.evaluate(GROUP_JS)
+
+        student = browser.new_context().new_page()  # another browser: another session
+        student.goto(lecturer.url)
+        wait_until(lambda: student.evaluate(GROUP_JS) == gid, what="the follower's view")
+        assert student.evaluate(STATUS_JS) == ["running", "running"]
+        student.get_by_text("Started elsewhere; you are following it").wait_for()
+        assert student.get_by_role("button", name="Stop training").is_disabled()
+        assert student.get_by_role("button", name="Train my own copy").is_visible()
+        # it follows live: the runs' status lines keep being redrawn as rows arrive
+        first = student.locator(".bnviz-run").first.inner_text()
+        wait_until(lambda: student.locator(".bnviz-run").first.inner_text() != first, what="live")
+
+        lecturer.get_by_role("button", name="Stop training").click()
+        wait_until(
+            lambda: student.evaluate(STATUS_JS) == ["cancelled", "cancelled"],
+            what="the follower to see the stop",
+        )
+
+
+def test_markdown_in_a_link_is_shown_as_text():
+    with serve() as base, launch() as browser:
+        page = browser.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url) if "//evil." in r.url[:15] else None)
+        page.goto(
+            base + "/?lr=[Session expired](http://evil.example/x) ![t](http://evil.example/t.png)"
+        )
+        alert = page.locator('[data-testid="stAlert"]').first
+        alert.wait_for()
+        shown = alert.inner_text().replace("\u200b", "")
+        assert "[Session expired](http://evil.example/x)" in shown
+        assert alert.locator("a").count() == 0 and alert.locator("img").count() == 0
+        assert not outside
