@@ -6,10 +6,18 @@ config kept alive across page switches, the URL — is set up once, in `dashboar
 
 import streamlit as st
 
-from dashboard import nav
+from dashboard import nav, present, state
 
 st.set_page_config(page_title="bnviz", page_icon="📊", layout="wide")
-# Streamlit leaves ~6rem above the first element: on a 768-pixel projector that is a chart's
-# title. No theme setting controls it, hence this one rule.
-st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
-nav.navigation().run()
+# Streamlit leaves ~6rem above the first element and 5rem on each side: on a 1024×768
+# projector that is a chart's title and a fifth of the width. No setting controls it.
+st.html(
+    "<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem;"
+    "padding-left:2rem;padding-right:2rem}</style>"
+)
+page = nav.navigation()
+state.ensure_config_state()  # the link's settings (present=1 among them) before any CSS
+present.apply()
+if present.is_on() and page.url_path in ("runs", "layers", "tour"):
+    present.toggle(st, "present-top")  # the header is hidden: the way back is here
+page.run()

@@ -47,9 +47,17 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _layout(title: str, **kw: Any) -> dict:
+def _layout(title: str | dict, **kw: Any) -> dict:
+    """The common layout; `title`: its text, or a dict of title fields (e.g. a subtitle)."""
     base = {
-        "title": {"text": title, "font": {"size": 20}},
+        # Left-aligned: the modebar (on hover, top right) never covers a centred title.
+        "title": {
+            "font": {"size": 20},
+            "x": 0,
+            "xref": "paper",
+            "xanchor": "left",
+            **(title if isinstance(title, dict) else {"text": title}),
+        },
         "font": FONT,
         # The legend sits at the figure's bottom edge (container coordinates), below the
         # x-axis title whatever the chart's height: placed in plot coordinates it covered
@@ -59,6 +67,8 @@ def _layout(title: str, **kw: Any) -> dict:
         "uirevision": "keep",  # keep the user's zoom across live updates
         "template": "plotly_white",
         "hovermode": "closest",
+        # an empty chart's default axes (−1…6 and −1…4) put both "−1" labels in the corner
+        "xaxis": {"ticklabelstandoff": 8},
     }
     base.update(kw)
     return base
@@ -86,7 +96,8 @@ def _axes(layout: dict, domains: list[dict], titles: Sequence[str], **yaxis: Any
     ann = layout.setdefault("annotations", [])
     for i, (d, t) in enumerate(zip(domains, titles), start=1):
         sfx = "" if i == 1 else str(i)
-        layout[f"xaxis{sfx}"] = {"domain": d["x"], "anchor": f"y{sfx}"}
+        # ticklabelstandoff: the lowest y label and the first x label meet at the corner
+        layout[f"xaxis{sfx}"] = {"domain": d["x"], "anchor": f"y{sfx}", "ticklabelstandoff": 8}
         layout[f"yaxis{sfx}"] = {"domain": d["y"], "anchor": f"x{sfx}", **yaxis}
         ann.append(
             {
@@ -156,8 +167,17 @@ def curves(
     return {
         "data": data,
         "layout": _layout(
-            f"{name.split(' ')[0].capitalize()}: test (solid), train (dotted)",
-            xaxis={"title": {"text": "epoch", "standoff": 4}, "automargin": True},
+            # short enough for a 300-pixel chart; the line styles in a smaller second line
+            {
+                "text": name.split(" ")[0].capitalize(),
+                "subtitle": {"text": "test solid · train dotted", "font": {"size": 14}},
+            },
+            # ticklabelstandoff: the x axis's "0" and the y axis's "0" meet at the corner
+            xaxis={
+                "title": {"text": "epoch", "standoff": 4},
+                "automargin": True,
+                "ticklabelstandoff": 8,
+            },
             yaxis=yaxis,
         ),
     }
@@ -209,8 +229,12 @@ def percentile_bands(
     """TensorBoard-style bands (9 basis points: ±0.5/1/1.5σ and min/max) and the 15/50/85th
     percentiles (Ioffe & Szegedy Fig. 1b–c) of one layer over training, one panel per run.
     The panels share one y range (the ±1.5σ bands of every run): comparing the spreads of
-    runs with and without BN is the point. `cols`: panels per row (default: up to 3)."""
-    domains = _grid(len(series), cols or min(len(series), 3), vgap=0.22)
+    runs with and without BN is the point. `cols`: panels per row (default: one row up to four
+    runs, else 3)."""
+    n = len(series)
+    cols = cols or (n if n <= 4 else 3)  # one row up to four runs
+    # rows apart by enough for the x ticks above and the next row's run names
+    domains = _grid(n, cols, vgap=0.3 if n > cols else 0.2)
     data: list[dict] = []
     n_q = len(BASIS_POINTS)
     for i, (_label, rows) in enumerate(zip(labels, series), start=1):
@@ -250,7 +274,7 @@ def percentile_bands(
             )
     inner = [v for rows in series for r in rows for v in (r["quantiles"][1], r["quantiles"][7])]
     inner = [v for v in inner if v is not None and math.isfinite(v)]
-    yaxis: dict[str, Any] = {}
+    yaxis: dict[str, Any] = {"nticks": 4}  # small panels: a few ticks that never touch
     if inner:
         lo, hi = min(inner), max(inner)
         pad = 0.1 * (hi - lo or 1.0)

@@ -99,7 +99,7 @@ def _visible(name: str, s: dict) -> bool:
     if name == "num_groups":
         return norm == "group"
     if name in ("noise_mean", "noise_std"):
-        return norm == "noisy_batch"
+        return norm in ("noisy_batch", "noise_only")
     if name in ("momentum", "track_running_stats"):
         return norm in BATCH_NORMS
     if name in ("placement", "norm_layers", "eps", "affine"):
@@ -139,9 +139,13 @@ BN_HELP = {
     "lr": "try ×30: without BN the run diverges or stalls at chance; with BN it trains",
     "batch_size": "try 2: BN's statistics get too noisy to train, LayerNorm/GroupNorm do not care",
     "weight_decay": "with BN, weights' scale does not matter, so decay mostly raises the step",
+    "train_only": "norm: a random net whose BN γ/β alone train still learns (Frankle et al.)",
+    "agc": "Brock et al. train deep nets without BN by clipping each unit's step (try 0.01)",
     "epochs": "longer runs show whether BN only speeds training or also ends higher",
     "seed": "change it to check that an effect is not the luck of one initialization",
     "record_every": "smaller: finer curves and distributions, slower training",
+    "measures": "Santurkar et al.'s tests of why BN works: does it reduce the shift, smooth "
+    "the landscape?",
     "device": "BN computes the same on CPU and GPU; a GPU is faster for wide nets",
 }
 
@@ -282,11 +286,12 @@ def _load_preset() -> None:
     load_grid(from_dict(p.base), p.vary)
 
 
-def compare_form(cfg: RunConfig | None) -> None:
+def compare_form(cfg: RunConfig | None, box: Any = None) -> None:
     """What the group compares: a preset, or a grid of up to 3 fields, with or without the
-    same net without normalization."""
-    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-    c1.selectbox(
+    same net without normalization. `box`: the container to draw in (the sidebar's Compare
+    section on the Train page), one (field, values) row per varied field."""
+    box = box or st.container()
+    box.selectbox(
         "preset",
         list(PRESETS),
         key="cmp_preset",
@@ -294,19 +299,19 @@ def compare_form(cfg: RunConfig | None) -> None:
         help="A stored comparison (also `python -m bnviz train --preset NAME`): loading it "
         "sets every field and the grid below",
     )
-    c2.button("Load preset", on_click=_load_preset, width="stretch")
+    box.button("Load preset", on_click=_load_preset, width="stretch")
     rows = _rows()
-    cols = st.columns(len(rows))
-    for i, (col, (name, _)) in enumerate(zip(cols, rows)):
+    for i, (name, _) in enumerate(rows):
         f, v = row_keys(i)
-        col.selectbox(
+        c1, c2 = box.columns(2)
+        c1.selectbox(
             f"vary field {i + 1}",
             (NO_FIELD, *GRID_FIELDS),
             key=f,
             help="Every combination of the varied fields trains, the first field varying "
             "slowest (like repeated --vary on the CLI)",
         )
-        col.text_input(
+        c2.text_input(
             "values",
             key=v,
             placeholder=f"e.g. {_example(name)}" if name != NO_FIELD else "",
@@ -315,7 +320,7 @@ def compare_form(cfg: RunConfig | None) -> None:
             "value (per combination); the rest of the config is shared",
         )
     varies_norm = any(name == "norm" for name, _ in rows)
-    st.checkbox(
+    box.checkbox(
         COMPARE_NONE,
         key=BASELINE,
         disabled=varies_norm,
@@ -325,7 +330,7 @@ def compare_form(cfg: RunConfig | None) -> None:
     vary, _ = _grid(cfg.norm if cfg else "batch")
     n = math.prod(len(v) for v in vary.values())
     note = " — norm is varied above, so the checkbox adds nothing" if varies_norm else ""
-    st.caption(f"{n} run{'s' * (n != 1)}: {_shape(vary) or 'the configured net'}{note}")
+    box.caption(f"{n} run{'s' * (n != 1)}: {_shape(vary) or 'the configured net'}{note}")
 
 
 def _example(name: str) -> str:

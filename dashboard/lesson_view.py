@@ -18,7 +18,7 @@ from bnviz.jobs import GroupJob, RunState
 from bnviz.lessons import LESSONS, Lesson, neighbours
 from bnviz.records import layer_series, sweep_axes, sweep_points
 
-from . import config_form, live, nav, state
+from . import config_form, live, nav, present, state
 from .live_chart import live_chart
 
 CHART_HEIGHT = 330  # px: two charts and the status line fit above the fold at 1280×800
@@ -49,6 +49,11 @@ def render(lesson: Lesson) -> None:
         f"{lesson.title} · lesson {order.index(lesson.slug) + 1} of {len(order)}", anchor=False
     )
     _buttons(lesson)
+    if present.is_on():  # the charts take the width; the text waits below them
+        _live(lesson, columns=2)
+        with st.expander("The lesson's text"):
+            st.markdown(lesson.text().replace("## ", "##### "))
+        return
     left, right = st.columns([2, 3], gap="large")
     with left:
         # The text's sections ("## The claim", …) as small headings: the title is the page's.
@@ -81,6 +86,7 @@ def _buttons(lesson: Lesson) -> None:
         row.page_link(nav.page("tour"), label="Tour", icon=":material/school:")
     if nxt is not None:
         row.page_link(nav.page(nxt.slug), label="Next", icon=":material/arrow_forward:")
+    present.toggle(row, f"present-{lesson.slug}")
     if job is not None and job.active and not mine:
         st.caption(
             "Started elsewhere; you are following it (only its owner can stop it). "
@@ -97,7 +103,7 @@ def _buttons(lesson: Lesson) -> None:
         st.switch_page(nav.page(""))
 
 
-def _live(lesson: Lesson) -> None:
+def _live(lesson: Lesson, columns: int = 1) -> None:
     job, _ = _group(lesson)
     active = job is not None and job.active
 
@@ -111,12 +117,15 @@ def _live(lesson: Lesson) -> None:
             st.info("Press **Run this experiment**: its runs train here, live, side by side.")
         else:
             live.status_block(job, runs, labels, position, compact=True)
-        for name in lesson.charts:
-            live_chart(
-                figure(name, runs, labels, lesson),
-                key=f"lesson-{lesson.slug}-{name}",
-                height=CHART_HEIGHT + (120 if name == "bands" and len(runs) > 2 else 0),
-            )
+        cols = st.columns(columns) if columns > 1 else [st.container()]
+        for i, name in enumerate(lesson.charts):
+            tall = name == "bands" and len(runs) > 2 and columns == 1
+            with cols[i % len(cols)]:
+                live_chart(
+                    figure(name, runs, labels, lesson),
+                    key=f"lesson-{lesson.slug}-{name}",
+                    height=CHART_HEIGHT + (120 if tall else 0),
+                )
         if job is not None:
             show_check(lesson, job, runs)
         if job is not None and job.active != active:

@@ -51,7 +51,13 @@ def status_block(
         )
     else:
         secs = (job.finished or 0) - (job.started or job.finished or 0)
-        ended = "stopped" if any(r.status == "cancelled" for r in runs) else "done"
+        ended = (
+            "interrupted (the server stopped)"
+            if any(r.status == "interrupted" for r in runs)
+            else "stopped"
+            if any(r.status == "cancelled" for r in runs)
+            else "done"
+        )
         text = f"{ended} on {job.device or 'cpu'} after {secs:.1f} s"
     st.progress(min(1.0, frac), text=text)
     lines = []
@@ -81,7 +87,11 @@ def status_block(
     st.markdown("\n".join(lines), unsafe_allow_html=True)
 
 
-def curves_block(runs: list[RunState], labels: list[str], key: str) -> None:
+def curves_block(
+    runs: list[RunState], labels: list[str], key: str, height: int = 380, legend: int = 2
+) -> None:
+    """Accuracy and loss side by side; the legend only up to `legend` runs (past that the
+    status lines name each run's colour)."""
     statuses = [r.status for r in runs]
     histories = [r.history for r in runs]
     c1, c2 = st.columns(2)
@@ -90,10 +100,25 @@ def curves_block(runs: list[RunState], labels: list[str], key: str) -> None:
         # Past four runs the legend crowds the plot; the status lines name each run's colour.
         with col:
             live_chart(
-                charts.without_legend(fig) if len(runs) > 4 else fig,
+                charts.without_legend(fig) if len(runs) > legend else fig,
                 key=f"{key}-{metric}",
-                height=380,
+                height=height,
             )
+
+
+def key_figure(runs: list[RunState], labels: list[str], key: str, cols: int = 4) -> dict:
+    """The one chart a projector shows next to the curves: the sweep when the group sweeps a
+    field, else the chosen per-layer view (percentile bands of the last layer by default)."""
+    configs = [r.config for r in runs]
+    axes = sweep_axes(configs)
+    if axes is not None:
+        field, by = axes
+        histories, statuses = [r.history for r in runs], [r.status for r in runs]
+        return charts.sweep(sweep_points(configs, histories, statuses, field, by), field, by)
+    depth = len(configs[0].hidden) if configs else 3
+    point = st.session_state.get(f"{key}-point", "act_in")
+    view = st.session_state.get(f"{key}-view") or DETAIL_VIEWS[0]
+    return detail_figure(view, runs, labels, point, depth, depth, cols=cols)
 
 
 def sweep_block(runs: list[RunState], labels: list[str], key: str) -> None:
@@ -130,7 +155,13 @@ _BN_KEYS = {
 
 
 def detail_figure(
-    view: str, runs: list[RunState], labels: list[str], point: str, layer: int, depth: int
+    view: str,
+    runs: list[RunState],
+    labels: list[str],
+    point: str,
+    layer: int,
+    depth: int,
+    cols: int | None = None,
 ) -> dict:
     """The figure of one per-layer view (one chart, whichever view is picked)."""
     layers = list(range(1, depth + 1))
@@ -138,7 +169,7 @@ def detail_figure(
     if view == "percentile bands":
         series = [layer_series(r.layers, point, layer) for r in runs]
         title = f"Layer {layer}, {charts.POINT_NAMES[point]} over training"
-        return charts.percentile_bands(labels, series, title)
+        return charts.percentile_bands(labels, series, title, cols=cols)
     if view == "saturation / dead units":
         act_rows = [[x for x in r.layers if x["point"] == "act_out"] for r in runs]
         return charts.per_layer_lines(

@@ -19,9 +19,9 @@ from bnviz.config import FIELDS, from_query, to_query
 from bnviz.jobs import JobManager
 from bnviz.text import plain_markdown
 
-from . import config_form
+from . import config_form, present
 
-URL_KEYS_EXTRA = ("vary", "values", "baseline", "group")
+URL_KEYS_EXTRA = ("vary", "values", "baseline", "group", "present")
 
 
 @st.cache_resource(show_spinner=False)
@@ -66,6 +66,7 @@ def init_from_url() -> list[str]:
         )
     elif gid:
         st.session_state["group_id"] = gid
+    present.from_url(params.get("present"))
     problems = [plain_markdown(p) for p in problems]  # a link's text is shown, never rendered
     st.session_state["_url_loaded"] = True
     st.session_state["_url_problems"] = problems
@@ -82,6 +83,7 @@ def sync_url() -> None:
     gid = st.session_state.get("group_id")
     if gid:
         want["group"] = gid
+    want.update(present.query())
     have = {k: st.query_params.get_all(k) for k in st.query_params}
     # Rewriting an unchanged URL would add history entries for nothing.
     if have != {k: v if isinstance(v, list) else [v] for k, v in want.items()}:

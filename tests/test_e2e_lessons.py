@@ -30,7 +30,7 @@ def test_a_lesson_from_the_tour_runs_live_and_shows_its_check():
     with serve() as base, launch() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(base + "/")
-        page.get_by_role("link", name="New here? The tour").click()
+        page.get_by_role("link", name="New here? Take the tour").click()
         page.get_by_role("link", name="Start the tour").wait_for(timeout=60_000)
         shot(page, "lesson_0_tour_1280")
         index = list(LESSONS).index(SLUG) + 1

@@ -4,25 +4,26 @@ import streamlit as st
 
 from bnviz.config import RunConfig
 from bnviz.limits import check_group
-from dashboard import config_form, live, nav, state
+from dashboard import config_form, live, nav, present, state
+from dashboard.live_chart import live_chart
 
 url_problems = state.ensure_config_state()
 manager = state.manager()
 
-st.sidebar.title("Configuration")
+st.sidebar.subheader("Configuration", anchor=False)
+config_form.compare_form(
+    config_form.read_config()[0], st.sidebar.expander("Compare: the runs of a group", expanded=True)
+)
 config_form.sidebar_form()
 st.sidebar.caption(f"Training device: **{state.device_label()}**")
 
-st.title("bnviz — watch Batch Normalization train")
-st.page_link(
-    nav.page("tour"),
-    label="New here? The tour: each lecture claim, one button away",
-    icon=":material/school:",
-)
+presenting = present.is_on()
+if not presenting:  # the room sees the runs, not the page's title
+    st.subheader("Train: watch BatchNorm learn, live", anchor=False)
+    st.page_link(nav.page("tour"), label="New here? Take the tour", icon=":material/school:")
 for p in url_problems:
     st.warning(f"From the link: {p}.")
 cfg, problems = config_form.read_config()
-config_form.compare_form(cfg)
 group, group_problems = config_form.group_configs(cfg) if cfg else ([], [])
 group_problems += check_group(group, manager.devices()) if group and not group_problems else []
 for p in problems + group_problems:
@@ -41,15 +42,17 @@ def live_view() -> None:
     part, so the first points show without redrawing the whole page first."""
     gid = st.session_state.get("group_id")
     job = manager.get(gid) if gid else None
+    # Buttons at their natural widths in one row: no label is ever cut.
+    row = st.container(horizontal=True, vertical_alignment="center")
+    train = row.button("Train", type="primary", disabled=bool(problems or group_problems))
     mine = job is not None and manager.owns(job.id, state.owner())
     following = job is not None and not mine  # opened from a link: read-only
-    b1, b2, b3 = st.columns([1, 1, 4])
-    train = b1.button("Train", type="primary", disabled=bool(problems or group_problems))
-    stop = b2.button("Stop training", disabled=job is None or not job.active or not mine)
-    copy = following and b3.button(
+    stop = row.button("Stop training", disabled=job is None or not job.active or not mine)
+    copy = following and row.button(
         "Train my own copy", help="The same runs, trained again as your own group"
     )
-    b3.caption(
+    present.toggle(row, "present-train")
+    row.caption(
         ("Started elsewhere; you are following it" if job.active else "Started elsewhere")
         + " (read-only: only its owner can stop it)"
         if following and job is not None
@@ -72,11 +75,17 @@ def live_view() -> None:
     # Without a group the charts are drawn empty, so they are loaded before Train is pressed.
     runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
     ready = manager.warm_ready() or not manager.warm_enabled
-    live.status_block(job, runs, labels, manager.position(job.id) if job else None, ready)
-    live.curves_block(runs, labels, "train")
-    live.sweep_block(runs, labels, "train")  # only for a field with ≥ 3 values
-    live.controls("train", len((runs[0].config if runs else cfg or RunConfig()).hidden))
-    live.layers_block(runs, labels, "train")
+    position = manager.position(job.id) if job else None
+    if presenting:  # status, curves and the key chart above the fold at 1024×768
+        live.status_block(job, runs, labels, position, ready, compact=True)
+        live.curves_block(runs, labels, "train", height=270, legend=0)
+        live_chart(live.key_figure(runs, labels, "train"), key="train-key", height=250)
+    else:
+        live.status_block(job, runs, labels, position, ready)
+        live.curves_block(runs, labels, "train")
+        live.sweep_block(runs, labels, "train")  # only for a field with ≥ 3 values
+        live.controls("train", len((runs[0].config if runs else cfg or RunConfig()).hidden))
+        live.layers_block(runs, labels, "train")
     if job is not None and job.active != training:
         st.rerun()  # once, after the first draw: the timer starts (or stops), the URL updates
     if warming and ready:
