@@ -35,8 +35,10 @@ from .config import (
     grid,
     parse_assignment,
     parse_values,
+    value_text,
 )
 from .limits import check_group
+from .records import ENDED, group_labels, run_progress, status_text, summary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROG = "python -m bnviz"
@@ -50,19 +52,6 @@ class CLIError(Exception):
 # ---------------------------------------------------------------------------------------------
 # Building the group of configs
 # ---------------------------------------------------------------------------------------------
-
-
-def fmt_value(v: Any) -> str:
-    """A field value as typed on the command line (tuples as 100,100; None as none)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
-    if isinstance(v, (tuple, list)):
-        return ",".join(str(x) for x in v)
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -140,20 +129,6 @@ def build_configs(
     return configs
 
 
-def varied_fields(configs: Sequence[RunConfig]) -> list[str]:
-    """Fields whose values differ among the configs, in FIELDS order."""
-    return [n for n in FIELDS if len({getattr(c, n) for c in configs}) > 1]
-
-
-def run_labels(configs: Sequence[RunConfig]) -> list[str]:
-    """A short label per run: its values of the varied fields (or 'run N' when none vary)."""
-    names = varied_fields(configs)
-    labels = [", ".join(f"{n}={fmt_value(getattr(c, n))}" for n in names) for c in configs]
-    if not names or len(set(labels)) < len(labels):
-        return [f"run {i + 1}" for i in range(len(configs))]
-    return labels
-
-
 # ---------------------------------------------------------------------------------------------
 # Progress bars
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +187,7 @@ class TrainProgress:
 
     def __init__(self, configs: Sequence[RunConfig], line: LineWriter) -> None:
         self.epochs = [c.epochs for c in configs]
-        self.done = [0.0] * len(configs)
+        self.done = [0.0] * len(configs)  # records.run_progress of each run
         self.test_acc: list[float | None] = [None] * len(configs)
         self.status = ["queued"] * len(configs)
         self.line = line
@@ -227,13 +202,13 @@ class TrainProgress:
             self.status[i] = event["status"]
             if event["status"] == "running" and self.start is None:
                 self.start = self.line.clock()
-            if event["status"] in ("finished", "diverged", "cancelled", "failed"):
-                self.done[i] = 1.0  # an ended run has no work left, whatever its epoch
+            if event["status"] in ENDED:
+                self.done[i] = run_progress(event["status"], [], self.epochs[i])
             self.line.draw(self.text(), force=event["status"] != "running")
         elif event["kind"] == "history" and event["rows"]:
             row = event["rows"][-1]
             if self.status[i] == "running":
-                self.done[i] = min(1.0, row["epoch"] / self.epochs[i])
+                self.done[i] = run_progress("running", event["rows"], self.epochs[i])
             self.test_acc[i] = row["test_acc"]
             self.line.draw(self.text())
 
@@ -301,27 +276,23 @@ def _pct(x: float | None) -> str:
 
 def summary_table(records: Sequence[Any]) -> str:
     """One row per run: label, status, final train/test accuracy, best test accuracy, time."""
-    labels = run_labels([r.config for r in records])
+    labels = group_labels([r.config for r in records])
     head = ("run", "status", "train acc", "test acc", "best test", "seconds")
     rows = []
     notes = []
     for label, r in zip(labels, records):
-        hist = r.history
-        last = hist[-1] if hist else {}
-        tests = [h["test_acc"] for h in hist if h.get("test_acc") is not None]
-        status = r.status
-        if r.status == "diverged" and r.diverged_step is not None:
-            status = f"diverged at step {r.diverged_step}"
-        elif r.status == "failed":
+        s = summary(r.history)
+        status = status_text(r.status, "", r.diverged_step)
+        if r.status == "failed":
             status = "failed (see below)"
             notes.append(f"{label}: {r.message}")
         rows.append(
             (
                 label,
                 status,
-                _pct(last.get("train_acc")),
-                _pct(last.get("test_acc")),
-                _pct(max(tests) if tests else None),
+                _pct(s["train_acc"]),
+                _pct(s["test_acc"]),
+                _pct(s["best_test_acc"]),
                 f"{r.seconds:.1f}",
             )
         )
@@ -470,7 +441,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         out.append(f"  {group}:")
         for name in names:
             f = FIELDS[name]
-            default = fmt_value(getattr(defaults, name))
+            default = value_text(getattr(defaults, name))
             out.append(f"    {name:<{w}}  {f.help}")
             out.append(f"    {'':<{w}}  default {default}; allowed: {f.allowed()}")
     print("\n".join(out))
@@ -485,8 +456,8 @@ def _store_group(
     import uuid
 
     from .jobs import default_runs_dir
-    from .records import group_name
-    from .store import KINDS, RunStore, StoredGroup
+    from .records import KINDS, group_name
+    from .store import RunStore, StoredGroup
 
     store = RunStore(default_runs_dir())
     gid = time.strftime("%Y%m%d-%H%M%S-", time.localtime(started)) + uuid.uuid4().hex[:6]
@@ -541,8 +512,7 @@ def _owner_kind(owner: str) -> str:
 def cmd_runs(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from .records import group_labels
-    from .store import KINDS
+    from .records import KINDS
 
     store = _open_store()
     if args.action == "export":

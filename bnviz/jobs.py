@@ -31,8 +31,8 @@ from pathlib import Path
 
 from .config import ConfigError, RunConfig, to_dict
 from .limits import check_group
-from .records import RunRecord, group_labels, group_name
-from .store import KINDS, RunStore, StoredGroup
+from .records import KINDS, RunRecord, group_labels, group_name, run_progress
+from .store import RunStore, StoredGroup
 
 log = logging.getLogger("bnviz.jobs")
 
@@ -122,21 +122,12 @@ class GroupJob:
     def snapshot(self) -> list[RunState]:
         """Copies of the runs whose row lists can be read while training goes on."""
         with self.lock:
-            return [
-                replace(r, history=list(r.history), layers=list(r.layers), params=list(r.params))
-                for r in self.runs
-            ]
+            return [r.copy_rows() for r in self.runs]
 
     def progress(self) -> tuple[float, float | None]:
         """(fraction done over all runs, seconds left or None) from the epochs recorded."""
         with self.lock:
-            fracs = []
-            for r in self.runs:
-                if r.status in ENDED:
-                    fracs.append(1.0)
-                else:
-                    done = r.history[-1]["epoch"] if r.history else 0.0
-                    fracs.append(min(1.0, done / r.config.epochs))
+            fracs = [run_progress(r.status, r.history, r.config.epochs) for r in self.runs]
             frac = sum(fracs) / len(fracs)
             eta = None
             if self.started and 0.02 < frac < 1:
@@ -148,7 +139,7 @@ class GroupJob:
         with self.lock:
             run = self.runs[event["run"]]
             if event["type"] == "rows":
-                getattr(run, event["kind"]).extend(event["rows"])
+                run.rows.setdefault(event["kind"], []).extend(event["rows"])
                 if all(r.history for r in self.runs):  # every run has its first point
                     self.first_rows.set()
             elif event["type"] == "status":
@@ -355,7 +346,7 @@ class JobManager:
                         counts[i, k] = len(have)
                 head = replace(
                     job,
-                    runs=[replace(r, history=[], layers=[], params=[]) for r in job.runs],
+                    runs=[r.replace(rows={}) for r in job.runs],
                     lock=threading.Lock(),
                     first_rows=threading.Event(),
                 )

@@ -16,7 +16,7 @@ it, that output is act_in. In a stack with norm=none runs, norm_out covers every
 is act_out, passed through); the trainer records it for the normalized runs only.
 
 Training uses autograd (`forward`, then backward) except for the common case `has_fast_path`
-(dense layers; no norm, BatchNorm or its scratch version), where `forward_backward` computes
+(dense layers; no norm or BatchNorm), where `forward_backward` computes
 the same gradients with hand-written backward formulas and no autograd graph: on the CPU a
 small net's step is mostly per-op overhead, and autograd roughly doubles the op count.
 """
@@ -58,7 +58,8 @@ ACTIVATION_GRADS = {
     "linear": lambda g, x, y: g,
 }
 _BN_BACKWARD = _aten.native_batch_norm_backward.default
-FAST_NORMS = ("none", "batch", "batch_scratch")  # BatchNorm's math, whichever implementation
+# batch_scratch is left out on purpose: it exists to run norms.ScratchBatchNorm's own code.
+FAST_NORMS = ("none", "batch")
 
 
 def has_fast_path(cfg: RunConfig) -> bool:

@@ -1,7 +1,10 @@
-"""Plain-record helpers shared by the CLI, the jobs and the charts: labels, summaries, CSV.
+"""Plain-record helpers shared by the CLI, the jobs and the charts: the kinds of rows
+(`RECORDERS`), labels, summaries, progress, CSV.
 
-A run record is the dict written by the engine (see README, "Records"): config, status,
-history rows, layer rows and param rows. Nothing here knows about torch or Streamlit.
+A run record is the dict written by the engine (see README, "Records"): config, status and
+one list of rows per kind — history, layers, params, and the measures' kinds. Each kind is
+one `Recorder` declaration below; the engine, the run store, the worker's snapshots, the CSV
+writers and the CLI iterate over them. Nothing here knows about torch or Streamlit.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from .config import FIELDS, RunConfig, from_dict, to_dict, value_text
 
@@ -20,22 +24,165 @@ BASIS_POINTS = (0.0, 0.0668, 0.1587, 0.3085, 0.5, 0.6915, 0.8413, 0.9332, 1.0)
 IOFFE_POINTS = (0.15, 0.5, 0.85)
 
 HISTORY_COLUMNS = ("step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc")
+LAYER_CSV_COLUMNS = (
+    "step",
+    "layer",
+    "point",
+    "mean",
+    "std",
+    "p15",
+    "p50",
+    "p85",
+    "saturated",
+    "dead",
+)
+
+# When a kind is recorded (the engine's cadences, see train.Stack):
+EVERY = {
+    "record": "every record_every steps, at step 0 and at the end",
+    "probe": "the layer-probe steps: every record_every·k steps (≤ ~100 per run) and the last",
+    "measure": "the measure steps (≤ ~MAX_MEASURES per run) while config.measures asks for it",
+    "end": "once, after the last step, while config.measures asks for it",
+}
 
 
-@dataclass
+@dataclass(frozen=True)
+class Recorder:
+    """One kind of record row: its name in the records, when it is recorded and its columns.
+
+    `numbers`: columns every row has, each a number or null (the charts index them; the run
+    store checks them); `keys`: integer columns that say what a row is about (layer, unit);
+    `csv`: the CSV columns (default: step, keys, numbers); `measure`: the config.measures
+    value that switches it on ("" = always recorded). The engine's code for a kind is
+    train.Stack's (history, layers, params) or bnviz.measures.MEASURES[kind].
+    """
+
+    kind: str
+    every: str  # a key of EVERY
+    title: str  # what a row holds, for people
+    numbers: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    csv: tuple[str, ...] = ()
+    measure: str = ""
+
+    def columns(self) -> tuple[str, ...]:
+        return self.csv or ("step", *self.keys, *self.numbers)
+
+    def on(self, measures: str) -> bool:
+        """Whether a run whose config.measures is `measures` records this kind."""
+        return not self.measure or measures in (self.measure, "all")
+
+
+RECORDERS: tuple[Recorder, ...] = (
+    Recorder(
+        "history",
+        "record",
+        "losses and accuracies (train: the steps since the last record; test: eval mode)",
+        numbers=("train_loss", "train_acc", "test_loss", "test_acc"),
+        csv=HISTORY_COLUMNS,
+    ),
+    Recorder(
+        "layers",
+        "probe",
+        "per layer and probe point: mean, std, quantiles and a histogram of the activations",
+        numbers=("mean", "std", "p15", "p50", "p85"),
+        keys=("layer",),
+        csv=LAYER_CSV_COLUMNS,
+    ),
+    Recorder(
+        "params",
+        "probe",
+        "per layer: ‖∇W‖, ‖W‖, ‖ΔW‖/‖W‖ and the norm's γ, β and running statistics",
+        numbers=("grad_norm", "weight_norm", "update_ratio"),
+        keys=("layer",),
+    ),
+    Recorder(
+        "units",
+        "probe",
+        "a few units of every hidden layer: their activation input's distribution over the batch",
+        numbers=("mean", "std", "p15", "p50", "p85"),
+        keys=("layer", "unit"),
+        measure="units",
+    ),
+    Recorder(
+        "ics",
+        "measure",
+        "internal covariate shift per layer: ‖G − G′‖ and cos(G, G′), G′ after the earlier "
+        "layers' update (Santurkar et al. 2018)",
+        numbers=("l2", "cos", "grad_norm"),
+        keys=("layer",),
+        measure="ics",
+    ),
+    Recorder(
+        "landscape",
+        "measure",
+        "along the gradient: loss and gradient change over a grid of steps, β-smoothness",
+        numbers=("loss_min", "loss_max", "grad_diff_min", "grad_diff_max", "beta"),
+        measure="landscape",
+    ),
+    Recorder(
+        "slice",
+        "end",
+        "the loss on a 2-D grid around the final weights (two filter-normalized directions)",
+        numbers=("loss_center",),
+        measure="landscape",
+    ),
+)
+KINDS = tuple(r.kind for r in RECORDERS)
+RECORDER = {r.kind: r for r in RECORDERS}
+BASE_KINDS = ("history", "layers", "params")  # always in a run's dict, even when empty
+
+
 class RunRecord:
-    """Everything recorded about one run: what the engine returns and the server keeps."""
+    """Everything recorded about one run: what the engine returns and the server keeps.
 
-    config: RunConfig
-    status: str = "queued"
-    message: str = ""
-    device: str = ""
-    seconds: float = 0.0
-    diverged_step: int | None = None
-    history: list[dict] = field(default_factory=list)
-    layers: list[dict] = field(default_factory=list)
-    params: list[dict] = field(default_factory=list)
-    step: int | None = None  # last step a status change reported (not saved)
+    Rows are in `rows[kind]` for every kind of RECORDERS; `r.history`, `r.layers`, … read
+    the same lists. Built with the kinds as keywords (RunRecord(cfg, history=[...])) or `rows`.
+    """
+
+    __match_args__ = ("config",)
+
+    def __init__(
+        self,
+        config: RunConfig,
+        status: str = "queued",
+        message: str = "",
+        device: str = "",
+        seconds: float = 0.0,
+        diverged_step: int | None = None,
+        rows: dict[str, list[dict]] | None = None,
+        step: int | None = None,
+        **kinds: list[dict],
+    ) -> None:
+        unknown = set(kinds) - set(KINDS)
+        if unknown:
+            raise TypeError(f"RunRecord got unknown kinds of rows: {sorted(unknown)}")
+        self.config, self.status, self.message, self.device = config, status, message, device
+        self.seconds, self.diverged_step = seconds, diverged_step
+        self.step = step  # last step a status change reported (not saved)
+        given = {**(rows or {}), **kinds}
+        self.rows: dict[str, list[dict]] = {k: given.get(k, []) for k in KINDS}
+
+    def __getattr__(self, name: str) -> list[dict]:
+        if name in KINDS and "rows" in self.__dict__:
+            return self.__dict__["rows"][name]
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunRecord) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        n = ", ".join(f"{k}={len(v)}" for k, v in self.rows.items() if v)
+        return f"RunRecord({self.config.label()!r}, {self.status!r}, rows: {n or 'none'})"
+
+    def replace(self, **changes: Any) -> RunRecord:
+        """A copy with some attributes changed (rows: a dict of kind → list)."""
+        d = {**vars(self), **changes}
+        return RunRecord(**d)
+
+    def copy_rows(self) -> RunRecord:
+        """A copy whose row lists can be read while the original's grow."""
+        return self.replace(rows={k: list(v) for k, v in self.rows.items()})
 
     def to_dict(self) -> dict:
         return {
@@ -45,9 +192,7 @@ class RunRecord:
             "device": self.device,
             "seconds": round(self.seconds, 3),
             "diverged_step": self.diverged_step,
-            "history": self.history,
-            "layers": self.layers,
-            "params": self.params,
+            **{k: v for k, v in self.rows.items() if v or k in BASE_KINDS},
         }
 
     @classmethod
@@ -59,9 +204,7 @@ class RunRecord:
             device=d.get("device", ""),
             seconds=d.get("seconds", 0.0),
             diverged_step=d.get("diverged_step"),
-            history=d.get("history", []),
-            layers=d.get("layers", []),
-            params=d.get("params", []),
+            rows={k: d.get(k, []) for k in KINDS},
         )
 
 
@@ -196,6 +339,18 @@ def status_text(status: str, message: str = "", diverged_step: int | None = None
     return status
 
 
+ENDED = ("finished", "diverged", "cancelled", "failed", "interrupted")
+
+
+def run_progress(status: str, history: Sequence[dict], epochs: int) -> float:
+    """The share of its epochs a run has done (from its last history row's epoch); 1 once it
+    has ended, whatever its epoch."""
+    if status in ENDED:
+        return 1.0
+    done = history[-1].get("epoch") or 0.0 if history else 0.0
+    return min(1.0, done / epochs)
+
+
 def summary(history: Sequence[dict]) -> dict[str, float | None]:
     """Final train/test accuracy and the best test accuracy of a history."""
     if not history:
@@ -206,20 +361,6 @@ def summary(history: Sequence[dict]) -> dict[str, float | None]:
         "test_acc": history[-1].get("test_acc"),
         "best_test_acc": max(tests) if tests else None,
     }
-
-
-LAYER_CSV_COLUMNS = (
-    "step",
-    "layer",
-    "point",
-    "mean",
-    "std",
-    "p15",
-    "p50",
-    "p85",
-    "saturated",
-    "dead",
-)
 
 
 def rows_csv(labels: Sequence[str], runs: Iterable[Sequence[dict]], cols: Sequence[str]) -> str:
@@ -233,14 +374,20 @@ def rows_csv(labels: Sequence[str], runs: Iterable[Sequence[dict]], cols: Sequen
     return out.getvalue()
 
 
+def kind_csv(kind: str, labels: Sequence[str], runs: Iterable[Sequence[dict]]) -> str:
+    """Every row of one kind of every run as CSV: the run's label, then the kind's columns
+    (its Recorder's; lists such as histograms are left out)."""
+    return rows_csv(labels, runs, RECORDER[kind].columns())
+
+
 def history_csv(labels: Sequence[str], histories: Iterable[Sequence[dict]]) -> str:
     """Every history row of every run as CSV, with the run's label in the first column."""
-    return rows_csv(labels, histories, HISTORY_COLUMNS)
+    return kind_csv("history", labels, histories)
 
 
 def layer_csv(labels: Sequence[str], layer_rows: Iterable[Sequence[dict]]) -> str:
     """Per-layer probe summaries (no histograms) as CSV."""
-    return rows_csv(labels, layer_rows, LAYER_CSV_COLUMNS)
+    return kind_csv("layers", labels, layer_rows)
 
 
 def latest_layers(rows: Sequence[dict], point: str) -> dict[int, dict]:

@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, from_dict, to_dict
-from .records import BASIS_POINTS, RunRecord
+from .records import BASIS_POINTS, KINDS, RECORDER, RunRecord
 
 log = logging.getLogger("bnviz.store")
 
 DB_NAME = "runs.sqlite"
 RUN_STATUSES = ("queued", "running", "finished", "diverged", "cancelled", "failed", "interrupted")
 ACTIVE = ("queued", "running")
-KINDS = ("history", "layers", "params")
 POINTS = ("linear", "act_in", "act_out", "norm_out")
 GROUP_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 MAX_RUNS = 64  # runs per stored group (the dashboard trains at most 16)
@@ -99,13 +98,21 @@ PARAM_NUMBERS = ("grad_norm", "weight_norm", "update_ratio")
 
 
 def check_row(kind: str, row: Any) -> bool:
-    """Whether a history/layers/params row has the fields the charts read, with valid types."""
+    """Whether a row of a kind (records.RECORDERS) has the fields the charts read, with valid
+    types."""
     if not isinstance(row, dict) or not _is_int(row.get("step")) or row["step"] < 0:
         return False
     if kind == "history":
         # every column present (the charts index them), each a number or null
         return _is_num(row.get("epoch")) and all(
             k in row and _opt_num(row[k]) for k in HISTORY_NUMBERS
+        )
+    if kind not in ("layers", "params"):  # the measures' kinds: what their Recorder declares
+        rec = RECORDER.get(kind)
+        return (
+            rec is not None
+            and all(_is_int(row.get(k)) and 0 <= row[k] <= 100_000 for k in rec.keys)
+            and all(k in row and _opt_num(row[k]) for k in rec.numbers)
         )
     if not _is_int(row.get("layer")) or not 1 <= row["layer"] <= 64:
         return False

@@ -24,6 +24,7 @@ from torch import Tensor
 from .config import RunConfig
 from .data import Dataset, load_dataset
 from .models import NORM_OUT, STREAM_SEED_OFFSET, Shape, StackedNet, has_fast_path, stack_order
+from .optim import StackOptimizer
 from .probes import (
     extra_name,
     layer_edges,
@@ -33,15 +34,17 @@ from .probes import (
 )
 from .records import RunRecord
 
+__all__ = ["STATUSES", "Stack", "StackOptimizer", "make_stacks", "records_to_json", "train_group"]
+
 MAX_LAYER_SNAPSHOTS = 100  # per run: layer probes are thinned so long runs stay small
 CPU_THREADS = int(os.environ.get("BNVIZ_THREADS", "1"))  # torch threads while training
 EVAL_CHUNK = 2048  # test samples per forward pass in eval mode
-ADAM_BETAS, ADAM_EPS, HEAVY_BALL = (0.9, 0.999), 1e-8, 0.9
 STATUSES = ("queued", "running", "finished", "diverged", "cancelled", "failed")
 NORM_VECTORS = ("weight", "bias", "running_mean", "running_var")  # summarized in param rows
 SUMMARY_KEYS = ("mean", "std", "min", "max")  # columns of probes.vector_summaries
 
 Event = dict[str, Any]
+Rows = list[tuple[int, str, list[dict]]]  # (run in the stack, kind, rows) to record
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -96,80 +99,12 @@ def _nulls(x: Any) -> Any:
     return x if math.isfinite(x) else None
 
 
-class StackOptimizer:
-    """SGD / heavy-ball / Adam over all of a stack's parameters with a learning rate per run.
-
-    Every parameter (and its .grad) is a view into one flat buffer, so an update is a handful
-    of tensor ops whatever the depth; per-element lr/weight-decay vectors give each run its own.
-    Matches torch.optim's update rules; weight decay is L2 added to the gradient.
-    """
-
-    def __init__(self, params: list[Tensor], configs: Sequence[RunConfig]) -> None:
-        m, dev = len(configs), params[0].device
-        total = sum(p.numel() for p in params)
-        self.kind = configs[0].optimizer
-        self.flat = torch.empty(total, device=dev)
-        self.grad = torch.zeros(total, device=dev)
-        self.run_of = torch.empty(total, dtype=torch.long, device=dev)  # owning run per element
-        off = 0
-        for p in params:  # p is run-major (M, ...): its elements of run r are contiguous
-            n = p.numel()
-            self.flat[off : off + n].copy_(p.detach().reshape(-1))
-            p.data = self.flat[off : off + n].view_as(p)
-            p.grad = self.grad[off : off + n].view_as(p)  # autograd accumulates in place here
-            self.run_of[off : off + n] = torch.arange(m, device=dev).repeat_interleave(n // m)
-            off += n
-        self.lr = torch.tensor([c.lr for c in configs], device=dev)[self.run_of]
-        self.wd = torch.tensor([c.weight_decay for c in configs], device=dev)[self.run_of]
-        self.use_wd = any(c.weight_decay > 0 for c in configs)
-        self.state: dict[str, Tensor] = {}
-        self.t = 0
-
-    def span(self, params: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-        """The flat (values, grads) slices holding `params`, which must be adjacent there."""
-        size = self.flat.element_size()
-        start = (params[0].data_ptr() - self.flat.data_ptr()) // size
-        end = start
-        for p in params:
-            if (p.data_ptr() - self.flat.data_ptr()) // size != end:
-                raise ValueError("parameters are not adjacent in the flat buffer")
-            end += p.numel()
-        return self.flat[start:end], self.grad[start:end]
-
-    def zero_grad(self) -> None:
-        self.grad.zero_()
-
-    def freeze(self, run: int) -> None:
-        """Stop updating one run (it diverged): its parameters keep their last values."""
-        self.lr[self.run_of == run] = 0.0
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.t += 1
-        p, g, st = self.flat, self.grad, self.state
-        if self.use_wd:
-            g = g.addcmul(self.wd, p)
-        if self.kind == "sgd":
-            p.addcmul_(self.lr, g, value=-1)
-        elif self.kind == "momentum":
-            if "buf" not in st:
-                st["buf"] = g.clone()
-            else:
-                st["buf"].mul_(HEAVY_BALL).add_(g)
-            p.addcmul_(self.lr, st["buf"], value=-1)
-        else:
-            b1, b2 = ADAM_BETAS
-            if not st:
-                st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
-            st["m"].mul_(b1).add_(g, alpha=1 - b1)
-            st["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-            c1, c2 = 1 - b1**self.t, 1 - b2**self.t
-            denom = (st["v"] / c2).sqrt_().add_(ADAM_EPS)
-            p.addcdiv_(self.lr * st["m"], denom, value=-1 / c1)
-
-
 class Stack:
-    """Runs trained as one StackedNet: data, model, optimizer state, schedule and records."""
+    """Runs trained as one StackedNet: data, model, optimizer, schedule, and what they record.
+
+    `train_step` is the training alone (a batch's gradient, then the optimizer's update);
+    `step` wraps it with the records due at that step (records.RECORDERS' cadences).
+    """
 
     def __init__(
         self, runs: list[int], configs: list[RunConfig], data: Dataset, device: torch.device
@@ -178,6 +113,7 @@ class Stack:
         self.runs, self.configs, self.data, self.device = runs, configs, data, device
         self.m = len(runs)
         shape = Shape(data.n_features, data.n_classes, data.image_shape)
+        self.shape = shape
         self.net = StackedNet(configs, shape).to(device)
         gens = [_device_generator(c.seed, device) for c in configs]
         self.net.set_generators(gens)
@@ -220,38 +156,56 @@ class Stack:
         idx = self.perm[:, j * self.batch_size : (j + 1) * self.batch_size]  # (M, B)
         return self.data.x_train[idx], self.data.y_train[idx]
 
-    def step(self) -> list[tuple[int, str, list[dict]]]:
-        """One update of every run in the stack; returns (run, kind, rows) to record."""
-        out: list[tuple[int, str, list[dict]]] = []
+    def gradient(self, x: Tensor, yt: Tensor, probes: dict | None = None) -> tuple[Tensor, Tensor]:
+        """Forward and backward of one batch per run in training mode: the logits (B, M, K) and
+        each run's loss (M,); every parameter's gradient lands in the optimizer's flat buffer.
+        x: (M, B, F); yt: (B, M). Like any training-mode forward it updates the running
+        statistics and draws dropout/noise (measures.contained undoes that for a measure)."""
+        if not self.net.training:
+            self.net.train()
+        if self.fast:  # the same gradients, written straight into the flat grad buffer
+            return self.net.forward_backward(x, yt, probes)
+        logits = self.net(x, probes)  # (B, M, K)
+        losses = _losses(logits, yt)
+        self.opt.zero_grad()
+        losses.sum().backward()  # runs share no parameters: each gets its own gradient
+        return logits, losses
+
+    def train_step(
+        self, x: Tensor, yt: Tensor, probes: dict | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The training itself: the batch's gradient, then the optimizer's update."""
+        logits, losses = self.gradient(x, yt, probes)
+        self.opt.step()
+        return logits, losses
+
+    def step(self) -> Rows:
+        """One update of every run in the stack and the records due at it."""
+        out: Rows = []
         t = self.t
         if t == 0:
             out += self._history(0, initial=True)
-        probe = t % self.layer_every == 0 or t == self.total - 1
-        probes: dict | None = {} if probe else None
-        if not self.net.training:
-            self.net.train()
         x, y = self._batch()
         yt = y.t()  # (B, M)
-        if self.fast:  # the same gradients, written straight into the flat grad buffer
-            logits, losses = self.net.forward_backward(x, yt, probes)
-        else:
-            logits = self.net(x, probes)  # (B, M, K)
-            losses = _losses(logits, yt)
-            self.opt.zero_grad()
-            losses.sum().backward()  # runs share no parameters: each gets its own gradient
-        with torch.no_grad():
-            self.step_loss[self.n_steps] = losses
-            torch.sum(logits.argmax(-1) == yt, 0, out=self.step_hits[self.n_steps])
-        self.n_steps += 1
+        probe = t % self.layer_every == 0 or t == self.total - 1
+        probes: dict | None = {} if probe else None
         if probe:
             self.w_before.copy_(self.w_flat)
-        self.opt.step()
+        logits, losses = self.train_step(x, yt, probes)
+        self._count(logits, losses, yt)
         if probe:
             out += self._layers(t, probes)
         self.t += 1
         if self.t % self.record_every == 0 or self.t == self.total:
             out += self._history(self.t)
         return out
+
+    @torch.no_grad()
+    def _count(self, logits: Tensor, losses: Tensor, yt: Tensor) -> None:
+        """Keep the step's loss and correct predictions per run on the device until a record."""
+        self.step_loss[self.n_steps] = losses
+        torch.sum(logits.argmax(-1) == yt, 0, out=self.step_hits[self.n_steps])
+        self.n_steps += 1
 
     @torch.no_grad()
     def evaluate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -270,7 +224,7 @@ class Stack:
             self.net.train()
         return loss / x.shape[0], acc / x.shape[0]
 
-    def _history(self, step: int, initial: bool = False) -> list[tuple[int, str, list[dict]]]:
+    def _history(self, step: int, initial: bool = False) -> Rows:
         if initial:  # before any update: train metrics on (up to) 2048 training samples
             tr_loss, tr_acc = self.evaluate(self.data.x_train[:2048], self.data.y_train[:2048])
         else:  # the steps since the last record
@@ -329,9 +283,7 @@ class Stack:
         self.vector_sizes = [v.numel() for v in self.norm_vectors]
 
     @torch.no_grad()
-    def _layers(
-        self, step: int, probes: dict[tuple[int, str], Tensor]
-    ) -> list[tuple[int, str, list[dict]]]:
+    def _layers(self, step: int, probes: dict[tuple[int, str], Tensor]) -> Rows:
         """Layer and param rows of a probe step, after the update (w_before holds the weights
         from before it). probes: {(layer, point): activation}, per run on the fast path (see
         models.forward_backward), else wide."""
@@ -389,7 +341,7 @@ class Stack:
                     row[extra] = f[14]
                 rows[i].append(row)
         prows = self._param_rows(step, host[: params.numel()], host[params.numel() :])
-        out: list[tuple[int, str, list[dict]]] = []
+        out: Rows = []
         for i in range(m):
             if self.active[i]:
                 out.append((i, "layers", rows[i]))
@@ -570,7 +522,7 @@ def _train(
             was_active = list(s.active)
             for j, kind, rows in s.step():
                 run = s.runs[j]
-                getattr(records[run], kind).extend(rows)
+                records[run].rows[kind].extend(rows)
                 emit({"type": "rows", "run": run, "kind": kind, "rows": rows})
             for j, (a, b) in enumerate(zip(was_active, s.active)):
                 if a and not b:

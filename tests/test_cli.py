@@ -21,6 +21,7 @@ import pytest
 
 from bnviz import cli
 from bnviz.config import FIELDS, PRESETS, RunConfig
+from bnviz.records import group_labels, varied_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "hidden=16,16", "--set", "epochs=1", "--set", "batch_size=64"]
@@ -360,8 +361,8 @@ def test_build_configs_layers() -> None:
         (1, 0.5, "sigmoid", "batch"),
         (2, 0.5, "sigmoid", "batch"),
     ]
-    assert cli.run_labels(configs) == ["seed=1", "seed=2"]
-    assert cli.varied_fields(configs) == ["seed"]
+    assert group_labels(configs) == ["seed=1", "seed=2"]
+    assert varied_fields(configs) == ["seed"]
 
 
 class FakeClock:
