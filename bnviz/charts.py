@@ -653,3 +653,78 @@ def legend_below(fig: Figure, entries: int, height: int, per_row: int = 3, row_p
     bottom = under + math.ceil(entries / per_row) * row_px + 8
     layout["margin"] = {**margin, "b": bottom}
     return margin["t"] + plot + bottom
+
+
+def landscape_bands(labels: Sequence[str], rows_per_run: Sequence[Sequence[dict]]) -> Figure:
+    """Santurkar et al.'s Fig. 4 style: three panels over training, a band (min–max over the
+    step sizes along the gradient) per run — the loss, the gradient predictiveness
+    ‖∇L(w − ηg) − g‖ — and the effective β-smoothness as a line (log y)."""
+    panels = (
+        ("loss_min", "loss_max", "loss along the gradient"),
+        ("grad_diff_min", "grad_diff_max", "‖∇L(w − ηg) − g‖"),
+        ("beta", "beta", "β-smoothness"),
+    )
+    domains = _grid(3, 3)
+    data: list[dict] = []
+    for i, (label, rows) in enumerate(zip(labels, rows_per_run)):
+        for j, (lo, hi, _t) in enumerate(panels, start=1):
+            pts = [(r["step"], r.get(lo), r.get(hi)) for r in rows]
+            pts = [p for p in pts if p[1] is not None and p[2] is not None]
+            x = [p[0] for p in pts]
+            common = {"name": label, "legendgroup": label, **_ax(j)}
+            if lo != hi:
+                data.append(
+                    {
+                        "type": "scatter",
+                        "mode": "lines",
+                        "x": x + x[::-1],
+                        "y": [p[2] for p in pts] + [p[1] for p in pts][::-1],
+                        "fill": "toself",
+                        "fillcolor": _rgba(color(i), 0.3),
+                        "line": {"width": 0},
+                        "showlegend": False,
+                        "hoverinfo": "skip",
+                        **common,
+                    }
+                )
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": x,
+                    "y": [p[2] for p in pts],
+                    "line": {"color": color(i), "width": 2},
+                    "showlegend": j == 1,
+                    **common,
+                }
+            )
+    layout = _layout("The loss landscape along the gradient (band: min–max over the steps)")
+    _axes(layout, domains, [t for _, _, t in panels], type="log")
+    return {"data": data, "layout": layout}
+
+
+def loss_slice(labels: Sequence[str], slices: Sequence[dict | None]) -> Figure:
+    """The loss around the final weights on two filter-normalized directions (Li et al. 2018),
+    a contour panel per run, one colour scale (log10 of the loss)."""
+    n = max(1, len(slices))
+    domains = _grid(n, min(n, 4))
+    data: list[dict] = []
+    for i, s in enumerate(slices, start=1):
+        if not s:
+            continue
+        z = [[math.log10(v) if v is not None and v > 0 else None for v in row] for row in s["loss"]]
+        data.append(
+            {
+                "type": "contour",
+                "x": s["alphas"],
+                "y": s["betas"],
+                "z": z,
+                "coloraxis": "coloraxis",
+                "contours": {"coloring": "heatmap"},
+                **_ax(i),
+            }
+        )
+    layout = _layout("Loss around the final weights (two random filter-normalized directions)")
+    _axes(layout, domains, list(labels) or [""])
+    layout["coloraxis"] = {"colorscale": "Viridis", "colorbar": {"title": {"text": "log₁₀ loss"}}}
+    return {"data": data, "layout": layout}

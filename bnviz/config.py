@@ -38,6 +38,7 @@ NORMS = (
     "group",
     "instance",
     "noisy_batch",
+    "noise_only",
 )
 # Norms that compute statistics over the batch (and so need ≥ 2 samples and have running stats).
 BATCH_NORMS = ("batch", "batch_scratch", "ghost_batch", "noisy_batch")
@@ -46,6 +47,8 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 INITS = ("default", "kaiming", "xavier", "normal")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 INPUT_NORMS = ("standardize", "none")  # as data.INPUT_NORMS
+TRAIN_ONLY = ("all", "norm", "classifier")  # which parameters the optimizer updates
+MEASURES = ("none", "units", "ics", "landscape", "all")  # records.RECORDERS' `measure`
 
 
 class ConfigError(ValueError):
@@ -119,10 +122,13 @@ class RunConfig:
     lr: float = 0.1  # learning rate
     batch_size: int = 60  # samples per step (the last partial batch of an epoch is dropped)
     weight_decay: float = 0.0  # L2 penalty added to the gradient, as in torch.optim
+    train_only: str = "all"  # all, norm (only γ/β: Frankle et al.) or classifier (last layer)
+    agc: float = 0.0  # adaptive gradient clipping λ (Brock et al.: unit-wise, not the classifier)
     # Run
     epochs: int = 20
     seed: int = 0  # initial weights, data order, dropout and noise
     record_every: int = 10  # steps between records
+    measures: str = "none"  # extra records: units, ics, landscape or all (Santurkar et al.)
     device: str = "auto"  # auto: CUDA, else Apple MPS, else CPU
 
     def __post_init__(self) -> None:
@@ -332,6 +338,22 @@ FIELDS: dict[str, Field] = {
             low=0.0,
             high=1.0,
         ),
+        _f(
+            "train_only",
+            "choice",
+            "Optimization",
+            "Which parameters train: all, only the norms' γ/β (norm), or only the last layer",
+            choices=TRAIN_ONLY,
+        ),
+        _f(
+            "agc",
+            "float",
+            "Optimization",
+            "Adaptive gradient clipping λ: each unit's gradient ≤ λ·‖its weights‖, classifier "
+            "excluded (0 = off)",
+            low=0.0,
+            high=10.0,
+        ),
         _f("epochs", "int", "Run", "Passes over the training set", low=1, high=10_000),
         _f(
             "seed",
@@ -348,6 +370,14 @@ FIELDS: dict[str, Field] = {
             "Steps between records (curves); layer probes at most ~100 per run",
             low=1,
             high=100_000,
+        ),
+        _f(
+            "measures",
+            "choice",
+            "Run",
+            "Extra measurements: per-unit distributions, internal covariate shift, the loss "
+            "landscape along the gradient (with the 2-D slice at the end), or all",
+            choices=MEASURES,
         ),
         _f(
             "device",
@@ -470,6 +500,12 @@ def validate(cfg: RunConfig) -> None:
             f"norm={cfg.norm} in training needs batch_size ≥ 2: with one sample the batch "
             "variance is 0 (PyTorch: 'Expected more than 1 value per channel when training'); "
             "use norm=layer/group/none or a larger batch_size"
+        )
+    if cfg.train_only == "norm" and (cfg.norm == "none" or not cfg.affine):
+        raise ConfigError(
+            f"train_only=norm trains only the norms' γ and β, but norm={cfg.norm}"
+            + (" has none" if cfg.norm == "none" else " has affine=false")
+            + ": use a norm with affine=true, or train_only=all"
         )
     if cfg.norm == "ghost_batch":
         g = cfg.ghost_batch_size

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from .config import FIELDS, RunConfig
 from .norms import StackNorm, make_norm
 
-PER_RUN_FIELDS = ("seed", "lr", "weight_decay", "init", "init_scale", "dropout")
+PER_RUN_FIELDS = ("seed", "lr", "weight_decay", "init", "init_scale", "dropout", "train_only")
 POINTS = ("linear", "act_in", "act_out")  # probed in every hidden layer
 NORM_OUT = "norm_out"  # probed in layers with a norm after the activation (placement=after)
 STREAM_SEED_OFFSET = 104729  # a run's dropout/noise stream is seeded with seed + this

@@ -177,7 +177,9 @@ class NoisyBatchNorm(BatchNorm):
         return StackNorm.forward(self, x)
 
     def norm3(self, x: Tensor) -> Tensor:
-        y = super().norm3(x)
+        return self._noise(super().norm3(x))
+
+    def _noise(self, y: Tensor) -> Tensor:
         if not self.training or not self.generators:
             return y
         b, _, s = y.shape
@@ -187,6 +189,18 @@ class NoisyBatchNorm(BatchNorm):
             sd = torch.rand(1, self.c, 1, generator=g, device=y.device) * self.noise_std
             parts.append(mu + sd * torch.randn(b, self.c, s, generator=g, device=y.device))
         return y + torch.cat(parts, dim=1).to(y.dtype)
+
+
+class NoiseOnly(NoisyBatchNorm):
+    """Noisy BN's noise without the BN (Santurkar et al.'s control): no statistics, no γ/β."""
+
+    has_running_stats = False
+
+    def __init__(self, m: int, c: int, cfg: RunConfig) -> None:
+        super().__init__(m, c, cfg.replace(affine=False))
+
+    def norm3(self, x: Tensor) -> Tensor:
+        return self._noise(x)
 
 
 class LayerNorm(StackNorm):
@@ -226,6 +240,7 @@ NORM_CLASSES: dict[str, type[StackNorm]] = {
     "batch_scratch": ScratchBatchNorm,
     "ghost_batch": GhostBatchNorm,
     "noisy_batch": NoisyBatchNorm,
+    "noise_only": NoiseOnly,
     "layer": LayerNorm,
     "group": GroupNorm,
     "instance": InstanceNorm,

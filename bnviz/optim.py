@@ -17,6 +17,7 @@ from torch import Tensor
 from .config import RunConfig
 
 ADAM_BETAS, ADAM_EPS, HEAVY_BALL = (0.9, 0.999), 1e-8, 0.9
+AGC_EPS = 1e-3  # adaptive gradient clipping: weights' norm floor (Brock et al. 2021)
 
 
 class StackOptimizer:
@@ -30,19 +31,24 @@ class StackOptimizer:
         self.flat = torch.empty(total, device=dev)  # every parameter's values, run-major each
         self.grad = torch.zeros(total, device=dev)  # their gradients, the same layout
         self.run_of = torch.empty(total, dtype=torch.long, device=dev)  # owning run per element
+        n_norm = sum(c.norm != "none" for c in configs)  # a stack's normed runs come first
         off = 0
-        for p in params:  # p is run-major (M, ...): its elements of run r are contiguous
+        for p in params:  # run-major: its elements of run r are contiguous
             n = p.numel()
             self.flat[off : off + n].copy_(p.detach().reshape(-1))
             p.data = self.flat[off : off + n].view_as(p)
             p.grad = self.grad[off : off + n].view_as(p)  # autograd accumulates in place here
-            self.run_of[off : off + n] = torch.arange(m, device=dev).repeat_interleave(n // m)
+            # weights (M, out, …), biases (M, out); a norm's vectors (n_norm·C,): normed runs only
+            runs = p.shape[0] if p.dim() > 1 else n_norm
+            self.run_of[off : off + n] = torch.arange(runs, device=dev).repeat_interleave(n // runs)
             off += n
         self.lr = torch.tensor([c.lr for c in configs], device=dev)[self.run_of]
         self.wd = torch.tensor([c.weight_decay for c in configs], device=dev)[self.run_of]
         self.use_wd = any(c.weight_decay > 0 for c in configs)
         self.state: dict[str, Tensor] = {}  # buf (heavy ball) or m, v (Adam), like flat
         self.t = 0  # updates done (Adam's bias correction)
+        self.agc = 0.0  # adaptive gradient clipping λ (clip_units); 0: off
+        self.agc_units: list[tuple[Tensor, Tensor]] = []
 
     def offset(self, p: Tensor) -> int:
         """Where parameter p (a view of flat) starts in the flat buffer."""
@@ -62,6 +68,32 @@ class StackOptimizer:
         sq = torch.zeros(self.m, dtype=v.dtype, device=v.device)
         return sq.index_add_(0, self.run_of, v * v).sqrt_()
 
+    def restrict(self, allowed: Sequence[tuple[Tensor, Sequence[bool]]]) -> None:
+        """Never update parameter p in the runs whose flag is False (their lr is 0)."""
+        for p, flags in allowed:
+            a = self.offset(p)
+            part = slice(a, a + p.numel())
+            keep = torch.tensor(flags, dtype=self.lr.dtype, device=self.lr.device)
+            self.lr[part] *= keep[self.run_of[part]]
+
+    def clip_units(self, lam: float, params: Sequence[Tensor]) -> None:
+        """Adaptive gradient clipping (Brock et al. 2021) before every step: each unit's
+        gradient (a weight row, (M, out, in…) → per out; a bias (M, out): its whole vector)
+        is scaled down to at most lam · max(‖the unit's weights‖, AGC_EPS)."""
+        self.agc = lam
+        for p in params:
+            a, n = self.offset(p), p.numel()
+            shape = (p.shape[0], p.shape[1], -1) if p.dim() > 2 else (p.shape[0], 1, -1)
+            self.agc_units.append(
+                (self.flat[a : a + n].view(shape), self.grad[a : a + n].view(shape))
+            )
+
+    def _clip(self) -> None:
+        for w, g in self.agc_units:
+            most = torch.linalg.vector_norm(w, dim=2, keepdim=True).clamp_min_(AGC_EPS) * self.agc
+            norm = torch.linalg.vector_norm(g, dim=2, keepdim=True).clamp_min_(1e-12)
+            g.mul_((most / norm).clamp_max_(1.0))
+
     def zero_grad(self) -> None:
         self.grad.zero_()
 
@@ -72,6 +104,8 @@ class StackOptimizer:
     @torch.no_grad()
     def step(self) -> None:
         self.t += 1
+        if self.agc:
+            self._clip()
         p, g, st = self.flat, self.grad, self.state
         if self.use_wd:
             g = g.addcmul(self.wd, p)

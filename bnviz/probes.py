@@ -298,3 +298,34 @@ def vector_summaries(vectors: Sequence[np.ndarray], m: int) -> np.ndarray:
         with np.errstate(invalid="ignore", over="ignore"):  # a diverged run's ±inf give NaN
             out[ks] = np.stack([g.mean(2), g.std(2), g.min(2), g.max(2)], -1)
     return out
+
+
+UNITS = 3  # units per hidden layer whose own distributions are recorded (records "units")
+
+
+def unit_values(t: Tensor, m: int, units: int, per_run: bool) -> Tensor:
+    """(M·U, N): the values of the first `units` units (channels) of every run in a probe
+    tensor, row r·U + u; per_run (M, B, C) or (B, C) for one run, else wide (see _groups)."""
+    if per_run:
+        v = t.reshape(m, t.shape[-2], t.shape[-1])[:, :, :units].transpose(1, 2)  # (M, U, B)
+    else:
+        b = t.shape[0]
+        v = t.reshape(b, m, t.shape[1] // m, -1)[:, :, :units]  # (B, M, U, S)
+        v = v.permute(1, 2, 0, 3)
+    return v.reshape(m * units, -1).float().contiguous()
+
+
+def unit_edges(v: Tensor, n_bins: int = N_BINS) -> Tensor:
+    """(R, n_bins + 1) edges from rows' initial spread, as layer_edges does for other points."""
+    q = sorted_quantiles(sort_rows(v), v.shape[1], EDGE_POINTS)
+    half = torch.maximum(q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]).clamp_min(1e-3) * 1.5
+    return edges_from(q[:, 1] - half, q[:, 1] + half, n_bins)
+
+
+def unit_stats(v: Tensor, edges: Tensor) -> tuple[Tensor, Tensor]:
+    """(R, 5) mean, std, p15, p50, p85 and (R, n_bins + 2) histogram [under, bins…, over] of
+    each row of v (R, N)."""
+    mean, std = mean_std(v)
+    srt = sort_rows(v)
+    quant = sorted_quantiles(srt, v.shape[1], IOFFE_POINTS)
+    return torch.cat([torch.stack([mean, std], 1), quant], 1), histogram(srt, edges)

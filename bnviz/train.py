@@ -23,16 +23,21 @@ from torch import Tensor
 
 from .config import RunConfig
 from .data import Dataset, load_dataset
+from .measures import MEASURES, measure_every
 from .models import NORM_OUT, STREAM_SEED_OFFSET, Shape, StackedNet, has_fast_path, stack_order
 from .optim import StackOptimizer
 from .probes import (
+    UNITS,
     extra_name,
     layer_edges,
     layer_stats,
     round_sig,
+    unit_edges,
+    unit_stats,
+    unit_values,
     vector_summaries,
 )
-from .records import RunRecord
+from .records import RECORDERS, RunRecord
 
 __all__ = ["STATUSES", "Stack", "StackOptimizer", "make_stacks", "records_to_json", "train_group"]
 
@@ -119,6 +124,7 @@ class Stack:
         self.net.set_generators(gens)
         self.order_gens = [torch.Generator().manual_seed(c.seed + 7919) for c in configs]
         self.opt = StackOptimizer(list(self.net.parameters()), configs)
+        self._restrict_training()
         self._param_sources()
         self.batch_size = cfg.batch_size
         self.steps_per_epoch = data.n_train // cfg.batch_size
@@ -138,6 +144,13 @@ class Stack:
         self.step_hits = torch.empty(self.record_every, self.m, dtype=torch.long, device=device)
         self.n_steps = 0  # steps in those buffers
         self.diverged_at = torch.full((self.m,), -1, dtype=torch.long, device=device)
+        # What else is recorded (records.RECORDERS switched on by config.measures)
+        on = [r for r in RECORDERS if r.measure and r.on(cfg.measures)]
+        self.measured = [r.kind for r in on if r.every == "measure"]  # measures.MEASURES
+        self.at_end = [r.kind for r in on if r.every == "end"]
+        self.units = any(r.kind == "units" for r in on)
+        self.unit_edges: dict[int, tuple[Tensor, list]] = {}  # layer → fixed bin edges
+        self.measure_every = measure_every(self.total, self.record_every)
 
     @property
     def done(self) -> bool:
@@ -187,6 +200,8 @@ class Stack:
             out += self._history(0, initial=True)
         x, y = self._batch()
         yt = y.t()  # (B, M)
+        if self.measured and (t % self.measure_every == 0 or t == self.total - 1):
+            out += self._measure(t, x, yt, self.measured)  # contained: training is unchanged
         probe = t % self.layer_every == 0 or t == self.total - 1
         probes: dict | None = {} if probe else None
         if probe:
@@ -195,10 +210,89 @@ class Stack:
         self._count(logits, losses, yt)
         if probe:
             out += self._layers(t, probes)
+            if self.units:
+                out += self._units(t, probes)
         self.t += 1
         if self.t % self.record_every == 0 or self.t == self.total:
             out += self._history(self.t)
+        if self.at_end and self.t == self.total:
+            out += self._measure(self.t, x, yt, self.at_end)
         return out
+
+    def _measure(self, step: int, x: Tensor, yt: Tensor, kinds: list[str]) -> Rows:
+        """The rows of measures.MEASURES[kind] for each kind, for the runs still training."""
+        out: Rows = []
+        for kind in kinds:
+            rows = MEASURES[kind](self, step, x, yt)
+            out += [(i, kind, rows[i]) for i in range(self.m) if self.active[i]]
+        return out
+
+    def _restrict_training(self) -> None:
+        """config.train_only (a learning rate of 0 for what a run does not train) and agc
+        (the optimizer clips each hidden unit's gradient)."""
+        net, configs = self.net, self.configs
+        classifier = {id(net.weights[-1]), id(net.biases[-1])}
+        norm_params = {id(p) for p in net.norms.parameters()}
+        if any(c.train_only != "all" for c in configs):
+            allowed = []
+            for p in net.parameters():
+                role = (
+                    "norm" if id(p) in norm_params else "classifier" if id(p) in classifier else ""
+                )
+                allowed.append((p, [c.train_only in ("all", role) for c in configs]))
+            self.opt.restrict(allowed)
+        if configs[0].agc > 0:  # not the classifier (Brock et al. 2021)
+            hidden = [*net.weights[:-1], *net.biases[:-1]]
+            self.opt.clip_units(configs[0].agc, hidden)
+
+    @torch.no_grad()
+    def _units(self, step: int, probes: dict[tuple[int, str], Tensor]) -> Rows:
+        """Units rows: the first probes.UNITS units of every hidden layer at act_in (what the
+        activation receives: BN's output, noise included), each unit's own distribution."""
+        m, depth = self.m, self.net.depth
+        tables, hists, sizes = [], [], []
+        n_values: dict[int, int] = {}
+        for layer in range(1, depth + 1):
+            t = probes[(layer, "act_in")]
+            u = min(UNITS, t.shape[-1] if self.fast else t.shape[1] // m)
+            v = unit_values(t, m, u, self.fast)  # (M·U, N)
+            n_values[layer] = v.shape[1]
+            if layer not in self.unit_edges:  # fixed once, at the first probe step
+                e = unit_edges(v)
+                self.unit_edges[layer] = (e, _host(e))
+            table, hist = unit_stats(v, self.unit_edges[layer][0])
+            tables.append(table)
+            hists.append(hist)
+            sizes.append(u)
+        table = _host(torch.cat(tables))
+        hist = torch.cat(hists).tolist()
+        rows: list[list[dict]] = [[] for _ in range(m)]
+        k = 0
+        for layer, u in zip(range(1, depth + 1), sizes):
+            edges = self.unit_edges[layer][1]
+            for i in range(m):
+                for j in range(u):
+                    r = k + i * u + j
+                    f, c = table[r], hist[r]
+                    rows[i].append(
+                        {
+                            "step": step,
+                            "layer": layer,
+                            "unit": j,
+                            "point": "act_in",
+                            "mean": f[0],
+                            "std": f[1],
+                            "p15": f[2],
+                            "p50": f[3],
+                            "p85": f[4],
+                            "hist": {"edges": edges[i * u + j], "counts": c[1:-1]},
+                            "under": c[0],
+                            "over": c[-1],
+                            "n": n_values[layer],
+                        }
+                    )
+            k += m * u
+        return [(i, "units", rows[i]) for i in range(m) if self.active[i]]
 
     @torch.no_grad()
     def _count(self, logits: Tensor, losses: Tensor, yt: Tensor) -> None:

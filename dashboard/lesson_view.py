@@ -165,6 +165,8 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
         return charts.percentile_bands(labels, series, title, cols=2)
     if name == "saturation":
         return live.detail_figure("saturation / dead units", runs, labels, "act_out", depth, depth)
+    if name in live.MEASURE_VIEWS:  # the measures' views: records kinds of config.measures
+        return live.MEASURE_VIEWS[name][1](runs, labels, depth)
     raise KeyError(name)
 
 

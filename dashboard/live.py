@@ -136,6 +136,46 @@ def sweep_block(runs: list[RunState], labels: list[str], key: str) -> None:
     live_chart(charts.sweep(points, field, by), key=f"{key}-sweep", height=440)
 
 
+def _units_view(runs: list[RunState], labels: list[str], layer: int) -> dict:
+    """records "units": one unit of a layer, its own histogram over training, per run."""
+    series = [[u for u in r.units if u["layer"] == layer and u["unit"] == 0] for r in runs]
+    return charts.heatmaps(labels, series, f"Layer {layer}, unit 0: its activation input")
+
+
+def _ics_view(runs: list[RunState], labels: list[str], layer: int) -> dict:
+    """records "ics": ‖G − G′‖ / ‖G‖ per layer (Santurkar et al.'s ICS, relative)."""
+    layers = sorted({r["layer"] for run in runs for r in run.ics}) or [2]
+    return charts.per_layer_lines(
+        labels,
+        [r.ics for r in runs],
+        layers,
+        lambda x: (
+            x["l2"] / x["grad_norm"] if x.get("l2") is not None and x.get("grad_norm") else None
+        ),
+        "Internal covariate shift: ‖G − G′‖/‖G‖, G′ after the earlier layers' update",
+        "relative ICS",
+        log=True,
+    )
+
+
+# The measures' views (config.measures): records kind → (name in the picker, figure). A new
+# measure is one records.Recorder, one chart in bnviz.charts and one entry here.
+MEASURE_VIEWS = {
+    "units": ("per-unit distributions", _units_view),
+    "ics": ("internal covariate shift", _ics_view),
+    "landscape": (
+        "loss landscape",
+        lambda runs, labels, layer: charts.landscape_bands(labels, [r.landscape for r in runs]),
+    ),
+    "slice": (
+        "2-D loss slice",
+        lambda runs, labels, layer: charts.loss_slice(
+            labels, [r.slice[-1] if r.slice else None for r in runs]
+        ),
+    ),
+}
+_MEASURE_BY_NAME = {name: f for name, f in MEASURE_VIEWS.values()}
+
 DETAIL_VIEWS = (
     "percentile bands",
     "saturation / dead units",
@@ -145,6 +185,7 @@ DETAIL_VIEWS = (
     "BN running_var",
     "γ (weight)",
     "β (bias)",
+    *_MEASURE_BY_NAME,
 )
 _BN_KEYS = {
     "BN running_mean": "running_mean",
@@ -164,6 +205,8 @@ def detail_figure(
     cols: int | None = None,
 ) -> dict:
     """The figure of one per-layer view (one chart, whichever view is picked)."""
+    if view in _MEASURE_BY_NAME:
+        return _MEASURE_BY_NAME[view](runs, labels, layer)
     layers = list(range(1, depth + 1))
     params = [r.params for r in runs]
     if view == "percentile bands":
