@@ -4,31 +4,44 @@ lesson's number, previous/next in the tour's order, the lesson's text and its so
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import streamlit as st
 
 from bnviz.lessons import LESSONS, Lesson, neighbours
 
-from . import nav, state
+from . import nav, present, state
 from .live_chart import live_chart
 
 CHART_HEIGHT = 360  # px: a chart and its controls fit above the fold at 1280×800
 
 
-def header(slug: str) -> Lesson:
-    """Title · lesson N of M, then Previous / Next (the tour before the first lesson)."""
-    state.ensure_config_state()  # the lab's config survives a visit to this page
-    lesson = LESSONS[slug]
+def title(lesson: Lesson) -> None:
+    """The title line: the lesson's title · lesson N of M."""
     order = list(LESSONS)
-    st.subheader(f"{lesson.title} · lesson {order.index(slug) + 1} of {len(order)}", anchor=False)
+    n = order.index(lesson.slug) + 1
+    st.subheader(f"{lesson.title} · lesson {n} of {len(order)}", anchor=False)
+
+
+def links(row: Any, slug: str) -> None:
+    """Previous / Next in the tour's order (the tour before the first lesson) and the
+    presentation switch, appended to a row of buttons."""
     prev, nxt = neighbours(slug)
-    row = st.container(horizontal=True, vertical_alignment="center")
     if prev is not None:
         row.page_link(nav.page(prev.slug), label="Previous", icon=":material/arrow_back:")
     else:
         row.page_link(nav.page("tour"), label="Tour", icon=":material/school:")
     if nxt is not None:
         row.page_link(nav.page(nxt.slug), label="Next", icon=":material/arrow_forward:")
+    present.toggle(row, f"present-{slug}")
+
+
+def header(slug: str) -> Lesson:
+    """Title line, then Previous / Next and Present."""
+    state.ensure_config_state()  # the lab's config survives a visit to this page
+    lesson = LESSONS[slug]
+    title(lesson)
+    links(st.container(horizontal=True, vertical_alignment="center"), slug)
     return lesson
 
 

@@ -15,10 +15,10 @@ from bnviz import charts
 from bnviz.checks import Check
 from bnviz.config import RunConfig, from_dict
 from bnviz.jobs import GroupJob, RunState
-from bnviz.lessons import LESSONS, Lesson, neighbours
+from bnviz.lessons import Lesson
 from bnviz.records import layer_series, sweep_axes, sweep_points
 
-from . import config_form, live, nav, present, state
+from . import config_form, lesson_page, live, nav, present, state
 from .live_chart import live_chart
 
 CHART_HEIGHT = 330  # px: two charts and the status line fit above the fold at 1280×800
@@ -44,10 +44,7 @@ def _group(lesson: Lesson) -> tuple[GroupJob | None, bool]:
 def render(lesson: Lesson) -> None:
     """The whole lesson page."""
     state.ensure_config_state()
-    order = list(LESSONS)
-    st.subheader(
-        f"{lesson.title} · lesson {order.index(lesson.slug) + 1} of {len(order)}", anchor=False
-    )
+    lesson_page.title(lesson)
     _buttons(lesson)
     if present.is_on():  # the charts take the width; the text waits below them
         _live(lesson, columns=2)
@@ -69,7 +66,6 @@ def render(lesson: Lesson) -> None:
 def _buttons(lesson: Lesson) -> None:
     manager = state.manager()
     job, mine = _group(lesson)
-    prev, nxt = neighbours(lesson.slug)
     # One row of buttons at their natural widths: no label is ever cut.
     row = st.container(horizontal=True, vertical_alignment="center")
     run = row.button("Run this experiment", type="primary", key=f"run-{lesson.slug}")
@@ -80,13 +76,7 @@ def _buttons(lesson: Lesson) -> None:
         key=f"lab-{lesson.slug}",
         help="The Train page with this lesson's runs loaded, to change a field and train again",
     )
-    if prev is not None:
-        row.page_link(nav.page(prev.slug), label="Previous", icon=":material/arrow_back:")
-    else:
-        row.page_link(nav.page("tour"), label="Tour", icon=":material/school:")
-    if nxt is not None:
-        row.page_link(nav.page(nxt.slug), label="Next", icon=":material/arrow_forward:")
-    present.toggle(row, f"present-{lesson.slug}")
+    lesson_page.links(row, lesson.slug)
     if job is not None and job.active and not mine:
         st.caption(
             "Started elsewhere; you are following it (only its owner can stop it). "
@@ -106,15 +96,25 @@ def _buttons(lesson: Lesson) -> None:
 def _live(lesson: Lesson, columns: int = 1) -> None:
     job, _ = _group(lesson)
     active = job is not None and job.active
+    manager = state.manager()
+    # Until the warm worker is up (a fresh server on a busy laptop: seconds), say so and poll.
+    warming = not active and manager.warm_enabled and not manager.warm_ready()
 
-    @st.fragment(run_every=live.REFRESH_S if active else None)
+    @st.fragment(run_every=live.REFRESH_S if active else 1.0 if warming else None)
     def view() -> None:
         job, _ = _group(lesson)
         runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
-        manager = state.manager()
         position = manager.position(job.id) if job else None
+        ready = manager.warm_ready() or not manager.warm_enabled
         if job is None:
-            st.info("Press **Run this experiment**: its runs train here, live, side by side.")
+            st.info(
+                "Press **Run this experiment**: its runs train here, live, side by side."
+                + (
+                    ""
+                    if ready
+                    else " The training worker is starting: the first points take a few seconds."
+                )
+            )
         else:
             live.status_block(job, runs, labels, position, compact=True)
         cols = st.columns(columns) if columns > 1 else [st.container()]
@@ -130,6 +130,8 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
             show_check(lesson, job, runs)
         if job is not None and job.active != active:
             st.rerun()  # the group started or ended: turn the timer on or off
+        if warming and ready:
+            st.rerun()  # once: the worker is up, stop polling
 
     view()
 
