@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 ENDED = ("finished", "diverged")
@@ -353,6 +354,222 @@ def feature_scaling(records: Sequence[Any]) -> Check:
     return Check(passed, summary, tuple(figures))
 
 
+# --- why does BN work? (the measures of config.measures) -----------------------------------------
+
+
+def _rows(r: Any, kind: str) -> list[dict]:
+    """A run's rows of one measure kind (records without the attribute have none)."""
+    return list(getattr(r, kind, None) or [])
+
+
+def _median(values: Sequence[float]) -> float | None:
+    v = sorted(x for x in values if _ok(x))
+    if not v:
+        return None
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+
+def _unit_shift(r: Any) -> float | None:
+    """How far a unit's distribution moves between consecutive probes: |μ_{t+1} − μ_t| / σ_t of
+    each recorded unit (records "units"), averaged over units and probe pairs; None: no rows."""
+    by_unit: dict[tuple[int, int], list[dict]] = {}
+    for u in _rows(r, "units"):
+        by_unit.setdefault((u["layer"], u["unit"]), []).append(u)
+    moves = []
+    for rows in by_unit.values():
+        rows.sort(key=lambda u: u["step"])
+        for a, b in pairwise(rows):
+            if _ok(a.get("mean")) and _ok(b.get("mean")) and _ok(a.get("std")) and a["std"] > 0:
+                moves.append(abs(b["mean"] - a["mean"]) / a["std"])
+    return sum(moves) / len(moves) if moves else None
+
+
+def noisy_bn(records: Sequence[Any]) -> Check:
+    """Noisy BN's units move ≥ 10× as far between probes as plain BN's and further than the
+    plain net's, and it still ends within 3 points of BN."""
+    names = {"plain": "none", "BN": "batch", "noisy BN": "noisy_batch", "noise only": "noise_only"}
+    runs = {k: _find(records, norm=n) for k, n in names.items()}
+    if wait := _unready(list(runs.values())):
+        return wait
+    shift = {k: _unit_shift(r) for k, r in runs.items()}
+    if any(v is None for v in shift.values()):
+        return _pending("no per-unit records (measures=units) in this group")
+    acc = {k: _final(r) for k, r in runs.items()}
+    figures = [(f"final test acc: {k}", _acc_text(r)) for k, r in runs.items()]
+    figures += [(f"unit shift per probe (in σ): {k}", f"{v:.3f}") for k, v in shift.items()]
+    summary = (
+        f"Between probes a unit's mean moved {shift['noisy BN']:.2f} σ on average with noisy BN, "
+        f"{shift['BN']:.3f} σ with BN and {shift['plain']:.2f} σ without a norm; noisy BN ended "
+        f"at {_pct(acc['noisy BN'])} test accuracy (BN {_pct(acc['BN'])}, no norm "
+        f"{_pct(acc['plain'])}, the same noise without BN {_pct(acc['noise only'])})."
+    )
+    passed = (
+        shift["noisy BN"] >= 10 * shift["BN"]
+        and shift["noisy BN"] > shift["plain"]
+        and acc["noisy BN"] >= acc["BN"] - 0.03
+    )
+    return Check(passed, summary, tuple(figures))
+
+
+def _bn_pair(records: Sequence[Any], kind: str) -> tuple[Any, Any, Check | None]:
+    """The plain and the BN run, or a pending Check (not ended, or no `kind` records)."""
+    plain, bn = _find(records, norm="none"), _find(records, norm="batch")
+    if wait := _unready([plain, bn]):
+        return plain, bn, wait
+    if not (_rows(plain, kind) and _rows(bn, kind)):
+        return plain, bn, _pending(f"no {kind} records (measures={kind}) in this group")
+    return plain, bn, None
+
+
+def _relative_ics(rows: list[dict], layer: int) -> float | None:
+    return _median(
+        [x["l2"] / x["grad_norm"] for x in rows if x["layer"] == layer and x.get("grad_norm")]
+    )
+
+
+def ics(records: Sequence[Any]) -> Check:
+    """Santurkar et al.'s finding: BN does not reduce internal covariate shift. At every layer
+    BN's relative ICS ‖G − G′‖/‖G‖ (median over the measure steps) is at least the plain net's."""
+    plain, bn, wait = _bn_pair(records, "ics")
+    if wait:
+        return wait
+    layers = sorted(
+        {x["layer"] for x in _rows(bn, "ics")} & {x["layer"] for x in _rows(plain, "ics")}
+    )
+    figures, larger, smaller = [], [], []
+    for layer in layers:
+        rel = {
+            n: _relative_ics(_rows(r, "ics"), layer) for n, r in (("none", plain), ("batch", bn))
+        }
+        cos = {
+            n: _median([x["cos"] for x in _rows(r, "ics") if x["layer"] == layer])
+            for n, r in (("none", plain), ("batch", bn))
+        }
+        for n in ("none", "batch"):
+            figures.append((f"layer {layer}: ‖G − G′‖/‖G‖, norm={n}", f"{rel[n]:.3g}"))
+            figures.append((f"layer {layer}: cos(G, G′), norm={n}", f"{cos[n]:.3f}"))
+        (larger if rel["batch"] >= rel["none"] else smaller).append(str(layer))
+    figures += [("final test acc: norm=none", _acc_text(plain))]
+    figures += [("final test acc: norm=batch", _acc_text(bn))]
+    if not smaller:
+        found = "larger with BN at every layer, as Santurkar et al. found"
+    elif not larger:
+        found = "smaller with BN at every layer, unlike Santurkar et al."
+    else:
+        found = (
+            f"larger with BN at layer {', '.join(larger)} and smaller at layer {', '.join(smaller)}"
+        )
+    summary = (
+        f"Relative ICS ‖G − G′‖/‖G‖ (median over the measure steps) was {found}; BN ended at "
+        f"{_pct(_final(bn))}, the plain net at {_pct(_final(plain))}."
+    )
+    return Check(not smaller, summary, tuple(figures))
+
+
+LANDSCAPE = {  # measure → (its name, the value of one landscape row)
+    "loss variation": lambda x: x["loss_max"] - x["loss_min"],
+    "gradient predictiveness": lambda x: x["grad_diff_max"],
+    "β-smoothness": lambda x: x["beta"],
+}
+
+
+def landscape(records: Sequence[Any]) -> Check:
+    """Santurkar et al.'s Fig. 4: with BN the loss varies less along the gradient, the gradient
+    changes less (max ‖∇L(w − ηg) − g‖) and the effective β-smoothness is smaller — each as
+    the median over the measure steps, at the same learning rate."""
+    plain, bn, wait = _bn_pair(records, "landscape")
+    if wait:
+        return wait
+    figures, parts, passed = [], [], True
+    for name, value in LANDSCAPE.items():
+        m = {
+            n: _median([value(x) for x in _rows(r, "landscape")])
+            for n, r in (("none", plain), ("batch", bn))
+        }
+        figures += [(f"{name}: norm={n}", f"{m[n]:.3g}") for n in ("none", "batch")]
+        smaller = m["batch"] < m["none"]
+        passed &= smaller
+        parts.append(
+            f"{name} {m['batch']:.3g} vs {m['none']:.3g} ({'smaller' if smaller else 'larger'})"
+        )
+    for n, r in (("none", plain), ("batch", bn)):
+        grid = _rows(r, "slice")
+        if grid:
+            top = max(v for row in grid[-1]["loss"] for v in row if _ok(v))
+            figures.append((f"2-D slice, highest loss on the grid: norm={n}", f"{top:.3g}"))
+    agree = sum(p.endswith("(smaller)") for p in parts)
+    summary = (
+        f"Median over the measure steps, BN vs the plain net: {'; '.join(parts)} — "
+        f"{agree} of 3 as in Santurkar et al.'s Fig. 4."
+    )
+    return Check(passed, summary, tuple(figures))
+
+
+CHANCE = 0.10  # ten classes (digits, MNIST, CIFAR-10)
+
+
+def gamma_beta_only(records: Sequence[Any]) -> Check:
+    """Training only the norms' γ and β of a random net reaches ≥ 5× chance (50 %); full
+    training ends higher. The last layer alone is shown next to them."""
+    names = {"all": "every parameter", "norm": "only γ and β", "classifier": "only the last layer"}
+    runs = {k: _find(records, train_only=k) for k in names}
+    if wait := _unready(list(runs.values())):
+        return wait
+    acc = {k: _final(r) for k, r in runs.items()}
+    figures = [(f"final test acc: {names[k]}", _acc_text(r)) for k, r in runs.items()]
+    cfg = runs["norm"].config
+    n_affine = 2 * sum(w for i, w in enumerate(cfg.hidden, start=1) if cfg.norm_on(i))
+    summary = (
+        f"Training only γ and β ({n_affine} numbers) reached {_pct(acc['norm'])} test accuracy "
+        f"({acc['norm'] / CHANCE:.1f}× chance, which is 10 %); every parameter "
+        f"{_pct(acc['all'])}, only the last layer {_pct(acc['classifier'])}."
+    )
+    return Check(acc["norm"] >= 5 * CHANCE and acc["all"] > acc["norm"], summary, tuple(figures))
+
+
+def no_norm(records: Sequence[Any]) -> Check:
+    """A deep net without BN: with PyTorch's default init it stays near chance (< 20 %) with or
+    without AGC; Kaiming init + AGC reaches 80 % and beats Kaiming init alone by 20 points at
+    the same lr; BN (default init, no clipping) reaches 85 %."""
+    inits, agcs = _values(records, "init"), _values(records, "agc")
+    careful = [i for i in inits if i != "default"]
+    if "default" not in inits or not careful or 0.0 not in agcs or len(agcs) < 2:
+        return _pending("no runs with default and careful init, with and without agc")
+    init, lam = careful[0], agcs[-1]
+    runs = {
+        (n, i, a): _find(records, norm=n, init=i, agc=a)
+        for n in ("none", "batch")
+        for i in ("default", init)
+        for a in (0.0, lam)
+    }
+    if wait := _unready(list(runs.values())):
+        return wait
+    acc = {k: _final(r) for k, r in runs.items()}
+
+    def name(k: tuple[str, str, float]) -> str:
+        return f"norm={k[0]}, init={k[1]}" + (f", agc={_num(k[2])}" if k[2] else "")
+
+    figures = [(f"final test acc: {name(k)}", _acc_text(r)) for k, r in runs.items()]
+    depth = len(runs["none", init, lam].config.hidden)
+    plain_default = max(acc["none", "default", a] for a in (0.0, lam))
+    gain = acc["none", init, lam] - acc["none", init, 0.0]
+    summary = (
+        f"{depth} layers without BN: default init {_pct(acc['none', 'default', 0.0])} "
+        f"({_pct(acc['none', 'default', lam])} with AGC), {init} init "
+        f"{_acc_text(runs['none', init, 0.0])}, {init} init + AGC λ={_num(lam)} "
+        f"{_pct(acc['none', init, lam])}; with BN {_pct(acc['batch', 'default', 0.0])} "
+        f"({_pct(acc['batch', 'default', lam])} with AGC)."
+    )
+    passed = (
+        plain_default < 0.20
+        and acc["none", init, lam] >= 0.80
+        and gain >= 0.20
+        and acc["batch", "default", 0.0] >= 0.85
+    )
+    return Check(passed, summary, tuple(figures))
+
+
 CHECKS: dict[str, Callable[[Sequence[Any]], Check]] = {
     f.__name__: f
     for f in (
@@ -365,5 +582,10 @@ CHECKS: dict[str, Callable[[Sequence[Any]], Check]] = {
         placement,
         regularization,
         feature_scaling,
+        noisy_bn,
+        ics,
+        landscape,
+        gamma_beta_only,
+        no_norm,
     )
 }

@@ -745,6 +745,49 @@ PRESETS: dict[str, Preset] = {
             base=dict(dataset="digits", activation="relu", lr=0.1, epochs=5),
             vary={"input_scale": [1.0, 100.0], "norm": ["none", "batch"]},
         ),
+        # Why does BN work? (Santurkar et al. 2018 and after): the measures of config.measures.
+        Preset(
+            "noisy_bn",
+            "Santurkar et al.'s noisy BN: after each BN, noise whose mean and scale change "
+            "every step; next to no norm, plain BN and the same noise without BN "
+            "(per-unit distributions recorded)",
+            base=dict(dataset="digits", activation="relu", lr=0.1, epochs=5, measures="units"),
+            vary={"norm": ["none", "batch", "noisy_batch", "noise_only"]},
+        ),
+        Preset(
+            "ics",
+            "Internal covariate shift per layer (Santurkar et al.'s ‖G − G′‖ and cos), with "
+            "and without BN at the same learning rate",
+            base=dict(dataset="digits", activation="relu", lr=0.1, epochs=20, measures="ics"),
+            vary={"norm": ["none", "batch"]},
+        ),
+        Preset(
+            "landscape",
+            "The loss landscape along the gradient (loss and gradient bands, β-smoothness) and "
+            "a 2-D slice at the end, with and without BN at the same learning rate",
+            base=dict(dataset="digits", activation="relu", lr=0.1, epochs=20, measures="landscape"),
+            vary={"norm": ["none", "batch"]},
+        ),
+        Preset(
+            "gamma_beta_only",
+            "A random BN net trained three ways at lr 1: every parameter, only the norms' γ "
+            "and β (Frankle et al. 2021), only the last layer",
+            base=dict(dataset="digits", activation="relu", norm="batch", lr=1.0, epochs=20),
+            vary={"train_only": ["all", "norm", "classifier"]},
+        ),
+        Preset(
+            "no_norm",
+            "16 ReLU layers × 64 at lr 0.3, without and with BN: PyTorch's default init or "
+            "Kaiming's, with and without adaptive gradient clipping (λ 0.01, Brock et al. 2021)",
+            base=dict(
+                dataset="digits",
+                hidden=",".join(["64"] * 16),
+                activation="relu",
+                lr=0.3,
+                epochs=10,
+            ),
+            vary={"norm": ["none", "batch"], "init": ["default", "kaiming"], "agc": [0.0, 0.01]},
+        ),
     )
 }
 

@@ -41,6 +41,11 @@ CHARTS: dict[str, str] = {
     "bands": "15/50/85th percentiles of the last hidden layer's activation input over training",
     "saturation": "share of saturated (sigmoid/tanh) or dead (ReLU) units per layer",
     "gap": "train − test accuracy of every run at its last record",
+    # the measures' views (config.measures; dashboard/live.MEASURE_VIEWS draws them)
+    "units": "one unit of the last hidden layer: its own distribution over training, per run",
+    "ics": "internal covariate shift ‖G − G′‖/‖G‖ per layer over training",
+    "landscape": "loss and gradient change along the gradient (bands over η), β-smoothness",
+    "slice": "the loss on a 2-D slice around the final weights, per run",
 }
 
 
@@ -220,6 +225,50 @@ LESSONS: dict[str, Lesson] = {
             "001 002 004",
             "Ioffe & Szegedy 2015, §3.4",
             "gap acc",
+        ),
+        # Why does BN work? Every lecture ends on it (Santurkar et al. 2018 and after).
+        _l(
+            "noisy_bn",
+            "Noisy BN: shifting distributions still train",
+            "Noise whose mean and scale change every step, added after each BN: the units' "
+            "distributions wander, the net trains like BN.",
+            "000 001 003",
+            "Santurkar et al. 2018, §2.1",
+            "acc units",
+        ),
+        _l(
+            "ics",
+            "Does BN reduce internal covariate shift?",
+            "Santurkar et al.'s measure per layer — how much a layer's gradient changes once the "
+            "layers before it have stepped — with and without BN.",
+            "000 001 003 004",
+            "Ioffe & Szegedy 2015; Santurkar et al. 2018, §2.2",
+            "ics acc",
+        ),
+        _l(
+            "landscape",
+            "A smoother loss landscape?",
+            "Along each step's gradient: how much the loss and the gradient change, with and "
+            "without BN, and a 2-D slice of the loss at the end.",
+            "000 002 003",
+            "Santurkar et al. 2018, §3.1, Fig. 4; Li et al. 2018",
+            "landscape slice",
+        ),
+        _l(
+            "gamma_beta_only",
+            "Training only γ and β",
+            "A random BN net whose weights never change: only the norms' γ and β learn.",
+            "002 003",
+            "Frankle et al. 2021",
+            "acc loss",
+        ),
+        _l(
+            "no_norm",
+            "A deep net without BN",
+            "16 layers without a norm: careful init and adaptive gradient clipping, next to BN.",
+            "000 002",
+            "Brock et al. 2021 (NFNets); He et al. 2015",
+            "acc loss",
         ),
     )
 }

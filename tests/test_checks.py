@@ -24,7 +24,16 @@ LESSON_PRESETS = (
     "placement",
     "regularization",
     "feature_scaling",
+    "noisy_bn",
+    "ics",
+    "landscape",
+    "gamma_beta_only",
+    "no_norm",
 )
+# What each preset's check says on the real engine at its default seed: the claim holds, except
+# `landscape`, whose check asserts all three of Santurkar et al.'s Fig. 4 and fails honestly at
+# this scale (BN's effective β-smoothness was larger than the plain net's at seeds 0, 1 and 2).
+EXPECTED = {name: True for name in LESSON_PRESETS} | {"landscape": False}
 
 
 @dataclass
@@ -36,6 +45,10 @@ class Rec:
     history: list[dict] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)
     diverged_step: int | None = None
+    units: list[dict] = field(default_factory=list)
+    ics: list[dict] = field(default_factory=list)
+    landscape: list[dict] = field(default_factory=list)
+    slice: list[dict] = field(default_factory=list)
 
 
 def rec(
@@ -251,6 +264,125 @@ def test_regularization() -> None:
     assert "BN: 3.0" in ok.summary and "BN: 6.0" in bad.summary
 
 
+def with_rows(r: Rec, **kinds: list[dict]) -> Rec:
+    for kind, rows in kinds.items():
+        setattr(r, kind, rows)
+    return r
+
+
+def unit_rows(means: list[float], std: float = 1.0) -> list[dict]:
+    """One unit of layer 1 whose mean is means[i] at probe i (step 10·i)."""
+    return [
+        {"step": 10 * i, "layer": 1, "unit": 0, "mean": m, "std": std} for i, m in enumerate(means)
+    ]
+
+
+def test_noisy_bn() -> None:
+    def runs(noisy_acc: float, noisy_means: list[float]) -> list[Rec]:
+        return [
+            with_rows(rec([0.1, 0.85], norm="none"), units=unit_rows([0, 0.1, 0.2], std=0.5)),
+            with_rows(rec([0.1, 0.98], norm="batch"), units=unit_rows([0, 0.001, 0.002])),
+            with_rows(rec([0.1, noisy_acc], norm="noisy_batch"), units=unit_rows(noisy_means)),
+            with_rows(rec([0.1, 0.5], norm="noise_only"), units=unit_rows([0, 0.4, -0.2])),
+        ]
+
+    ok, _ = check_cases("noisy_bn", runs(0.97, [0, 0.3, -0.3]), runs(0.90, [0, 0.3, -0.3]))
+    assert "0.45 σ on average with noisy BN" in ok.summary  # (0.3 + 0.6) / 2
+    assert ("unit shift per probe (in σ): plain", "0.200") in ok.figures
+    assert "the same noise without BN 50.0 %" in ok.summary
+    # trains, but its units hardly move more than the plain net's: not the lesson's setting
+    assert checks.noisy_bn(runs(0.97, [0, 0.1, 0.2])).passed is False
+    no_units = [rec([0.1, 0.9], norm=n) for n in ("none", "batch", "noisy_batch", "noise_only")]
+    assert checks.noisy_bn(no_units).passed is None
+
+
+def ics_rows(rel: dict[int, float]) -> list[dict]:
+    """ICS rows at two steps with ‖G − G′‖/‖G‖ = rel[layer] (‖G‖ = 2)."""
+    return [
+        {"step": s, "layer": layer, "l2": 2 * r, "cos": 1 - r, "grad_norm": 2.0}
+        for s in (0, 50)
+        for layer, r in rel.items()
+    ]
+
+
+def test_ics() -> None:
+    plain = with_rows(rec([0.1, 0.95], norm="none"), ics=ics_rows({2: 0.1, 3: 0.1, 4: 0.2}))
+
+    def bn(rel: dict[int, float]) -> Rec:
+        return with_rows(rec([0.1, 0.98], norm="batch"), ics=ics_rows(rel))
+
+    ok, bad = check_cases(
+        "ics", [plain, bn({2: 0.3, 3: 0.2, 4: 0.2})], [plain, bn({2: 0.3, 3: 0.05, 4: 0.2})]
+    )
+    assert "larger with BN at every layer, as Santurkar et al. found" in ok.summary
+    assert ("layer 2: ‖G − G′‖/‖G‖, norm=batch", "0.3") in ok.figures
+    assert ("layer 3: cos(G, G′), norm=none", "0.900") in ok.figures
+    assert "larger with BN at layer 2, 4 and smaller at layer 3" in bad.summary
+    fewer = checks.ics([plain, bn({2: 0.01, 3: 0.01, 4: 0.01})])
+    assert fewer.passed is False and "smaller with BN at every layer, unlike" in fewer.summary
+    bare = [rec([0.1, 0.95], norm="none"), rec([0.1, 0.98], norm="batch")]
+    assert checks.ics(bare).passed is None
+
+
+def land_rows(loss_var: float, diff: float, beta: float) -> list[dict]:
+    return [
+        {"step": s, "loss_min": 1.0, "loss_max": 1.0 + loss_var, "grad_diff_min": 0.0}
+        | {"grad_diff_max": diff, "beta": beta}
+        for s in (0, 50, 100)
+    ]
+
+
+def test_landscape() -> None:
+    grid = [{"step": 99, "loss": [[0.5, 2.0], [1.0, 0.1]], "alphas": [-1, 1], "betas": [-1, 1]}]
+    plain = with_rows(rec([0.1, 0.95], norm="none"), landscape=land_rows(0.2, 0.5, 4.0))
+    plain.slice = grid
+    good = [plain, with_rows(rec([0.1, 0.98], norm="batch"), landscape=land_rows(0.1, 0.2, 2.0))]
+    bad = [plain, with_rows(rec([0.1, 0.98], norm="batch"), landscape=land_rows(0.1, 0.2, 6.0))]
+    ok, not_ok = check_cases("landscape", good, bad)
+    assert "3 of 3 as in Santurkar" in ok.summary
+    assert "β-smoothness 6 vs 4 (larger)" in not_ok.summary and "2 of 3" in not_ok.summary
+    assert ("2-D slice, highest loss on the grid: norm=none", "2") in ok.figures
+    bare = [rec([0.1, 0.95], norm="none"), rec([0.1, 0.98], norm="batch")]
+    assert checks.landscape(bare).passed is None
+
+
+def test_gamma_beta_only() -> None:
+    def runs(norm_only: float) -> list[Rec]:
+        return [
+            rec([0.1, 0.98], train_only="all"),
+            rec([0.1, norm_only], train_only="norm"),
+            rec([0.1, 0.9], train_only="classifier"),
+        ]
+
+    ok, _ = check_cases("gamma_beta_only", runs(0.8), runs(0.4))
+    assert "Training only γ and β (600 numbers) reached 80.0 %" in ok.summary
+    assert "8.0× chance" in ok.summary and "only the last layer 90.0 %" in ok.summary
+    assert checks.gamma_beta_only(runs(0.99)).passed is False  # not below full training
+
+
+def deep(kaiming_agc: float, default_plain: float = 0.09) -> list[Rec]:
+    acc = {
+        ("none", "default"): (default_plain, default_plain),
+        ("none", "kaiming"): (0.2, kaiming_agc),
+        ("batch", "default"): (0.95, 0.85),
+        ("batch", "kaiming"): (0.94, 0.8),
+    }
+    return [
+        rec([0.1, a], norm=n, init=i, agc=lam, hidden=(64,) * 16)
+        for (n, i), accs in acc.items()
+        for lam, a in zip((0.0, 0.01), accs)
+    ]
+
+
+def test_no_norm() -> None:
+    ok, _ = check_cases("no_norm", deep(0.88), deep(0.35))
+    assert "16 layers without BN: default init 9.0 %" in ok.summary
+    assert "kaiming init + AGC λ=0.01 88.0 %" in ok.summary
+    assert ("final test acc: norm=none, init=kaiming, agc=0.01", "88.0 %") in ok.figures
+    assert checks.no_norm(deep(0.88, default_plain=0.5)).passed is False
+    assert checks.no_norm(deep(0.88)[:4]).passed is None
+
+
 def test_cancelled_run_asks_for_a_rerun() -> None:
     runs = [rec([0.1, 0.5], norm="none", status="cancelled"), rec([0.1, 0.96], norm="batch")]
     result = checks.ioffe_fig1(runs)
@@ -282,4 +414,4 @@ def test_preset_shows_its_effect(name: str, preset_records: Any) -> None:
     records = preset_records(name)
     assert all(r.status in ("finished", "diverged") for r in records), [r.message for r in records]
     result = CHECKS[name](records)
-    assert result.passed is True, (result.summary, result.figures)
+    assert result.passed is EXPECTED[name], (result.summary, result.figures)
