@@ -62,7 +62,8 @@ def _layout(title: str | dict, **kw: Any) -> dict:
         # The legend sits at the figure's bottom edge (container coordinates), below the
         # x-axis title whatever the chart's height: placed in plot coordinates it covered
         # the axis title on short charts.
-        "margin": {"l": 70, "r": 20, "t": 60, "b": 100},
+        # a subtitle takes a second line, above the panel titles of a multi-panel chart
+        "margin": {"l": 70, "r": 20, "t": 92 if "subtitle" in str(title) else 60, "b": 100},
         "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0},
         "uirevision": "keep",  # keep the user's zoom across live updates
         "template": "plotly_white",
@@ -112,6 +113,27 @@ def _axes(layout: dict, domains: list[dict], titles: Sequence[str], **yaxis: Any
                 "font": {"size": 16},
             }
         )
+
+
+def _log_ticks(layout: dict, data: Sequence[dict]) -> None:
+    """On each log y axis, ticks at 1, 2, 5 × 10^k within its data, only the decades where
+    those are more than four: plotly's own put a label at every 2 and 5 of a short panel,
+    where they run into each other."""
+    for axis in [k for k, v in layout.items() if k.startswith("yaxis") and v.get("type") == "log"]:
+        ref = "y" + axis[5:]
+        vals = [
+            y for t in data if t.get("yaxis", "y") == ref for y in t.get("y", []) if y and y > 0
+        ]
+        if not vals:
+            continue
+        lo, hi = min(vals), max(vals)
+        k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        ticks = [m * 10.0**k for k in range(k0, k1 + 1) for m in (1, 2, 5)]
+        ticks = [t for t in ticks if lo / 1.05 <= t <= hi * 1.05]
+        if len(ticks) > 4:
+            ticks = [t for t in ticks if f"{t:.0e}".startswith("1")]
+        if len(ticks) >= 2:
+            layout[axis] |= {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
 
 
 def _ax(i: int) -> dict:
@@ -379,7 +401,7 @@ def per_layer_lines(
     rows_per_run: Sequence[Sequence[dict]],
     layers: Sequence[int],
     value: Any,
-    title: str,
+    title: str | dict,
     y_title: str,
     log: bool = False,
     guide: float | None = None,
@@ -408,6 +430,7 @@ def per_layer_lines(
     layout = _layout(title)
     yaxis: dict[str, Any] = {"type": "log"} if log else {}
     _axes(layout, domains, [f"layer {k}" for k in layers], **yaxis)
+    _log_ticks(layout, data)
     layout["yaxis"]["title"] = {"text": y_title}
     if guide is not None:
         layout["shapes"] = [
@@ -698,8 +721,14 @@ def landscape_bands(labels: Sequence[str], rows_per_run: Sequence[Sequence[dict]
                     **common,
                 }
             )
-    layout = _layout("The loss landscape along the gradient (band: min–max over the steps)")
+    layout = _layout(
+        {
+            "text": "Loss landscape along the gradient",
+            "subtitle": {"text": "bands: min–max over the step sizes η", "font": {"size": 14}},
+        }
+    )
     _axes(layout, domains, [t for _, _, t in panels], type="log")
+    _log_ticks(layout, data)
     return {"data": data, "layout": layout}
 
 
@@ -724,7 +753,12 @@ def loss_slice(labels: Sequence[str], slices: Sequence[dict | None]) -> Figure:
                 **_ax(i),
             }
         )
-    layout = _layout("Loss around the final weights (two random filter-normalized directions)")
+    layout = _layout(
+        {
+            "text": "Loss around the final weights",
+            "subtitle": {"text": "two random filter-normalized directions", "font": {"size": 14}},
+        }
+    )
     _axes(layout, domains, list(labels) or [""])
     layout["coloraxis"] = {"colorscale": "Viridis", "colorbar": {"title": {"text": "log₁₀ loss"}}}
     return {"data": data, "layout": layout}

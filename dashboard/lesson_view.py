@@ -120,11 +120,14 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
         cols = st.columns(columns) if columns > 1 else [st.container()]
         for i, name in enumerate(lesson.charts):
             tall = name == "bands" and len(runs) > 2 and columns == 1
+            fig = figure(name, runs, labels, lesson)
+            # A chart that sizes itself (heatmaps: a panel per run) gets at least its height.
+            own = fig.get("layout", {}).get("height") or 0
             with cols[i % len(cols)]:
                 live_chart(
-                    figure(name, runs, labels, lesson),
+                    fig,
                     key=f"lesson-{lesson.slug}-{name}",
-                    height=CHART_HEIGHT + (120 if tall else 0),
+                    height=max(CHART_HEIGHT + (120 if tall else 0), own),
                 )
         if job is not None:
             show_check(lesson, job, runs)

@@ -152,7 +152,13 @@ def _ics_view(runs: list[RunState], labels: list[str], layer: int) -> dict:
         lambda x: (
             x["l2"] / x["grad_norm"] if x.get("l2") is not None and x.get("grad_norm") else None
         ),
-        "Internal covariate shift: ‖G − G′‖/‖G‖, G′ after the earlier layers' update",
+        {
+            "text": "Internal covariate shift",
+            "subtitle": {
+                "text": "‖G − G′‖/‖G‖, G′ after the earlier layers' update",
+                "font": {"size": 14},
+            },
+        },
         "relative ICS",
         log=True,
     )
