@@ -136,18 +136,28 @@ class GroupJob:
 
     def apply(self, event: dict) -> None:
         """Fold one engine event into the runs (called by the reader thread)."""
+        self.apply_batch([event])
+
+    def apply_batch(self, events: list[dict]) -> None:
+        """Fold a worker's batch in under one lock: a batch holds whole steps, so a snapshot
+        taken meanwhile never shows one run of a stack a record ahead of the others."""
         with self.lock:
-            run = self.runs[event["run"]]
-            if event["type"] == "rows":
-                run.rows.setdefault(event["kind"], []).extend(event["rows"])
-                if all(r.history for r in self.runs):  # every run has its first point
-                    self.first_rows.set()
-            elif event["type"] == "status":
-                run.status, run.message = event["status"], event.get("message", "")
-                run.step = event.get("step")
-                run.seconds = time.time() - (self.started or time.time())
-                if run.status == "diverged":
-                    run.diverged_step = event.get("step")
+            for event in events:
+                self._apply(event)
+
+    def _apply(self, event: dict) -> None:
+        """One event; the caller holds self.lock."""
+        run = self.runs[event["run"]]
+        if event["type"] == "rows":
+            run.rows.setdefault(event["kind"], []).extend(event["rows"])
+            if all(r.history for r in self.runs):  # every run has its first point
+                self.first_rows.set()
+        elif event["type"] == "status":
+            run.status, run.message = event["status"], event.get("message", "")
+            run.step = event.get("step")
+            run.seconds = time.time() - (self.started or time.time())
+            if run.status == "diverged":
+                run.diverged_step = event.get("step")
 
     def fail_unfinished(self, message: str, status: str = "failed") -> None:
         with self.lock:
@@ -520,8 +530,7 @@ class JobManager:
                 continue  # not ours (a library printing to stdout)
             kind = msg.get("type")
             if kind == "batch":
-                for e in msg["events"]:
-                    job.apply(e)
+                job.apply_batch(msg["events"])
             elif kind == "device":
                 job.device = msg["device"]
                 with job.lock:

@@ -32,11 +32,14 @@ def test_follower_sees_live_runs_and_cannot_stop_them():
         wait_worker_ready(lecturer)
         lecturer.get_by_role("button", name="Train", exact=True).click()
         wait_until(lambda: lecturer.evaluate(STATUS_JS) == ["running", "running"], what="train")
-        wait_until(lambda: "group=" in lecturer.url, what="the link to carry the group")
+        wait_until(
+            lambda: "group=" in lecturer.evaluate("location.href"),
+            what="the link to carry the group",
+        )
         gid = lecturer.evaluate(GROUP_JS)
 
         student = browser.new_context().new_page()  # another browser: another session
-        student.goto(lecturer.url)
+        student.goto(lecturer.evaluate("location.href"))  # page.url can lag
         wait_until(lambda: student.evaluate(GROUP_JS) == gid, what="the follower's view")
         assert student.evaluate(STATUS_JS) == ["running", "running"]
         student.get_by_text("Started elsewhere; you are following it").wait_for()
