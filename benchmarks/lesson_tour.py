@@ -29,7 +29,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="*", default=None, help="lesson slugs (default: all)")
     args = p.parse_args()
-    slugs = args.only or list(LESSONS)
+    slugs = args.only or [s for s, x in LESSONS.items() if x.trains and not x.page]
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     with serve() as base, launch() as browser:

@@ -116,7 +116,10 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
                 )
             )
         else:
-            live.status_block(job, runs, labels, position, compact=True)
+            # A sweep chart names its runs: the status line may count them. Elsewhere (e.g.
+            # eight runs of no_norm) it is the only key to the curves' colours: name each.
+            many = 4 if "sweep" in lesson.charts else len(runs)
+            live.status_block(job, runs, labels, position, compact=True, count_over=many)
         cols = st.columns(columns) if columns > 1 else [st.container()]
         for i, name in enumerate(lesson.charts):
             tall = name == "bands" and len(runs) > 2 and columns == 1

@@ -27,9 +27,11 @@ def status_block(
     position: int | None,
     worker_ready: bool = True,
     compact: bool = False,
+    count_over: int = 4,
 ) -> None:
-    """One coloured line per run (`compact`: wrapped side by side, smaller), the progress bar
-    with ETA, the device and queue place.
+    """One coloured line per run (`compact`: wrapped side by side, smaller; past `count_over`
+    runs only counts, for pages whose sweep chart names the runs), the progress bar with ETA,
+    the device and queue place.
 
     Drawn (idle) before any group exists too: the elements below keep their places, so the
     live charts are not re-mounted (and do not reload plotly.js) when Train is pressed.
@@ -71,7 +73,7 @@ def status_block(
             f" — <b>{html.escape(status_text(r.status, r.message, r.diverged_step))}</b>"
             f"{acc_txt}</div>"
         )
-    if compact and len(runs) > 4:  # a sweep: counts, and only the runs that went wrong by name
+    if compact and len(runs) > count_over:  # counts; only the runs that went wrong by name
         counts: dict[str, int] = {}
         for r in runs:
             counts[r.status] = counts.get(r.status, 0) + 1
