@@ -164,3 +164,13 @@ def shot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def wait_until(pred: Callable[[], object], timeout: float = 60, what: str = "") -> float:
+    """Poll `pred` until it is true; the seconds it took, or AssertionError naming `what`."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if pred():
+            return time.perf_counter() - t0
+        time.sleep(0.01)
+    raise AssertionError(f"timed out: {what}")

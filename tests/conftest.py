@@ -22,3 +22,21 @@ def preset_records() -> Callable[[str], list[RunRecord]]:
         return train.train_group(PRESETS[name].configs(), device="cpu")
 
     return get
+
+
+@pytest.fixture
+def fresh_server(tmp_path, monkeypatch):
+    """A run store and job manager of the test's own (st.cache_resource outlives AppTests);
+    no pre-started worker. Yields the store's folder. Page-test modules use it for every test
+    (`pytestmark = pytest.mark.usefixtures("fresh_server")`)."""
+    import streamlit as st
+
+    monkeypatch.setenv("BNVIZ_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("BNVIZ_WARM", "0")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path / "runs"
+    from dashboard import state
+
+    state.manager().shutdown()
+    st.cache_resource.clear()

@@ -7,7 +7,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from bnviz.config import PRESETS, RunConfig, grid
@@ -17,17 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("views/train.py", "views/runs.py", "views/layers.py")
 
 
-@pytest.fixture(autouse=True)
-def fresh_server(tmp_path, monkeypatch):
-    """Each test gets its own run store and job manager (cache_resource outlives AppTests)."""
-    monkeypatch.setenv("BNVIZ_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("BNVIZ_WARM", "0")
-    st.cache_resource.clear()
-    yield
-    from dashboard import state
-
-    state.manager().shutdown()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_server")  # conftest: a store of its own
 
 
 def app(path: str = "app.py", **query: str) -> AppTest:

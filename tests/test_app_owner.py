@@ -7,7 +7,6 @@ import json
 import re
 
 import pytest
-import streamlit as st
 
 from bnviz.config import PRESETS, RunConfig
 from tests.test_app import app
@@ -15,16 +14,7 @@ from tests.test_app import app
 LONG = RunConfig(hidden=(64, 64), epochs=300, batch_size=32)
 
 
-@pytest.fixture(autouse=True)
-def fresh_server(tmp_path, monkeypatch):
-    monkeypatch.setenv("BNVIZ_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("BNVIZ_WARM", "0")
-    st.cache_resource.clear()
-    yield tmp_path / "runs"
-    from dashboard import state
-
-    state.manager().shutdown()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_server")  # conftest: a store of its own
 
 
 def manager():

@@ -16,6 +16,7 @@ from tests.browser import (
     launch,
     serve,
     shot,
+    wait_until,
     wait_worker_ready,
 )
 
@@ -39,15 +40,6 @@ def browser():
 
 def statuses(page) -> list[str]:
     return page.evaluate(RUN_STATUS_JS)
-
-
-def wait_until(pred, timeout: float = 60, what: str = "") -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_train_live_then_stop(server, browser):
@@ -107,7 +99,7 @@ def test_large_lr_diverges_without_bn_and_url_restores(server, browser):
 
 def test_no_blank_frame_and_zoom_survives(server, browser):
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
-    page.goto(server + "/?epochs=300&hidden=32")
+    page.goto(server + "/?epochs=3000&hidden=32")  # long enough to outlast the test
     page.get_by_role("button", name="Train", exact=True).wait_for()
     page.get_by_role("button", name="Train", exact=True).click()
     wait_until(

@@ -9,20 +9,11 @@ import time
 import pytest
 
 from bnviz.lessons import LESSONS
-from tests.browser import charts, launch, serve, shot
+from tests.browser import charts, launch, serve, shot, wait_until
 
 pytestmark = pytest.mark.browser
 
 SLUG = "ioffe_fig1"  # the lecture's first figure; trains in a few seconds
-
-
-def wait_until(pred, timeout: float, what: str) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_a_lesson_from_the_tour_runs_live_and_shows_its_check():

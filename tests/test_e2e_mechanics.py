@@ -4,12 +4,10 @@ mechanics page draws its first chart. Screenshots → artifacts/mechanics_*.png.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from bnviz.lessons import LESSONS
-from tests.browser import IFRAME, launch, serve, shot
+from tests.browser import IFRAME, launch, serve, shot, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -23,15 +21,6 @@ VISIBLE_JS = """() => Array.from(document.querySelectorAll('IFRAME'))
 
 def visible(page) -> list:
     return page.evaluate(VISIBLE_JS)
-
-
-def wait_until(pred, timeout: float, what: str) -> float:
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        if pred():
-            return time.perf_counter() - t0
-        time.sleep(0.01)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_gamma_slider_redraws_the_chart():

@@ -4,25 +4,14 @@ carrying Markdown shows it as text (no link, no outside image)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.browser import launch, serve, wait_worker_ready
+from tests.browser import launch, serve, wait_until, wait_worker_ready
 
 pytestmark = pytest.mark.browser
 
 STATUS_JS = "() => Array.from(document.querySelectorAll('.bnviz-run')).map(e => e.dataset.status)"
 GROUP_JS = "() => { const e = document.querySelector('.bnviz-run'); return e && e.dataset.group; }"
-
-
-def wait_until(pred, timeout: float = 60, what: str = "") -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_follower_sees_live_runs_and_cannot_stop_them():

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
@@ -24,16 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("## The claim", "## What to look for", "## At this scale")
 
 
-@pytest.fixture(autouse=True)
-def fresh_server(tmp_path, monkeypatch):
-    monkeypatch.setenv("BNVIZ_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("BNVIZ_WARM", "0")
-    st.cache_resource.clear()
-    yield
-    from dashboard import state
-
-    state.manager().shutdown()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_server")  # conftest: a store of its own
 
 
 def open_page(url_path: str) -> AppTest:

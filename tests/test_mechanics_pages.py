@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import streamlit as st
 
 from bnviz.lessons import LESSONS
 from tests.test_lessons import open_page
@@ -14,17 +13,7 @@ from tests.test_lessons import open_page
 PAGES = [s for s, x in LESSONS.items() if x.page]
 
 
-@pytest.fixture(autouse=True)
-def fresh_server(tmp_path, monkeypatch):
-    monkeypatch.setenv("BNVIZ_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("BNVIZ_WARM", "0")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    from dashboard import state
-
-    state.manager().shutdown()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_server")  # conftest: a store of its own
 
 
 def spec(at, key: str) -> dict:
