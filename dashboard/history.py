@@ -12,7 +12,7 @@ import streamlit as st
 
 from bnviz import charts
 from bnviz.jobs import GroupJob, JobManager, RunState
-from bnviz.records import history_csv, layer_csv, status_text, summary
+from bnviz.records import KINDS, RECORDER, kind_csv, status_text, summary
 
 
 def trained_at(job: GroupJob, now: float | None = None) -> str:
@@ -98,7 +98,10 @@ def summary_rows(job: GroupJob, runs: list[RunState]) -> list[dict]:
 def downloads(job: GroupJob, runs: list[RunState], figure: dict | None, key: str) -> None:
     """Records as JSON and CSV, and a figure as a self-contained HTML file."""
     labels = job.labels()
-    c = st.columns(4)
+    # One CSV per kind of row the runs hold (records.RECORDERS: history, layers, params and
+    # the measures' kinds), so a new kind of row is downloadable without touching this page.
+    kinds = [k for k in KINDS if any(r.rows.get(k) for r in runs)]
+    c = st.columns(len(kinds) + 2)
     c[0].download_button(
         "records (JSON)",
         json.dumps(job.to_dict()),
@@ -106,23 +109,18 @@ def downloads(job: GroupJob, runs: list[RunState], figure: dict | None, key: str
         "application/json",
         key=f"{key}-json",
     )
-    c[1].download_button(
-        "curves (CSV)",
-        history_csv(labels, [r.history for r in runs]),
-        f"{job.id}-history.csv",
-        "text/csv",
-        key=f"{key}-csv",
-    )
-    c[2].download_button(
-        "layer stats (CSV)",
-        layer_csv(labels, [r.layers for r in runs]),
-        f"{job.id}-layers.csv",
-        "text/csv",
-        key=f"{key}-lcsv",
-    )
+    for col, kind in zip(c[1:], kinds):
+        col.download_button(
+            f"{kind} (CSV)",
+            kind_csv(kind, labels, [r.rows.get(kind, []) for r in runs]),
+            f"{job.id}-{kind}.csv",
+            "text/csv",
+            key=f"{key}-csv-{kind}",
+            help=RECORDER[kind].title,
+        )
     if figure is not None:
         html = pio.to_html(figure, include_plotlyjs=True, full_html=True)  # works offline
-        c[3].download_button(
+        c[-1].download_button(
             "figure (HTML)", html, f"{job.id}-curves.html", "text/html", key=f"{key}-html"
         )
     st.caption("PNG: use the camera icon in each chart's toolbar.")

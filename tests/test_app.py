@@ -410,3 +410,19 @@ def test_layers_page_heatmaps_readable_and_not_the_train_pages_charts(monkeypatc
     assert not at.exception
     title = drawn["layers-heat"]["layout"]["title"]["text"]
     assert title == "Layer 1, Linear/Conv output: histograms over training"
+
+
+def test_runs_page_offers_a_csv_of_every_kind_of_row_the_runs_hold(preset_records):
+    """One CSV per recorder kind with rows (records.RECORDERS): the ics lesson's group has
+    history, layers, params and ics rows; each downloads with its own columns."""
+    from bnviz.records import RECORDER
+
+    job = finished_group(preset_records, "ics", time.time())
+    at = app()
+    at.switch_page("views/runs.py").run()
+    assert not at.exception
+    labels = [b.label for b in at.download_button]
+    kinds = [k for k in RECORDER if any(r.rows.get(k) for r in job.runs)]
+    assert "ics" in kinds and "history" in kinds
+    assert labels[0] == "records (JSON)"
+    assert [f"{k} (CSV)" for k in kinds] == labels[1 : 1 + len(kinds)]
