@@ -186,6 +186,8 @@ def curves(
         losses = [r.get(f"{s}_loss") for rows in histories for r in rows for s in ("train", "test")]
         if max((v for v in losses if v is not None), default=0) > 20:
             yaxis["type"] = "log"
+        else:
+            yaxis["rangemode"] = "nonnegative"  # a loss is ≥ 0 (an empty chart drew −1…4)
     return {
         "data": data,
         "layout": _layout(

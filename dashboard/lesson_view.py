@@ -190,7 +190,8 @@ def show_check(lesson: Lesson, job: GroupJob, runs: list[RunState]) -> None:
     elif result.passed:
         st.success(f"**The claim holds in this run.** {result.summary}")
     else:
-        st.error(f"**The claim does not hold in this run.** {result.summary}")
+        # A finding, not a fault of the app: amber, not the red of an error.
+        st.warning(f"**The claim does not hold in this run.** {result.summary}")
     if result.figures:
         rows = "\n".join(f"| {_cell(a)} | {_cell(b)} |" for a, b in result.figures)
         st.markdown(f"| figure | value |\n|---|---|\n{rows}")

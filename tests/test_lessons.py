@@ -88,7 +88,7 @@ def test_lesson_page_shows_what_the_records_show(slug, preset_records):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     result = lesson.check(records)
-    shown = [e.value for e in (at.success if result.passed else at.error)]
+    shown = [e.value for e in (at.success if result.passed else at.warning)]
     assert any(result.summary in s for s in shown), (shown, result.summary)
     table = " ".join(m.value for m in at.markdown)
     for label, _ in result.figures:
@@ -139,4 +139,4 @@ def test_run_this_experiment_trains_the_preset_live():
     assert not job.active
     at.run()
     assert not at.exception
-    assert at.success or at.error
+    assert at.success or at.warning

@@ -4,6 +4,7 @@ import streamlit as st
 
 from bnviz.config import RunConfig
 from bnviz.limits import check_group
+from bnviz.records import group_name
 from dashboard import config_form, live, nav, present, state
 from dashboard.live_chart import live_chart
 
@@ -56,6 +57,9 @@ def live_view() -> None:
         ("Started elsewhere; you are following it" if job.active else "Started elsewhere")
         + " (read-only: only its owner can stop it)"
         if following and job is not None
+        # Presenting, the sidebar is hidden: the caption says which experiment this is.
+        else f"{group_name(group)} · {len(group)} runs"
+        if group and presenting
         else f"{len(group)} runs train together in lockstep"
         if group
         else ""
