@@ -738,7 +738,7 @@ def loss_slice(labels: Sequence[str], slices: Sequence[dict | None]) -> Figure:
     """The loss around the final weights on two filter-normalized directions (Li et al. 2018),
     a contour panel per run, one colour scale (log10 of the loss)."""
     n = max(1, len(slices))
-    domains = _grid(n, min(n, 4))
+    domains = _grid(n, min(n, 4), hgap=0.1)
     data: list[dict] = []
     for i, s in enumerate(slices, start=1):
         if not s:
@@ -762,5 +762,7 @@ def loss_slice(labels: Sequence[str], slices: Sequence[dict | None]) -> Figure:
         }
     )
     _axes(layout, domains, list(labels) or [""])
+    for i in range(2, n + 1):  # the same ±1 grid: y ticks once, not over the left neighbour
+        layout[f"yaxis{i}"]["showticklabels"] = False
     layout["coloraxis"] = {"colorscale": "Viridis", "colorbar": {"title": {"text": "log₁₀ loss"}}}
     return {"data": data, "layout": layout}

@@ -104,7 +104,8 @@ def steps_histograms(
                 }
             )
     layout = _layout("The batch's values of each unit: x, x̂ and y", barmode="overlay")
-    _side_by_side(layout, [f"unit {u}" for u in units], y={"title": {"text": "samples"}})
+    _side_by_side(layout, [f"unit {u}" for u in units])
+    layout["yaxis"]["title"] = {"text": "samples"}  # once: beside the other panels it overlapped
     return {"data": data, "layout": layout}
 
 
@@ -318,8 +319,9 @@ def running_chart(
                 **_ax(j),
             }
         )
-    layout = _layout("Running statistics follow the batches", height=400)
-    layout["margin"]["b"] = 90
+    # Five legend entries wrap into up to four rows on a 1024-pixel projector: room below.
+    layout = _layout("Running statistics follow the batches", height=500)
+    layout["margin"]["b"] = 170
     _side_by_side(layout, ["running_mean", "running_var"], x={"title": {"text": "training step"}})
     return {"data": data, "layout": layout}
 
