@@ -455,19 +455,14 @@ def _parse(name: str, value: Any) -> Any:
     raise AssertionError(f.kind)
 
 
-def check_range(name: str, v: Any) -> None:
-    """Raise ConfigError when a parsed value of one field is outside its bounds."""
-    f = FIELDS[name]
-    vals = v if isinstance(v, tuple) else (v,)
-    numbers = [x for x in vals if isinstance(x, (int, float)) and not isinstance(x, bool)]
-    if f.low is not None and any(not (f.low <= x <= f.high) for x in numbers):  # type: ignore[operator]
-        raise _bad(name, v)
-
-
 def validate(cfg: RunConfig) -> None:
     """Raise ConfigError for any out-of-range field or impossible combination."""
-    for name in FIELDS:
-        check_range(name, getattr(cfg, name))
+    for name, f in FIELDS.items():
+        v = getattr(cfg, name)
+        vals = v if isinstance(v, tuple) else (v,)
+        numbers = [x for x in vals if isinstance(x, (int, float)) and not isinstance(x, bool)]
+        if f.low is not None and any(not (f.low <= x <= f.high) for x in numbers):  # type: ignore[operator]
+            raise _bad(name, v)
     n_hidden = len(cfg.hidden)
     if len(cfg.hidden) > 16:
         raise ConfigError(f"hidden={_text(cfg.hidden)} has {n_hidden} layers: at most 16 allowed")
@@ -580,9 +575,10 @@ def from_query(params: Mapping[str, str | list[str]]) -> tuple[RunConfig, list[s
 
     Unknown keys are ignored (other pages put their own keys in the URL). A bad or
     out-of-range value is reported and only that field keeps its default; every other field
-    keeps the link's value. An impossible combination is reported and, of the fields its
-    message names, the one given last in `FIELDS` order goes back to its default (the more
-    specific setting, e.g. num_groups rather than norm), until the rest is a valid config.
+    keeps the link's value. An out-of-range value or an impossible combination is reported
+    and, of the fields its message names, the one given last in `FIELDS` order goes back to
+    its default (the more specific setting, e.g. num_groups rather than norm), until the rest
+    is a valid config.
     Each problem says which default is used instead.
     """
     good: dict[str, Any] = {}
@@ -592,10 +588,8 @@ def from_query(params: Mapping[str, str | list[str]]) -> tuple[RunConfig, list[s
             continue
         v = v[-1] if isinstance(v, list) else v
         try:
-            good[k] = _parse(k, v)
-            check_range(k, good[k])
+            good[k] = _parse(k, v)  # an out-of-range value is left out by the loop below
         except ConfigError as e:
-            good.pop(k, None)
             problems.append(f"{e}. The default {k}={_text(_DEFAULTS[k])} is used instead")
     while True:
         try:
