@@ -16,7 +16,9 @@ st.html(
     "padding-left:2rem;padding-right:2rem}</style>"
 )
 page = nav.navigation()
-state.ensure_config_state()  # the link's settings (present=1 among them) before any CSS
+# Every page: the link's settings (present=1 among them) before any CSS, and the lab's
+# config kept alive while another page shows (pages that show the link's problems ask again).
+state.ensure_config_state()
 present.apply()
 if present.is_on() and page.url_path in ("runs", "layers", "tour"):
     present.toggle(st, "present-top")  # the header is hidden: the way back is here

@@ -10,7 +10,7 @@ import streamlit as st
 
 from bnviz.lessons import LESSONS, Lesson, neighbours
 
-from . import nav, present, state
+from . import nav, present
 from .live_chart import live_chart
 
 CHART_HEIGHT = 360  # px: a chart and its controls fit above the fold at 1280×800
@@ -38,7 +38,6 @@ def links(row: Any, slug: str) -> None:
 
 def header(slug: str) -> Lesson:
     """Title line, then Previous / Next and Present."""
-    state.ensure_config_state()  # the lab's config survives a visit to this page
     lesson = LESSONS[slug]
     title(lesson)
     links(st.container(horizontal=True, vertical_alignment="center"), slug)

@@ -43,7 +43,6 @@ def _group(lesson: Lesson) -> tuple[GroupJob | None, bool]:
 
 def render(lesson: Lesson) -> None:
     """The whole lesson page."""
-    state.ensure_config_state()
     lesson_page.title(lesson)
     _buttons(lesson)
     if present.is_on():  # the charts take the width; the text waits below them

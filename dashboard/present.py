@@ -51,8 +51,8 @@ def toggle(container: Any, key: str) -> None:
         "opens in this mode.",
     ):
         st.session_state[KEY] = not is_on()
-        # Straight into the URL too: pages that sync the URL at their end would, but a page
-        # switch or a rerun racing this one must not leave the link saying the opposite.
+        # Straight into the URL: the lesson pages keep the lab's config out of their URL
+        # (they never call state.sync_url), yet a copied link should keep this mode.
         if is_on():
             st.query_params[KEY] = "1"
         else:

@@ -3,9 +3,8 @@
 import streamlit as st
 
 from bnviz.lessons import LECTURES, LESSONS
-from dashboard import nav, state
+from dashboard import nav
 
-state.ensure_config_state()
 st.title("Tour: Batch Normalization, claim by claim", anchor=False)
 st.markdown(
     "Each lesson takes one claim from the lectures, trains the networks that test it — with "
