@@ -260,16 +260,9 @@ def test_every_control_says_what_it_does_to_bn():
 
 
 def test_sweep_chart_on_the_train_and_runs_pages(monkeypatch):
-    from dashboard import live, state
+    from dashboard import state
 
-    drawn: dict[str, dict] = {}
-    real = live.live_chart
-
-    def record(figure, *, key, height=360):
-        drawn[key] = figure
-        real(figure, key=key, height=height)
-
-    monkeypatch.setattr(live, "live_chart", record)
+    drawn = capture_charts(monkeypatch)
     at = app(hidden="8", epochs="1", record_every="2", batch_size="100")
     next(b for b in at.button if b.label == "Train").click().run()
     assert "train-sweep" not in drawn  # with vs without BN only: no field takes 3 values
