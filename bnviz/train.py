@@ -555,6 +555,7 @@ def train_group(
     on_event: Callable[[Event], None] | None = None,
     device: str | torch.device | None = None,
     threads: int | None = None,
+    on_end: Callable[[list[Stack]], None] | None = None,
 ) -> list[RunRecord]:
     """Train every config together; returns one RunRecord per config, in order.
 
@@ -563,6 +564,8 @@ def train_group(
     `should_stop` is polled before each step (stop within one step → 'cancelled');
     `on_event` receives {"type": "rows", "run", "kind", "rows"} as records are made and
     {"type": "status", "run", "status", "message", "step"} when a run's status changes.
+    `on_end` receives the stacks at their final weights once training ends (finished or
+    stopped, not failed): the worker saves them for measures taken later (bnviz.saved).
     """
     emit = on_event or (lambda e: None)
     records = [RunRecord(c) for c in configs]
@@ -575,7 +578,7 @@ def train_group(
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _train(configs, records, start, should_stop, emit, device)
+        return _train(configs, records, start, should_stop, emit, device, on_end)
     finally:
         torch.set_num_threads(before)
 
@@ -587,6 +590,7 @@ def _train(
     should_stop: Callable[[], bool] | None,
     emit: Callable[[Event], None],
     device: str | torch.device | None,
+    on_end: Callable[[list[Stack]], None] | None = None,
 ) -> list[RunRecord]:
     """The body of train_group."""
 
@@ -611,6 +615,8 @@ def _train(
                     for j, run in enumerate(s.runs):
                         if s.active[j]:
                             set_status(run, "cancelled", "stopped by the user", s.t)
+                if on_end is not None:
+                    on_end(stacks)
                 return records
             s = min(live, key=lambda s: s.progress)
             was_active = list(s.active)
@@ -627,6 +633,8 @@ def _train(
                 for j, run in enumerate(s.runs):
                     if s.active[j]:
                         set_status(run, "finished", step=s.t)
+        if on_end is not None:
+            on_end(stacks)
     except Exception as e:
         msg = _failure_message(e)
         for i, r in enumerate(records):
