@@ -294,6 +294,7 @@ class JobManager:
         self._device: str | None = None  # the last device_label a worker reported
         self._devices: list[str] = []
         self._saved: dict[str, dict[tuple[int, str], int]] = {}  # rows stored, per run and kind
+        self._measuring: dict[str, str] = {}  # group → "" while its slice is computed, or why not
         self.store = RunStore(self.runs_dir)
         self.problems: list[str] = []  # what loading the store skipped, for the pages to show
         self._load()
@@ -418,6 +419,79 @@ class JobManager:
                 self.jobs.pop(gid, None)
                 self._saved.pop(gid, None)
             self.store.delete(gid)  # by id, inside the database: never a path from a file
+        with contextlib.suppress(OSError):
+            self.weights_path(gid).unlink(missing_ok=True)
+
+    # --- measures of ended groups, from their saved final weights (bnviz.saved) -------------
+
+    def weights_path(self, gid: str) -> Path:
+        """Where a group's final weights are kept (gid: the manager's own id, never a name)."""
+        return self.runs_dir / "weights" / f"{gid}.pt"
+
+    def slice_state(self, gid: str) -> str | None:
+        """None: no slice asked for (or it finished); "": being computed; else why it failed."""
+        with self.lock:
+            return self._measuring.get(gid)
+
+    def can_slice(self, gid: str) -> str | None:
+        """Why the group's 2-D loss slices cannot be computed now, or None when they can."""
+        job = self.get(gid)
+        if job is None:
+            return "there is no such group"
+        if job.active:
+            return "the slice is computed once the group has finished or been stopped"
+        if not self.weights_path(gid).exists():
+            return (
+                "the final weights of this group were not kept (it was interrupted, failed, "
+                "or trained with an older bnviz or from the command line)"
+            )
+        return None
+
+    def compute_slice(self, gid: str) -> None:
+        """Compute the 2-D loss slice of every run of an ended group that has none, in a
+        worker process; the rows join the group's records (and the store) when done. Anyone
+        may ask: it adds a measure, it changes nothing that was recorded."""
+        why = self.can_slice(gid)
+        if why:
+            raise ValueError(why)
+        job = self.get(gid)
+        with self.lock:
+            if self._measuring.get(gid) == "":
+                return  # already under way
+            self._measuring[gid] = ""
+        runs = [i for i, r in enumerate(job.snapshot()) if not r.slice]
+        threading.Thread(
+            target=self._slice, args=(job, runs), daemon=True, name=f"bnviz-slice-{gid}"
+        ).start()
+
+    def _slice(self, job: GroupJob, runs: list[int]) -> None:
+        error = "the worker stopped before the slice was done"
+        worker = Worker(self.threads)  # not the spare: that one stays ready for a group
+        try:
+            worker.ready.wait()
+            worker.send({"slice": {"path": str(self.weights_path(job.id)), "runs": runs}})
+            for line in worker.process.stdout:
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if msg.get("type") == "batch":
+                    job.apply_batch(msg["events"])
+                elif msg.get("type") == "fatal":
+                    error = msg.get("message", "")
+                    break
+                elif msg.get("type") == "done":
+                    error = ""
+                    break
+        finally:
+            worker.kill()
+        if not error:
+            self._save(job)
+        with self.lock:
+            if error:
+                self._measuring[job.id] = error
+            else:
+                self._measuring.pop(job.id, None)
 
     # --- scheduling ------------------------------------------------------------------------
 
@@ -491,7 +565,12 @@ class JobManager:
                 with job.lock:
                     for r in job.runs:
                         r.status = "running"
-                worker.send({"configs": [to_dict(c) for c in job.configs]})
+                worker.send(
+                    {
+                        "configs": [to_dict(c) for c in job.configs],
+                        "save": str(self.weights_path(gid)),
+                    }
+                )
                 threading.Thread(
                     target=self._read, args=(job, worker), daemon=True, name=f"bnviz-read-{gid}"
                 ).start()

@@ -1,8 +1,11 @@
 """`python -m bnviz.worker`: a training process for the dashboard, driven over its pipes.
 
 Protocol (JSON lines): the worker warms up and prints {"type": "ready"}; it reads one task
-{"configs": [...]} from stdin, prints {"type": "device"}, then batches of engine events
-{"type": "batch", "events": [...]} and finally {"type": "done"} (or {"type": "fatal"}).
+{"configs": [...], "save": path or absent} from stdin, prints {"type": "device"}, then batches
+of engine events {"type": "batch", "events": [...]} and finally {"type": "done"} (or
+{"type": "fatal"}); with "save" it writes the final weights there (bnviz.saved). The task
+{"slice": {"path", "runs"}} instead measures the 2-D loss slice of runs from saved weights:
+one batch of "slice" rows events, then done.
 A line "stop" on stdin stops the group within one step. Anything else the process prints goes
 to stderr, so stdout carries the protocol alone.
 """
@@ -72,6 +75,7 @@ def main() -> None:
 
     import torch
 
+    from . import saved
     from .train import device_label, resolve_device, train_group
 
     train_group(
@@ -88,7 +92,12 @@ def main() -> None:
     if not line.strip():
         return
     try:
-        configs = [from_dict(d) for d in json.loads(line)["configs"]]
+        task = json.loads(line)
+        if "slice" in task:  # a measure of a group that ended, from its saved weights
+            _slice(task["slice"], send)
+            return
+        configs = [from_dict(d) for d in task["configs"]]
+        save_to = task.get("save")  # where the final weights go (bnviz.saved), if anywhere
         device = str(resolve_device(configs[0].device))
     except (ConfigError, RuntimeError, ValueError, KeyError) as e:
         send({"type": "fatal", "message": str(e)})
@@ -127,11 +136,38 @@ def main() -> None:
         throttle()
         return stop.is_set()
 
+    def on_end(stacks: list) -> None:
+        if save_to:
+            try:
+                saved.save(stacks, save_to)
+            except Exception as e:  # the records matter more than the weights: go on
+                print(f"bnviz worker: the final weights were not saved: {e}", file=sys.stderr)
+
     train_group(
-        configs, should_stop=should_stop, on_event=on_event, device=device, threads=args.threads
+        configs,
+        should_stop=should_stop,
+        on_event=on_event,
+        device=device,
+        threads=args.threads,
+        on_end=on_end,
     )
     if buffer:
         flush()
+    send({"type": "done"})
+
+
+def _slice(task: dict, send: Callable[[dict], None]) -> None:
+    """The 2-D loss slice of task["runs"] from the weights saved at task["path"]: one batch of
+    rows events, or a fatal message that says why not."""
+    from . import saved
+
+    try:
+        rows = saved.slice_rows(task["path"], [int(r) for r in task["runs"]])
+    except Exception as e:  # a missing or damaged file, a config this version cannot build
+        send({"type": "fatal", "message": str(e) or type(e).__name__})
+        return
+    events = [{"type": "rows", "run": r, "kind": "slice", "rows": v} for r, v in rows.items()]
+    send({"type": "batch", "events": events})
     send({"type": "done"})
 
 

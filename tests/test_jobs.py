@@ -219,3 +219,41 @@ def test_worker_duty_only_throttles_small_machines(monkeypatch):
     for bad in ("abc", "0", "1.5"):  # a bad setting falls back to the default, with a warning
         monkeypatch.setenv("BNVIZ_WORKER_DUTY", bad)
         assert worker_duty(1, cores=2) == pytest.approx(0.7)
+
+
+def test_slice_on_demand_for_an_ended_group(manager, tmp_path):
+    """The final weights are kept when a group ends; the 2-D loss slice asked for afterwards
+    joins the group's records and the store; deleting the group deletes the weights."""
+    gid = manager.submit([LONG])
+    job = manager.get(gid)
+    assert "finished or been stopped" in manager.can_slice(gid)
+    with pytest.raises(ValueError):
+        manager.compute_slice(gid)
+    wait_for(lambda: job.snapshot()[0].history, what="first record")
+    manager.stop(gid)  # a stopped ("paused") run: measured at the weights it stopped at
+    wait_for(lambda: not job.active, what="stop")
+    assert manager.weights_path(gid).exists() and manager.can_slice(gid) is None
+    assert not job.snapshot()[0].slice
+    manager.compute_slice(gid)
+    wait_for(lambda: manager.slice_state(gid) is None, what="the slice")
+    (row,) = job.snapshot()[0].slice
+    assert row["step"] == job.snapshot()[0].step and len(row["loss"]) == len(row["alphas"])
+    again = JobManager(runs_dir=tmp_path / "runs", warm=False)
+    assert again.get(gid).runs[0].slice == [row]
+    manager.delete(gid)
+    assert not manager.weights_path(gid).exists()
+
+
+def test_slice_without_saved_weights_says_why(manager):
+    gid = manager.submit([TINY])
+    job = manager.get(gid)
+    wait_for(lambda: not job.active, what="group to finish")
+    manager.weights_path(gid).write_bytes(b"damaged")
+    manager.compute_slice(gid)
+    wait_for(lambda: manager.slice_state(gid) != "", what="the worker's answer")
+    assert "could not be read" in manager.slice_state(gid)
+    assert not job.snapshot()[0].slice
+    manager.weights_path(gid).unlink()
+    assert "not kept" in manager.can_slice(gid)
+    with pytest.raises(ValueError, match="not kept"):
+        manager.compute_slice(gid)
