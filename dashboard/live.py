@@ -8,11 +8,12 @@ same Plotly div in place, so nothing flickers and a zoom survives the next updat
 from __future__ import annotations
 
 import html
+import time
 
 import streamlit as st
 
 from bnviz import charts
-from bnviz.jobs import GroupJob, RunState
+from bnviz.jobs import GroupJob, JobManager, RunState
 from bnviz.records import latest_layers, layer_series, status_text, sweep_axes, sweep_points
 
 from .live_chart import live_chart
@@ -283,6 +284,42 @@ def layers_block(runs: list[RunState], labels: list[str], key: str) -> None:
     live_chart(
         detail_figure(view, runs, labels, point, layer, depth), key=f"{key}-detail", height=360
     )
+
+
+SLICE_WAIT_S = 120.0  # the longest the page waits for slices it asked for
+
+
+def slice_control(manager: JobManager, job: GroupJob | None, key: str) -> None:
+    """Under the per-layer view, when it is the 2-D loss slice: compute the slices of an
+    ended group on demand (from its saved final weights), or say why they cannot be."""
+    view = st.session_state.get(f"{key}-view")
+    if job is None or view != MEASURE_VIEWS["slice"][0]:
+        return
+    runs = job.snapshot()
+    missing = [r for r in runs if not r.slice and r.status != "diverged"]
+    if any(r.status == "diverged" and not r.slice for r in runs):
+        st.caption("Diverged runs have no slice: their weights are not finite.")
+    if not missing:
+        return
+    why = manager.can_slice(job.id)
+    if why:
+        st.caption(f"No 2-D loss slice yet: {why}.")
+        return
+    failed = manager.slice_state(job.id)
+    if failed:
+        st.warning(f"The slice could not be computed: {failed}")
+    if st.button(
+        "Compute the 2-D loss slice",
+        key=f"{key}-slice",
+        help="The training loss around each run's final weights, on a 7×7 grid along two "
+        "random filter-normalized directions (Li et al. 2018). Takes a few seconds.",
+    ):
+        manager.compute_slice(job.id)
+        with st.spinner("Computing the loss around each run's final weights…"):
+            deadline = time.monotonic() + SLICE_WAIT_S
+            while manager.slice_state(job.id) == "" and time.monotonic() < deadline:
+                time.sleep(0.2)
+        st.rerun()
 
 
 def controls(key: str, depth: int) -> None:
