@@ -764,5 +764,19 @@ def loss_slice(labels: Sequence[str], slices: Sequence[dict | None]) -> Figure:
     _axes(layout, domains, list(labels) or [""])
     for i in range(2, n + 1):  # the same ±1 grid: y ticks once, not over the left neighbour
         layout[f"yaxis{i}"]["showticklabels"] = False
+    for i, s in enumerate(slices, start=1):
+        if not s:  # no axes to read where nothing is drawn: say why the panel is empty
+            sfx = "" if i == 1 else str(i)
+            layout[f"xaxis{sfx}"]["visible"] = layout[f"yaxis{sfx}"]["visible"] = False
+            layout["annotations"].append(
+                {
+                    "text": "no slice yet",
+                    "x": sum(domains[i - 1]["x"]) / 2,
+                    "y": sum(domains[i - 1]["y"]) / 2,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "showarrow": False,
+                }
+            )
     layout["coloraxis"] = {"colorscale": "Viridis", "colorbar": {"title": {"text": "log₁₀ loss"}}}
     return {"data": data, "layout": layout}

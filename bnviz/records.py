@@ -39,10 +39,11 @@ LAYER_CSV_COLUMNS = (
 
 # When a kind is recorded (the engine's cadences, see train.Stack):
 EVERY = {
-    "record": "every record_every steps, at step 0 and at the end",
-    "probe": "the layer-probe steps: every record_every·k steps (≤ ~100 per run) and the last",
+    "record": "every record_every·60 samples seen (RunConfig.record_steps), at step 0 and the end",
+    "probe": "the layer-probe steps: every k-th record step (≤ ~100 per run) and the last",
     "measure": "the measure steps (≤ ~MAX_MEASURES per run) while config.measures asks for it",
-    "end": "once, after the last step, while config.measures asks for it",
+    "end": "once, after the last step, while config.measures asks for it (the slice also on "
+    "demand, for a finished or stopped group: bnviz.saved)",
 }
 
 

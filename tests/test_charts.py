@@ -254,3 +254,16 @@ def test_legend_below_hangs_a_long_legend_under_the_ticks(runs):
     assert legend["entrywidthmode"] == "fraction" and legend["entrywidth"] * 3 < 1
     assert lay["margin"]["b"] >= 40 + 4 * 32  # the ticks, then 4 rows of 3
     assert height - lay["margin"]["t"] - lay["margin"]["b"] == plot  # the plot keeps its height
+
+
+def test_loss_slice_draws_each_run_and_names_the_empty_panels():
+    grid = [-1.0, 0.0, 1.0]
+    s = {"alphas": grid, "betas": grid, "loss": [[2.0, 1.0, 2.0], [1.0, 0.1, 1.0], [2, 1, None]]}
+    fig = charts.loss_slice(["norm=batch", "norm=none"], [s, None])
+    go.Figure(fig)  # valid for plotly
+    (trace,) = fig["data"]
+    assert trace["type"] == "contour" and trace["z"][1][1] == pytest.approx(-1.0)
+    assert trace["z"][2][2] is None  # a non-finite loss stays a gap
+    lay = fig["layout"]
+    assert lay["xaxis2"]["visible"] is False and "visible" not in lay["xaxis"]
+    assert [a["text"] for a in lay["annotations"]].count("no slice yet") == 1

@@ -140,3 +140,35 @@ def test_no_blank_frame_and_zoom_survives(server, browser):
     assert n1 > n0 + 3, "the chart did not keep updating"
     assert x_range == pytest.approx([0.5, 1.5]), f"zoom lost: {x_range}"
     shot(page, "e2e_zoomed")
+
+
+TRACE_TYPES_JS = """(i) => { const f = document.querySelectorAll('IFRAME')[i];
+  const d = f && f.contentDocument && f.contentDocument.querySelector('.js-plotly-plot');
+  return d && d._fullData ? d._fullData.map(t => t.type) : null; }""".replace("IFRAME", IFRAME)
+
+
+def test_slice_on_demand_after_training(server, browser):
+    """A finished group's 2-D loss slice, asked for on the Train page: the button computes it
+    from the saved final weights and the chart shows one contour per run."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(server + "/?epochs=2&hidden=32")
+    page.get_by_role("button", name="Train", exact=True).wait_for()
+    wait_worker_ready(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    wait_until(lambda: statuses(page) == ["finished", "finished"], what="the group to finish")
+    page.get_by_role("radio", name="2-D loss slice").click()
+    button = page.get_by_role("button", name="Compute the 2-D loss slice")
+    button.wait_for(timeout=30_000)
+    page.locator(IFRAME).nth(3).scroll_into_view_if_needed()
+    assert not page.evaluate(TRACE_TYPES_JS, 3)  # nothing to draw yet
+    button.scroll_into_view_if_needed()
+    shot(page, "e2e_slice_button")
+    button.click()
+    wait_until(
+        lambda: page.evaluate(TRACE_TYPES_JS, 3) == ["contour", "contour"],
+        timeout=90,
+        what="a contour per run",
+    )
+    assert button.count() == 0  # every run has its slice: the button is gone
+    page.locator(IFRAME).nth(3).scroll_into_view_if_needed()
+    shot(page, "e2e_slice_on_demand")
