@@ -171,6 +171,7 @@ class StackedNet(nn.Module):
         self._add_layer(list(zip(gens, configs)), (shape.n_classes, c_in), c_in, shape.n_classes)
         self.register_buffer("drop_p", torch.tensor([c.dropout for c in configs]))
         self.use_dropout = any(c.dropout > 0 for c in configs)
+        self._init_dropout()
         self.generators: list[torch.Generator] = []  # per-run device streams (dropout, noise)
         self._fast_key: tuple[int, int] | None = None  # see _fast_layers
         self._fast_cache: tuple[list[_Dense], list[_BN | None]] | None = None
@@ -229,9 +230,24 @@ class StackedNet(nn.Module):
         mask = self._dropout_mask(x)
         return x if mask is None else x * mask
 
+    def _init_dropout(self) -> None:
+        """What _dropout_mask needs, made once: a step then reads no tensor value (on a GPU,
+        reading one waits for the device). drop_p holds the float32 probabilities; `drop_ps`
+        are the same values as Python floats (which runs draw), and the buffer drop_scale is
+        1/(1 − p) rounded as float32 division rounds it, so masks equal the per-run
+        (r ≥ p) / (1 − p) to the bit."""
+        self.drop_ps: list[float] = self.drop_p.tolist()
+        one_minus = torch.tensor([1 - p for p in self.drop_ps])  # (M,) float32
+        self.register_buffer("drop_scale", torch.ones_like(one_minus) / one_minus, persistent=False)
+
     def _dropout_mask(self, x: Tensor, wide: bool = True) -> Tensor | None:
         """keep/(1−p) per value of x, each run from its own stream; None: no dropout. x is wide
-        or, with wide=False, per run ((M, B, C), or (B, C) for one run): the same values."""
+        or, with wide=False, per run ((M, B, C), or (B, C) for one run): the same values.
+
+        Each run with p > 0 draws U(0, 1) for its (B, C[, H, W]) block from its own
+        generator (a run with p = 0 draws nothing: its stream, which its noise shares, must
+        not depend on the other runs); the threshold and scale are then one op each for all
+        runs, with no host sync."""
         if not (self.training and self.use_dropout):
             return None
         if not wide and self.m > 1:
@@ -239,14 +255,18 @@ class StackedNet(nn.Module):
         else:
             b, c = x.shape[0], x.shape[1] // self.m
         rest = x.shape[2:] if wide else ()
-        keep = []
-        for g, p in zip(self.generators, self.drop_p.tolist()):
-            if p == 0:  # draw nothing: the run's stream (also its noise) must not depend on others
-                keep.append(torch.ones((b, c, *rest), dtype=x.dtype, device=x.device))
-                continue
-            r = torch.rand((b, c, *rest), generator=g, device=x.device)
-            keep.append((r >= p).to(x.dtype) / (1 - p))
-        return torch.cat(keep, dim=1) if wide or self.m == 1 else torch.stack(keep)
+        r = torch.empty((self.m, b, c, *rest), device=x.device)  # (M, B, C[, H, W])
+        for i, (g, p) in enumerate(zip(self.generators, self.drop_ps)):
+            if p == 0:
+                r[i].fill_(1.0)  # kept (1 ≥ 0), scale 1
+            else:
+                torch.rand((b, c, *rest), generator=g, device=x.device, out=r[i])
+        view = (self.m, *[1] * (r.dim() - 1))
+        mask = (r >= self.drop_p.view(view)) * self.drop_scale.view(view)
+        mask = mask.to(x.dtype)
+        if not wide:
+            return mask if self.m > 1 else mask[0]
+        return mask.transpose(0, 1).reshape(b, self.m * c, *rest)  # (B, M·C[, H, W])
 
     def forward(self, x: Tensor, probes: dict | None = None) -> Tensor:
         """Logits (B, M, n_classes). x: (M, B, F) flat features, one mini-batch per run.
