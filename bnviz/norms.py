@@ -180,15 +180,23 @@ class NoisyBatchNorm(BatchNorm):
         return self._noise(super().norm3(x))
 
     def _noise(self, y: Tensor) -> Tensor:
+        """y plus this step's noise. Each run draws μ, σ (C each) and its samples' noise
+        (B, C, S) from its own stream, in that order (a run's noise never depends on the
+        others'); the arithmetic is then one op per step for all runs, not per run."""
         if not self.training or not self.generators:
             return y
         b, _, s = y.shape
-        parts = []
-        for g in self.generators:  # one stream per run: a run's noise never depends on others
-            mu = (torch.rand(1, self.c, 1, generator=g, device=y.device) * 2 - 1) * self.noise_mean
-            sd = torch.rand(1, self.c, 1, generator=g, device=y.device) * self.noise_std
-            parts.append(mu + sd * torch.randn(b, self.c, s, generator=g, device=y.device))
-        return y + torch.cat(parts, dim=1).to(y.dtype)
+        m, c, dev = len(self.generators), self.c, y.device
+        u = torch.empty(m, 2, 1, c, 1, device=dev)  # per run: U(0, 1) for μ, then for σ
+        z = torch.empty(m, b, c, s, device=dev)  # per run: N(0, 1) per sample, unit and pixel
+        for i, g in enumerate(self.generators):
+            torch.rand(1, c, 1, generator=g, device=dev, out=u[i, 0])
+            torch.rand(1, c, 1, generator=g, device=dev, out=u[i, 1])
+            torch.randn(b, c, s, generator=g, device=dev, out=z[i])
+        mu = (u[:, 0] * 2 - 1) * self.noise_mean  # (M, 1, C, 1)
+        sd = u[:, 1] * self.noise_std
+        noise = (mu + sd * z).transpose(0, 1).reshape(b, m * c, s)  # run-major channels
+        return y + noise.to(y.dtype)
 
 
 class NoiseOnly(NoisyBatchNorm):
