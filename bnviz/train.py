@@ -165,7 +165,9 @@ class Stack:
         if j == 0:  # a new epoch: each run shuffles with its own generator
             n = self.data.n_train
             self.perm = torch.stack([torch.randperm(n, generator=g) for g in self.order_gens])
-            self.perm = self.perm.to(self.device)
+            # non_blocking: a plain copy to a GPU waits for the queued kernels (a host sync
+            # each epoch); from pageable memory the async copy stages it before it returns
+            self.perm = self.perm.to(self.device, non_blocking=True)
         idx = self.perm[:, j * self.batch_size : (j + 1) * self.batch_size]  # (M, B)
         return self.data.x_train[idx], self.data.y_train[idx]
 
