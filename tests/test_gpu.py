@@ -3,11 +3,15 @@ skipped, not passed) where no GPU exists, as in CI."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import torch
 
 from bnviz.config import RunConfig
 from bnviz.train import train_group
+from tests.test_syncs import GROUPS, NoHostSync, train_guarded
 
 pytestmark = [
     pytest.mark.gpu,
@@ -29,3 +33,24 @@ def test_engine_runs_on_cuda_and_tracks_the_cpu():
         assert len(g.history) == len(c.history)
         # Same seeds and data; kernels differ, so compare where training ends up, loosely.
         assert g.history[-1]["test_acc"] == pytest.approx(c.history[-1]["test_acc"], abs=0.1)
+
+
+@contextmanager
+def no_sync_at_all() -> Iterator[None]:
+    """NoHostSync (what Python asks for) and CUDA's own detector, which also sees the syncs
+    inside torch's kernels and copies (a blocking host-to-device copy, an internal .item())."""
+    before = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with NoHostSync():
+            yield
+    finally:
+        torch.cuda.set_sync_debug_mode(before)
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_no_host_sync_in_a_cuda_training_step(group: str) -> None:
+    """Every step that records nothing, an epoch start included, queues its kernels without
+    waiting for the GPU (test_syncs.py checks the same on the CPU, Python-side)."""
+    for stack in train_guarded(GROUPS[group], no_sync_at_all, device="cuda"):
+        assert stack.t == stack.total and all(stack.active)

@@ -127,7 +127,7 @@ def train_guarded(
 
 
 def cfg(**kw: Any) -> RunConfig:
-    """A small digits run: 16 steps an epoch, two epochs (an epoch start among the steps)."""
+    """A small digits run: 20 steps an epoch, two epochs (an epoch start among the steps)."""
     base = dict(hidden=(16, 16), n_samples=400, batch_size=20, epochs=2, lr=0.05)
     return RunConfig(**{**base, **kw})
 
