@@ -266,8 +266,11 @@ class Stack:
             tables.append(table)
             hists.append(hist)
             sizes.append(u)
-        table = _host(torch.cat(tables))
-        hist = torch.cat(hists).tolist()
+        # One fetch: the tables, then the histograms' counts (integers: exact in float64)
+        table_t, hist_t = torch.cat(tables), torch.cat(hists)
+        raw = torch.cat([table_t.view(-1).double(), hist_t.view(-1).double()]).cpu().numpy()
+        table = _record_values(raw[: table_t.numel()].reshape(table_t.shape))
+        hist = raw[table_t.numel() :].astype(np.int64).reshape(hist_t.shape).tolist()
         rows: list[list[dict]] = [[] for _ in range(m)]
         k = 0
         for layer, u in zip(range(1, depth + 1), sizes):
@@ -331,9 +334,12 @@ class Stack:
             first = torch.where(bad.any(0), bad.int().argmax(0) + (step - n), -1)
             self.diverged_at = torch.where(self.diverged_at < 0, first, self.diverged_at)
             self.n_steps = 0
-        self._check_divergence()
         te_loss, te_acc = self.evaluate(self.data.x_test, self.data.y_test)
-        cols = _host(torch.stack([tr_loss, tr_acc, te_loss, te_acc]).T)
+        # One fetch: the four columns per run, then the step each run diverged at (−1: none)
+        vals = torch.stack([tr_loss, tr_acc, te_loss, te_acc]).T  # (M, 4)
+        raw = torch.cat([vals.reshape(-1).double(), self.diverged_at.double()]).cpu().numpy()
+        cols = _record_values(raw[: vals.numel()].reshape(vals.shape))
+        self._check_divergence(raw[vals.numel() :].astype(np.int64).tolist())
         epoch = step / self.steps_per_epoch
         out = []
         for i, (a, b, c, d) in enumerate(cols):
@@ -349,8 +355,9 @@ class Stack:
                 out.append((i, "history", [row]))
         return out
 
-    def _check_divergence(self) -> None:
-        for i, s in enumerate(self.diverged_at.tolist()):
+    def _check_divergence(self, diverged_at: list[int]) -> None:
+        """Stop the runs that diverged: diverged_at[i] ≥ 0 (the host's copy of diverged_at)."""
+        for i, s in enumerate(diverged_at):
             if s >= 0 and self.active[i]:
                 self.active[i] = False
                 self.opt.freeze(i)
@@ -398,19 +405,22 @@ class Stack:
         st = layer_stats(ts, m, points, act, edges, per_run=self.fast)
         table = st["table"]  # (U·M, 15), columns probes.TABLE
         params = self._param_values()  # (L, M, 3)
-        # One fetch for every float of this step: the table, the param norms and the norms'
-        # vectors, which are summarized on the host (tiny arrays: NumPy ops are ~1 µs here).
-        raw = torch.cat([table.view(-1), params.view(-1), *self.norm_vectors])
-        raw = raw.double().cpu().numpy()
+        # One fetch for every number of this step: the table, the param norms and the norms'
+        # vectors, which are summarized on the host (tiny arrays: NumPy ops are ~1 µs here),
+        # then the histograms' counts and the subsample sizes (integers: exact in float64).
+        ints = [st["hist"].view(-1).double(), st["n"].double()]  # the cat is float64 then
+        raw = torch.cat([table.view(-1), params.view(-1), *self.norm_vectors, *ints])
+        raw = raw.cpu().numpy()
         cut = np.cumsum([table.numel() + params.numel(), *self.vector_sizes]).tolist()
         vecs = [raw[a:b] for a, b in itertools.pairwise(cut)]
+        counts = raw[cut[-1] :].astype(np.int64)
+        hist = counts[: st["hist"].numel()].reshape(st["hist"].shape).tolist()  # [under, …, over]
+        n = counts[st["hist"].numel() :].tolist()
         summaries = vector_summaries(vecs, self.net.n_norm) if vecs else np.empty(0)
         host = _record_values(np.concatenate([raw[: cut[0]], summaries.ravel()]))
         w = table.shape[1]
         fl = [host[r * w : (r + 1) * w] for r in range(table.shape[0])]
         host = host[table.numel() :]
-        hist = st["hist"].tolist()  # rows of [under, counts…, over]
-        n = st["n"].tolist()
         rows: list[list[dict]] = [[] for _ in range(m)]
         for (layer, point), u in zip(keys, src):
             extra = extra_name(point, act)

@@ -203,6 +203,44 @@ def test_the_guard_catches_the_per_step_tolist_this_module_removed(
         train_guarded(GROUPS["dropout_one_run"], NoHostSync)
 
 
+class CountFetches(TorchFunctionMode):
+    """Counts the host syncs (SYNCS) called from Python, but not numpy(): probes.sort_rows
+    sorts a CPU tensor's own memory with NumPy, which is no fetch (on a GPU it sorts there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_function__(
+        self, func: Callable, types: Sequence[type], args: Sequence = (), kwargs: dict | None = None
+    ) -> Any:
+        name = getattr(func, "__name__", "")
+        if name in SYNCS - {"numpy", "__array__"}:
+            self.names.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_record_step_fetches_once_per_kind_of_record() -> None:
+    """History, layers (with params) and units rows each move their numbers to the host in
+    one copy, not one per layer, run or statistic."""
+    configs = [
+        cfg(norm="batch", measures="units", record_every=3),
+        cfg(norm="none", measures="units", record_every=3, seed=1),
+    ]
+    (stack,) = make_stacks(configs, torch.device("cpu"))
+    stack.step()  # the first probe step also fetches the histograms' edges, fixed once
+    seen: set[str] = set()
+    while not stack.done:
+        with CountFetches() as fetches:
+            kinds = {kind for _, kind, _ in stack.step()}
+        assert len(fetches.names) == len(kinds & {"history", "layers", "units"}), (
+            kinds,
+            fetches.names,
+        )
+        seen |= kinds
+    assert {"history", "layers", "params", "units"} <= seen
+
+
 # --- the sync-free dropout and noise equal the per-run loops they replaced, to the bit ----------
 
 DIGITS = Shape(64, 10, (1, 8, 8))
