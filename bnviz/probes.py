@@ -67,13 +67,20 @@ def sorted_quantiles(s: Tensor, n: int | Tensor, qs: Sequence[float]) -> Tensor:
         return both[:, :q].lerp(both[:, q:], weight).masked_fill(s[:, n - 1 : n].isnan(), NAN)
     n = n.long()
     last = (n - 1).to(s.dtype)[:, None]  # (R, 1)
-    rank = torch.tensor(qs, device=s.device)[None, :] * last  # (R, Q)
+    rank = _on_device(tuple(qs), None, s.device)[None, :] * last  # (R, Q)
     has_nan = s.gather(1, (n - 1)[:, None]).isnan()  # (R, 1)
     rank = torch.where(has_nan, last, rank)
     below = rank.long()
     lo = s.gather(1, below)
     hi = s.gather(1, rank.ceil().long())
     return lo.lerp(hi, rank - below)
+
+
+@functools.lru_cache(maxsize=64)
+def _on_device(values: tuple, dtype: torch.dtype | None, device: torch.device) -> Tensor:
+    """torch.tensor(values, dtype) on `device`, made once (callers only read it): a copy from
+    the host to a GPU waits for every kernel queued before it, so probe steps reuse these."""
+    return torch.tensor(values, dtype=dtype, device=device)
 
 
 @functools.lru_cache(maxsize=64)
@@ -214,16 +221,17 @@ def layer_stats(
     widths = [x.shape[1] for x in subs]
     n: int | Tensor = widths[0]
     if len(set(widths)) > 1:  # shorter subsamples padded with NaN (sorted last, never counted)
-        n = torch.tensor([x.shape[1] for x in subs for _ in range(x.shape[0])], device=dev)
+        n = _on_device(tuple(x.shape[1] for x in subs for _ in range(x.shape[0])), None, dev)
         subs = [F.pad(x, (0, max(widths) - x.shape[1]), value=NAN) for x in subs]
     srt = sort_rows(torch.cat(subs) if len(subs) > 1 else subs[0])
     quant = sorted_quantiles(srt, n, BASIS_POINTS + IOFFE_POINTS)  # (R, 12)
     ms, extra = (torch.cat(p) for p in zip(*parts)) if len(parts) > 1 else parts[0]
     table = torch.cat([ms, quant, extra], 1)
-    if order != sorted(order):  # back to probe order
-        pos = torch.empty(len(order), dtype=torch.long)
-        pos[order] = torch.arange(len(order))
-        idx = (pos[:, None] * m + torch.arange(m)).view(-1).to(dev)
+    if order != sorted(order):  # back to probe order: probe k's rows sit at pos[k]·M + r
+        pos = {k: i for i, k in enumerate(order)}
+        idx = _on_device(
+            tuple(pos[k] * m + r for k in range(len(order)) for r in range(m)), None, dev
+        )
         table, srt = table[idx], srt[idx]
         n = n[idx] if isinstance(n, Tensor) else n
     if isinstance(n, int):
