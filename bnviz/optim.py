@@ -99,7 +99,8 @@ class StackOptimizer:
 
     def freeze(self, run: int) -> None:
         """Stop updating one run (it diverged): its parameters keep their last values."""
-        self.lr[self.run_of == run] = 0.0
+        # masked_fill_, not lr[mask] = 0: boolean indexing counts the mask on the host (a sync)
+        self.lr.masked_fill_(self.run_of == run, 0.0)
 
     @torch.no_grad()
     def step(self) -> None:

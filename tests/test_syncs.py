@@ -241,6 +241,14 @@ def test_a_record_step_fetches_once_per_kind_of_record() -> None:
     assert {"history", "layers", "params", "units"} <= seen
 
 
+def test_freezing_a_diverged_run_reads_nothing_on_the_host() -> None:
+    (stack,) = make_stacks(GROUPS["batch"], torch.device("cpu"))
+    lr = stack.opt.lr.clone()
+    with NoHostSync():
+        stack.opt.freeze(1)
+    assert torch.equal(stack.opt.lr, torch.where(stack.opt.run_of == 1, 0.0, lr))
+
+
 # --- the sync-free dropout and noise equal the per-run loops they replaced, to the bit ----------
 
 DIGITS = Shape(64, 10, (1, 8, 8))
