@@ -49,6 +49,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 INPUT_NORMS = ("standardize", "none")  # as data.INPUT_NORMS
 TRAIN_ONLY = ("all", "norm", "classifier")  # which parameters the optimizer updates
 MEASURES = ("none", "units", "ics", "landscape", "all")  # records.RECORDERS' `measure`
+RECORD_BATCH = 60  # record_every counts steps of this many samples (RunConfig.record_steps)
 
 
 class ConfigError(ValueError):
@@ -127,7 +128,7 @@ class RunConfig:
     # Run
     epochs: int = 20
     seed: int = 0  # initial weights, data order, dropout and noise
-    record_every: int = 10  # steps between records
+    record_every: int = 10  # records every this many steps of RECORD_BATCH samples (600)
     measures: str = "none"  # extra records: units, ics, landscape or all (Santurkar et al.)
     device: str = "auto"  # auto: CUDA, else Apple MPS, else CPU
 
@@ -140,6 +141,12 @@ class RunConfig:
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed (values may be strings, as from a CLI or URL)."""
         return from_dict({**to_dict(self), **changes})
+
+    def record_steps(self) -> int:
+        """Steps between records at this batch size: record_every steps of RECORD_BATCH
+        samples, as the nearest whole number of steps (≥ 1), so a run records on a schedule of
+        samples seen, not of steps (at batch 2 it would otherwise record 30× as often)."""
+        return max(1, round(self.record_every * RECORD_BATCH / self.batch_size))
 
     def norm_on(self, layer: int) -> bool:
         """Whether 1-based hidden layer `layer` is normalized."""
@@ -367,7 +374,8 @@ FIELDS: dict[str, Field] = {
             "record_every",
             "int",
             "Run",
-            "Steps between records (curves); layer probes at most ~100 per run",
+            "Records (curves) every this many steps of 60 samples, whatever the batch size; "
+            "layer probes at most ~100 per run",
             low=1,
             high=100_000,
         ),

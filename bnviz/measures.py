@@ -69,11 +69,11 @@ SLICE_SEED = 7727  # the directions' generator: seed + this, per run
 Measure = Callable[["Stack", int, Tensor, Tensor], list[list[dict]]]
 
 
-def measure_every(total: int, record_every: int) -> int:
-    """Steps between measure steps: a multiple of record_every, ≥ MIN_EVERY, ≤ MAX_MEASURES
-    per run (the last step is measured too)."""
+def measure_every(total: int, record_steps: int) -> int:
+    """Steps between measure steps: a multiple of the steps between records (RunConfig.
+    record_steps), ≥ MIN_EVERY, ≤ MAX_MEASURES per run (the last step is measured too)."""
     want = max(MIN_EVERY, math.ceil(total / MAX_MEASURES))
-    return record_every * math.ceil(want / record_every)
+    return record_steps * math.ceil(want / record_steps)
 
 
 def layer_of(stack: Stack) -> Tensor:

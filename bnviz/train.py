@@ -129,7 +129,7 @@ class Stack:
         self.batch_size = cfg.batch_size
         self.steps_per_epoch = data.n_train // cfg.batch_size
         self.total = cfg.epochs * self.steps_per_epoch
-        self.record_every = cfg.record_every
+        self.record_every = cfg.record_steps()  # steps between records (samples seen / batch)
         snapshots = math.ceil(self.total / self.record_every) + 1
         self.layer_every = self.record_every * math.ceil(snapshots / MAX_LAYER_SNAPSHOTS)
         self.activation = cfg.activation
@@ -568,6 +568,7 @@ def train_group(
     device: str | torch.device | None = None,
     threads: int | None = None,
     on_end: Callable[[list[Stack]], None] | None = None,
+    loader: Callable[..., Dataset] = load_dataset,
 ) -> list[RunRecord]:
     """Train every config together; returns one RunRecord per config, in order.
 
@@ -578,6 +579,7 @@ def train_group(
     {"type": "status", "run", "status", "message", "step"} when a run's status changes.
     `on_end` receives the stacks at their final weights once training ends (finished or
     stopped, not failed): the worker saves them for measures taken later (bnviz.saved).
+    `loader`: data.load_dataset's signature (a benchmark passes data of its own).
     """
     emit = on_event or (lambda e: None)
     records = [RunRecord(c) for c in configs]
@@ -590,7 +592,7 @@ def train_group(
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _train(configs, records, start, should_stop, emit, device, on_end)
+        return _train(configs, records, start, should_stop, emit, device, on_end, loader)
     finally:
         torch.set_num_threads(before)
 
@@ -603,6 +605,7 @@ def _train(
     emit: Callable[[Event], None],
     device: str | torch.device | None,
     on_end: Callable[[list[Stack]], None] | None = None,
+    loader: Callable[..., Dataset] = load_dataset,
 ) -> list[RunRecord]:
     """The body of train_group."""
 
@@ -615,7 +618,7 @@ def _train(
         dev = torch.device(device) if device is not None else resolve_device(configs[0].device)
         for r in records:
             r.device = str(dev)
-        stacks = make_stacks(configs, dev)
+        stacks = make_stacks(configs, dev, loader)
         for i in range(len(configs)):
             set_status(i, "running")
         while True:

@@ -229,7 +229,7 @@ def test_measure_rows_and_cadence() -> None:
     c = cfg(hidden=(8, 8, 8), epochs=3, measures="all", record_every=5)
     (rec,) = train_group([c], device="cpu")
     total = 3 * (N_TRAIN // 32)
-    every = measures.measure_every(total, 5)
+    every = measures.measure_every(total, c.record_steps())  # 9 steps at batch 32
     steps = sorted({r["step"] for r in rec.ics})
     assert steps == sorted({*range(0, total, every), total - 1})
     assert steps == [r["step"] for r in rec.landscape]

@@ -76,8 +76,8 @@ def test_runs_with_different_batch_sizes_advance_in_lockstep() -> None:
     configs = [cfg(batch_size=16, epochs=2), cfg(batch_size=64, epochs=2)]
     records, events = collect(configs)
     assert [r.status for r in records] == ["finished", "finished"]
-    # one record interval (record_every steps) of the coarser run, plus one of its steps
-    interval = max(10 / (N_TRAIN // c.batch_size) for c in configs)
+    # one record interval (record_steps steps) of the coarser run, plus one of its steps
+    interval = max(c.record_steps() / (N_TRAIN // c.batch_size) for c in configs)
     latest = [0.0, 0.0]
     order = []
     for e in events:
@@ -89,7 +89,8 @@ def test_runs_with_different_batch_sizes_advance_in_lockstep() -> None:
     # interleaved, not one run after the other
     switches = sum(a != b for a, b in itertools.pairwise(order))
     assert switches > 4
-    assert len(records[0].history) > len(records[1].history)
+    # records follow samples seen: as many rows at batch 16 as at 64 (one apart by rounding)
+    assert abs(len(records[0].history) - len(records[1].history)) <= 1
 
 
 # --- divergence -------------------------------------------------------------------------------
@@ -209,6 +210,46 @@ def assert_histories_close(a: list[dict], b: list[dict]) -> None:
         assert ra.keys() == rb.keys()
         for k in ra:
             assert ra[k] == pytest.approx(rb[k], rel=1e-5, abs=1e-5), (k, ra, rb)
+
+
+def test_records_follow_samples_seen_and_agree_with_the_step_schedule() -> None:
+    """record_every counts steps of 60 samples. At batch 60 the schedule is the old one (every
+    record_every steps); at batch 6 a run records every 100 steps, where the engine before
+    this schedule recorded every 10. That old schedule is record_every=1 here (10 steps):
+    training is the same, so at the new record steps test metrics and probes are equal, and
+    train metrics are the mean of the old rows since the previous record (the one difference:
+    fewer, coarser rows)."""
+    assert RunConfig(batch_size=60).record_steps() == 10
+    assert RunConfig(batch_size=2).record_steps() == 300
+    assert RunConfig(batch_size=128, record_every=1).record_steps() == 1
+    (at60,) = train_group([cfg(batch_size=60, epochs=2)], device="cpu")
+    total60 = 2 * (N_TRAIN // 60)
+    assert [r["step"] for r in at60.history] == [*range(0, total60, 10), total60]
+    pair = [cfg(batch_size=6), cfg(batch_size=6, norm="none", seed=1)]
+    new = train_group(pair, device="cpu")
+    old = train_group([c.replace(record_every=1) for c in pair], device="cpu")
+    total = N_TRAIN // 6
+    for a, b in zip(new, old):
+        assert [r["step"] for r in a.history] == [*range(0, total, 100), total]
+        assert [r["step"] for r in b.history] == [*range(0, total, 10), total]
+        by_step = {r["step"]: r for r in b.history}
+        prev = 0
+        for r in a.history:
+            o = by_step[r["step"]]
+            for k in ("epoch", "test_loss", "test_acc"):
+                assert r[k] == o[k], k
+            if r["step"]:
+                since = [x for x in b.history if prev < x["step"] <= r["step"]]
+                steps = [x["step"] - p for x, p in zip(since, [prev] + [x["step"] for x in since])]
+                for k in ("train_loss", "train_acc"):
+                    mean = sum(x[k] * n for x, n in zip(since, steps)) / (r["step"] - prev)
+                    assert r[k] == pytest.approx(mean, rel=1e-4), k
+            prev = r["step"]
+        probe_steps = sorted({r["step"] for r in a.layers})
+        assert probe_steps == [0, 100, 200, total - 1]
+        old_layers = {(r["step"], r["layer"], r["point"]): r for r in b.layers}
+        for r in a.layers:
+            assert r == old_layers[(r["step"], r["layer"], r["point"])]
 
 
 def test_records_do_not_depend_on_stack_mates() -> None:
