@@ -86,9 +86,9 @@ def layer_of(stack: Stack) -> Tensor:
             for p in (w, b):
                 out[opt.offset(p) : opt.offset(p) + p.numel()] = j
         for j in range(1, net.depth + 1):
-            norm = net.norm_of(j)
-            for p in (norm.weight, norm.bias) if norm is not None and norm.affine else ():
-                out[opt.offset(p) : opt.offset(p) + p.numel()] = j
+            for norm in net.norms_of(j):
+                for p in (norm.weight, norm.bias) if norm.affine else ():
+                    out[opt.offset(p) : opt.offset(p) + p.numel()] = j
         stack._layer_of = out
     return stack._layer_of
 

@@ -4,9 +4,11 @@ Runs that share a "stack key" (every field but the per-run ones in `PER_RUN_FIEL
 train as one network whose weights have a leading run dimension: dense layers use batched matmuls
 and conv layers grouped convolutions, so M small nets cost little more than one. Each run keeps
 its own seeded initial weights, learning rate, weight decay and dropout, and never mixes with the
-others: every operation is per run (per feature, per channel, per sample). A stack holds at most
-one kind of norm: its runs with that norm come first and their channels are normalized, the runs
-with `norm=none` after them skip it — so "with vs without BN" is one network, not two.
+others: every operation is per run (per feature, per channel, per sample). The runs with a norm
+come first, each kind of norm a contiguous block of runs with a norm module of its own, and the
+runs with `norm=none` after them skip it — so "with vs without BN" is one network, not two, and
+so are BN, LayerNorm, GroupNorm and Ghost BN at one batch size (kinds the fast path trains; see
+`stack_order`).
 
 Hidden layer i (1-based) is `Linear/Conv → [norm] → activation → [norm] → [dropout]`, the
 norm sitting before or after the activation as configured. Probe points per layer:
@@ -16,15 +18,15 @@ it, that output is act_in. In a stack with norm=none runs, norm_out covers every
 is act_out, passed through); the trainer records it for the normalized runs only.
 
 Training uses autograd (`forward`, then backward) except for the common case `has_fast_path`
-(dense layers; no norm or BatchNorm), where `forward_backward` computes
-the same gradients with hand-written backward formulas and no autograd graph: on the CPU a
-small net's step is mostly per-op overhead, and autograd roughly doubles the op count.
+(dense layers; no norm, BatchNorm, Ghost BN, LayerNorm or GroupNorm), where `forward_backward`
+computes the same gradients with hand-written backward formulas and no autograd graph: on the
+CPU a small net's step is mostly per-op overhead, and autograd roughly doubles the op count.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import FIELDS, RunConfig
-from .norms import StackNorm, make_norm
+from .norms import GhostBatchNorm, GroupNorm, LayerNorm, StackNorm, make_norm
 
 PER_RUN_FIELDS = ("seed", "lr", "weight_decay", "init", "init_scale", "dropout", "train_only")
 POINTS = ("linear", "act_in", "act_out")  # probed in every hidden layer
@@ -58,8 +60,10 @@ ACTIVATION_GRADS = {
     "linear": lambda g, x, y: g,
 }
 _BN_BACKWARD = _aten.native_batch_norm_backward.default
-# batch_scratch is left out on purpose: it exists to run norms.ScratchBatchNorm's own code.
-FAST_NORMS = ("none", "batch")
+_LN_BACKWARD = _aten.native_layer_norm_backward.default
+# batch_scratch is left out on purpose: it exists to run norms.ScratchBatchNorm's own code;
+# noisy_batch and noise_only draw noise in norms.NoisyBatchNorm.
+FAST_NORMS = ("none", "batch", "ghost_batch", "layer", "group")
 
 
 def has_fast_path(cfg: RunConfig) -> bool:
@@ -68,20 +72,25 @@ def has_fast_path(cfg: RunConfig) -> bool:
 
 
 def stack_key(cfg: RunConfig) -> tuple:
-    """Configs with equal keys and at most one norm besides "none" can be one stacked network."""
+    """Configs with equal keys can be one stacked network (see stack_order for the norms)."""
     return tuple(getattr(cfg, k) for k in FIELDS if k not in (*PER_RUN_FIELDS, "device", "norm"))
 
 
 def stack_order(configs: Sequence[RunConfig]) -> list[list[int]]:
     """Indices of `configs` partitioned into stacks, each in StackedNet's order (the runs with a
-    norm first). Runs without a norm join the first stack of their key that has one."""
+    norm first, grouped by kind). Per stack key, the norms the fast path trains share one stack
+    (a step of M runs costs little more than one); every other norm has a stack of its own (it
+    would take its stack-mates off the fast path). Runs without a norm join the first stack of
+    their key that has one."""
     by_key: dict[tuple, dict[str, list[int]]] = {}
     for i, c in enumerate(configs):
         by_key.setdefault(stack_key(c), {}).setdefault(c.norm, []).append(i)
     stacks = []
     for by_norm in by_key.values():
         plain = by_norm.pop("none", [])
-        normed = list(by_norm.values())
+        fast = [i for n, idx in by_norm.items() if has_fast_path(configs[idx[0]]) for i in idx]
+        normed = [idx for idx in by_norm.values() if not has_fast_path(configs[idx[0]])]
+        normed = [fast, *normed] if fast else normed
         if normed:
             normed[0] = normed[0] + plain
             stacks += normed
@@ -125,14 +134,17 @@ class StackedNet(nn.Module):
 
     def __init__(self, configs: Sequence[RunConfig], shape: Shape) -> None:
         super().__init__()
-        cfg = configs[0]  # the norm's settings come from the first run
+        cfg = configs[0]  # the norms' settings come from the first run
         if any(stack_key(c) != stack_key(cfg) for c in configs):
             raise ValueError("configs of one StackedNet must share their stack key")
         self.n_norm = n_norm = sum(c.norm != "none" for c in configs)  # the first n_norm runs
-        if any(c.norm != cfg.norm for c in configs[:n_norm]) or any(
-            c.norm != "none" for c in configs[n_norm:]
+        kinds = [c.norm for c in configs[:n_norm]]
+        # (norm, first run, runs) of each contiguous block of one kind of norm
+        self.parts = [(n, kinds.index(n), kinds.count(n)) for n in dict.fromkeys(kinds)]
+        if any(c.norm != "none" for c in configs[n_norm:]) or any(
+            kinds[a : a + k] != [n] * k for n, a, k in self.parts
         ):
-            raise ValueError("a StackedNet holds one kind of norm, its runs first, then norm=none")
+            raise ValueError("a StackedNet holds its runs with a norm first, each kind together")
         self.configs = list(configs)
         self.m = len(configs)
         self.conv = cfg.model == "cnn"
@@ -144,8 +156,8 @@ class StackedNet(nn.Module):
 
         self.weights = nn.ParameterList()  # (M, out, in) or (M, out, in, 3, 3)
         self.biases = nn.ParameterList()  # (M, out)
-        self.norms = nn.ModuleList()
-        self.norm_index: list[int | None] = []  # hidden layer → index into self.norms
+        self.norms = nn.ModuleList()  # every layer's norm modules, one per kind (self.parts)
+        self.norm_index: list[list[int]] = []  # hidden layer → indices into self.norms
         self.pool: list[bool] = []
         if self.conv:
             c_in, h = shape.image_shape[0], shape.image_shape[1]
@@ -160,11 +172,12 @@ class StackedNet(nn.Module):
                 fan_in,
                 width * (9 if self.conv else 1),
             )
-            if cfg.norm_on(i):
-                self.norm_index.append(len(self.norms))
-                self.norms.append(make_norm(n_norm, width, cfg))
-            else:
-                self.norm_index.append(None)
+            self.norm_index.append([])
+            for _, first, k in self.parts if cfg.norm_on(i) else ():
+                self.norm_index[-1].append(len(self.norms))
+                norm = make_norm(k, width, configs[first])
+                norm.first = first  # the stack's runs first … first + k − 1
+                self.norms.append(norm)
             self.pool.append(self.conv and h >= 8)  # halve 8×8 and larger maps
             h = h // 2 if self.pool[-1] else h
             c_in = width
@@ -174,7 +187,7 @@ class StackedNet(nn.Module):
         self._init_dropout()
         self.generators: list[torch.Generator] = []  # per-run device streams (dropout, noise)
         self._fast_key: tuple[int, int] | None = None  # see _fast_layers
-        self._fast_cache: tuple[list[_Dense], list[_BN | None]] | None = None
+        self._fast_cache: tuple[list[_Dense], list[list[_FastNorm]]] | None = None
         self.set_generators(  # CPU streams until the trainer gives device ones
             [torch.Generator().manual_seed(c.seed + STREAM_SEED_OFFSET) for c in configs]
         )
@@ -194,23 +207,35 @@ class StackedNet(nn.Module):
         self.generators = gens
         for n in self.norms:
             if hasattr(n, "generators"):
-                n.generators = gens[: self.n_norm]
+                n.generators = gens[n.first : n.first + n.m]
 
     @property
     def depth(self) -> int:
         return len(self.norm_index)
 
-    def norm_of(self, layer: int) -> StackNorm | None:
-        """The norm module of 1-based hidden layer `layer`, if it has one."""
-        idx = self.norm_index[layer - 1]
-        return None if idx is None else self.norms[idx]
+    def vector_runs(self) -> dict[int, tuple[int, int]]:
+        """id(p) → (first run, runs) of every norm parameter (γ, β: (runs·C,))."""
+        return {id(p): (n.first, n.m) for n in self.norms for p in n.parameters()}
 
-    def _norm(self, norm: StackNorm, x: Tensor) -> Tensor:
-        """The norm on the channels of the runs that have it (the first n_norm runs)."""
-        if self.n_norm == self.m:
-            return norm(x)
-        c = x.shape[1] // self.m * self.n_norm
-        return torch.cat([norm(x[:, :c]), x[:, c:]], 1)
+    def norms_of(self, layer: int) -> list[StackNorm]:
+        """The norm modules of 1-based hidden layer `layer`: one per kind, in run order."""
+        return [self.norms[i] for i in self.norm_index[layer - 1]]
+
+    def norm_of(self, layer: int) -> StackNorm | None:
+        """The norm module of 1-based hidden layer `layer` (None without) in a stack of one
+        kind of norm; see norms_of for several."""
+        norms = self.norms_of(layer)
+        if len(norms) > 1:
+            raise ValueError("this stack has several kinds of norm: use norms_of")
+        return norms[0] if norms else None
+
+    def _norm(self, norms: list[StackNorm], x: Tensor) -> Tensor:
+        """Each norm on the channels of its runs (wide x); the norm=none runs' pass through."""
+        if len(norms) == 1 and self.n_norm == self.m:
+            return norms[0](x)
+        c = x.shape[1] // self.m
+        parts = [n(x[:, n.first * c : (n.first + n.m) * c]) for n in norms]
+        return torch.cat([*parts, x[:, self.n_norm * c :]], 1)
 
     def _linear(self, i: int, x: Tensor) -> Tensor:
         """Layer i's Linear/Conv: wide (B, M·C[, H, W]) or per-run (M, B, F) in, wide out."""
@@ -285,11 +310,11 @@ class StackedNet(nn.Module):
         h = x
         for i in range(self.depth):
             z = self._linear(i, h)
-            norm = self.norm_of(i + 1)
-            a_in = self._norm(norm, z) if (norm is not None and self.placement == "before") else z
+            norms = self.norms_of(i + 1)
+            a_in = self._norm(norms, z) if (norms and self.placement == "before") else z
             a_out = self.act(a_in)
-            after = norm is not None and self.placement == "after"
-            h = self._norm(norm, a_out) if after else a_out
+            after = bool(norms) and self.placement == "after"
+            h = self._norm(norms, a_out) if after else a_out
             if probes is not None:
                 for point, t in zip(POINTS, (z, a_in, a_out)):
                     probes[(i + 1, point)] = t.detach()
@@ -313,7 +338,9 @@ class StackedNet(nn.Module):
         (B, M, K) and each run's mean cross-entropy (M,), and *overwrites* every parameter's
         .grad with d(sum of the runs' losses)/d(parameter) — what forward, the loss and
         backward give. BatchNorm goes through aten.native_batch_norm and its backward, the
-        kernels autograd uses (running statistics updated the same way); `probes` as forward,
+        kernels autograd uses (running statistics updated the same way), LayerNorm and
+        GroupNorm through aten.native_layer_norm and its backward, Ghost BN through BatchNorm's
+        backward on the virtual batches (see _FastNorm); `probes` as forward,
         but per run, (M, B, C) or (B, C) for one run (`_wide` gives forward's layout).
 
         Activations here are per run, (M, B, C) — (B, C) for one run — not wide: every
@@ -328,10 +355,10 @@ class StackedNet(nn.Module):
         h = x.view(b, -1) if m == 1 else x
         for i in range(self.depth):
             z = self._dense_forward(dense[i], h)
-            bn = bns[i]
-            a_in, bn_in = _bn_forward(bn, z) if bn is not None and before else (z, None)
+            fns = bns[i]
+            a_in, bn_in = _norms_forward(fns, z) if fns and before else (z, None)
             a_out = act(a_in)
-            y, bn_out = _bn_forward(bn, a_out) if bn is not None and not before else (a_out, None)
+            y, bn_out = _norms_forward(fns, a_out) if fns and not before else (a_out, None)
             mask = self._dropout_mask(y, wide=False)
             if probes is not None:
                 for point, t in zip(POINTS, (z, a_in, a_out)):
@@ -355,10 +382,10 @@ class StackedNet(nn.Module):
             if mask is not None:
                 g = g * mask
             if bn_out is not None:
-                g = _bn_backward(bns[i], bn_out, g)
+                g = _norms_backward(bns[i], bn_out, g)
             g = act_grad(g, a_in, a_out)
             if bn_in is not None:
-                g = _bn_backward(bns[i], bn_in, g)
+                g = _norms_backward(bns[i], bn_in, g)
             g = self._dense_backward(dense[i], h, g, i > 0)  # the data needs no gradient
         return logits, losses
 
@@ -380,13 +407,13 @@ class StackedNet(nn.Module):
                 d = dense[0]
                 h = torch.addmm(d.b.view(1, -1), x, d.w.reshape(-1, d.w.shape[2]).t())
                 h = h.view(b, m, -1).transpose(0, 1).contiguous()
-            bn = bns[i]
-            h = self.act(_bn_eval(bn, h) if bn is not None and before else h)
-            h = _bn_eval(bn, h) if bn is not None and not before else h
+            fns = bns[i]
+            h = self.act(_norms_eval(fns, h) if fns and before else h)
+            h = _norms_eval(fns, h) if fns and not before else h
         z = self._dense_forward(dense[-1], h)
         return z.view(x.shape[0], 1, self.n_classes) if self.m == 1 else z.transpose(0, 1)
 
-    def _fast_layers(self) -> tuple[list[_Dense], list[_BN | None]]:
+    def _fast_layers(self) -> tuple[list[_Dense], list[list[_FastNorm]]]:
         """Plain-tensor aliases of every parameter, grad and running statistic, built once.
 
         Indexing a ParameterList and operating on Parameters cost several µs each, and a step
@@ -401,9 +428,7 @@ class StackedNet(nn.Module):
         key = (w0.data_ptr(), w0.grad.data_ptr())
         if self._fast_key != key:
             dense = [_Dense.of(w, b) for w, b in zip(self.weights, self.biases)]
-            bns = [
-                None if n is None else _BN.of(n) for n in map(self.norm_of, range(1, len(dense)))
-            ]
+            bns = [list(map(_FastNorm.of, self.norms_of(i))) for i in range(1, len(dense))]
             self._fast_cache, self._fast_key = (dense, bns), key
         return self._fast_cache
 
@@ -447,11 +472,17 @@ class _Dense:
 
 
 @dataclass
-class _BN:
-    """A BatchNorm for the fast path: the module (its counters, settings and number of runs)
-    and plain aliases of γ, β (None without affine), their grads and the running statistics."""
+class _FastNorm:
+    """A norm for the fast path: the module (its counters, settings, its runs `first` …
+    `first + m − 1` of the stack), what it computes ("batch" statistics per feature, "ghost"
+    batches, or per-sample "group"s of units: LayerNorm is one group) and plain aliases of γ,
+    β (None without affine), their grads and the running statistics.
+
+    forward/backward/eval take and return the norm's own runs, per run: (k, B, C)."""
 
     norm: StackNorm
+    kind: str  # "batch" | "ghost" | "group"
+    groups: int  # groups of units per run for kind "group" (1: LayerNorm)
     weight: Tensor | None
     bias: Tensor | None
     gw: Tensor | None
@@ -460,10 +491,15 @@ class _BN:
     running_var: Tensor | None
 
     @staticmethod
-    def of(n: StackNorm) -> _BN:
+    def of(n: StackNorm) -> _FastNorm:
         aff = n.affine
-        return _BN(
+        kind = "ghost" if isinstance(n, GhostBatchNorm) else "batch"
+        if isinstance(n, (LayerNorm, GroupNorm)):
+            kind = "group"
+        return _FastNorm(
             n,
+            kind,
+            n.num_groups if isinstance(n, GroupNorm) else 1,
             n.weight.detach() if aff else None,
             n.bias.detach() if aff else None,
             n.weight.grad.detach() if aff else None,
@@ -472,67 +508,176 @@ class _BN:
             n.running_var,
         )
 
+    @property
+    def runs(self) -> slice:
+        return slice(self.norm.first, self.norm.first + self.norm.m)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, tuple]:
+        """Training mode, as the module computes it (running statistics updated in place);
+        returns the output and what backward needs."""
+        if self.kind == "group":
+            return _group_forward(self, x)
+        if self.kind == "ghost" and min(self.norm.ghost, x.shape[1]) < x.shape[1]:
+            return _ghost_forward(self, x)
+        return _bn_forward(self, x)  # one ghost batch is the whole batch: BatchNorm
+
+    def backward(self, saved: tuple, g: Tensor) -> Tensor:
+        """dL/dx of forward from g = dL/dy; writes γ's and β's grads."""
+        if self.kind == "group":
+            return _group_backward(self, saved, g)
+        if len(saved) == 5:  # _ghost_forward's
+            return _ghost_backward(self, saved, g)
+        return _bn_backward(self, saved, g)
+
+    def eval(self, x: Tensor) -> Tensor:
+        """The module in eval mode: per-sample norms as in training; BN and Ghost BN with the
+        running statistics (or, without them, the whole batch's: one ghost batch in eval)."""
+        if self.kind == "group":
+            return _group_forward(self, x)[0]
+        return _bn_eval(self, x)
+
+    def per_run(self, v: Tensor | None) -> Tensor | None:
+        """A flat (k·C,) vector of the norm's runs as (k, 1, C), to broadcast over (k, B, C)."""
+        return None if v is None else v.view(self.norm.m, 1, -1)
+
+
+def _each_norm(fns: list[_FastNorm], x: Tensor, f: Callable[[_FastNorm, Tensor], Tensor]) -> Tensor:
+    """f(norm, its runs of x) for each norm of a layer, and x's norm=none runs unchanged, in
+    x's per-run layout: (M, B, C), or (B, C) for one run."""
+    if x.dim() == 2:
+        return f(fns[0], x.unsqueeze(0))[0]
+    ys = [f(fn, x[fn.runs]) for fn in fns]
+    rest = fns[-1].runs.stop
+    if rest < x.shape[0]:
+        ys.append(x[rest:])
+    return ys[0].contiguous() if len(ys) == 1 else torch.cat(ys)
+
+
+def _norms_forward(fns: list[_FastNorm], x: Tensor) -> tuple[Tensor, list[tuple]]:
+    saved: list[tuple] = []
+
+    def f(fn: _FastNorm, xs: Tensor) -> Tensor:
+        y, s = fn.forward(xs)
+        saved.append(s)
+        return y
+
+    return _each_norm(fns, x, f), saved
+
+
+def _norms_backward(fns: list[_FastNorm], saved: list[tuple], g: Tensor) -> Tensor:
+    each = iter(saved)
+    return _each_norm(fns, g, lambda fn, gs: fn.backward(next(each), gs))
+
+
+def _norms_eval(fns: list[_FastNorm], x: Tensor) -> Tensor:
+    return _each_norm(fns, x, _FastNorm.eval)
+
 
 def _wide(t: Tensor) -> Tensor:
     """A per-run (M, B, C) tensor as the wide (B, M·C) layout of probes; (B, C) stays."""
     return t if t.dim() == 2 else t.transpose(0, 1).reshape(t.shape[1], -1)
 
 
-def _normed(x: Tensor, k: int) -> Tensor:
-    """The first k runs of per-run x ((M, B, C), or (B, C) for one run) as one (B, k·C)
-    tensor: what BatchNorm's kernels take (a view for one run, else a copy)."""
-    if x.dim() == 2:
-        return x
-    return x[0] if k == 1 else x[:k].transpose(0, 1).reshape(x.shape[1], -1)
+def _features(x: Tensor) -> Tensor:
+    """(k, B, C) as the (B, k·C) that BatchNorm's kernels take (a view for one run)."""
+    return x[0] if x.shape[0] == 1 else x.transpose(0, 1).reshape(x.shape[1], -1)
 
 
-def _rejoin(y: Tensor, x: Tensor, k: int) -> Tensor:
-    """x with its first k runs replaced by y, (B, k·C) as _normed gives it."""
-    if x.dim() == 2:
-        return y
-    y3 = y.unsqueeze(0) if k == 1 else y.view(y.shape[0], k, -1).transpose(0, 1)
-    return y3.contiguous() if k == x.shape[0] else torch.cat([y3, x[k:]])
+def _runs_of(y: Tensor, k: int) -> Tensor:
+    """_features' inverse: (B, k·C) as (k, B, C), a view."""
+    return y.view(y.shape[0], k, -1).transpose(0, 1)
 
 
-def _bn_forward(bn: _BN, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
-    """Training-mode BatchNorm of per-run x as BatchNorm.norm3 computes it (running
-    statistics updated in place) on the normalized runs; returns the output and what
-    _bn_backward needs."""
-    n = bn.norm
+def _bn_forward(fn: _FastNorm, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """Training-mode BatchNorm of x (k, B, C) as BatchNorm.norm3 computes it (running
+    statistics updated in place); returns the output and what _bn_backward needs."""
+    n = fn.norm
     factor = n._factor() if n.track_running_stats else 0.0
-    xs = _normed(x, n.m)
+    xs = _features(x)
     y, mean, invstd = torch.native_batch_norm(
-        xs, bn.weight, bn.bias, bn.running_mean, bn.running_var, True, factor, n.eps
+        xs, fn.weight, fn.bias, fn.running_mean, fn.running_var, True, factor, n.eps
     )
-    return _rejoin(y, x, n.m), (xs, mean, invstd)
+    return _runs_of(y, n.m), (xs, mean, invstd)
 
 
-def _bn_eval(bn: _BN, x: Tensor) -> Tensor:
+def _bn_eval(fn: _FastNorm, x: Tensor) -> Tensor:
     """BatchNorm.norm3 in eval mode: the running statistics, or the batch's without them."""
-    n = bn.norm
+    n = fn.norm
     use_batch = not n.track_running_stats
-    w, b, rm, rv = bn.weight, bn.bias, bn.running_mean, bn.running_var
-    y = torch.native_batch_norm(_normed(x, n.m), w, b, rm, rv, use_batch, 0.0, n.eps)[0]
-    return _rejoin(y, x, n.m)
+    w, b, rm, rv = fn.weight, fn.bias, fn.running_mean, fn.running_var
+    y = torch.native_batch_norm(_features(x), w, b, rm, rv, use_batch, 0.0, n.eps)[0]
+    return _runs_of(y, n.m)
 
 
-def _bn_backward(bn: _BN, saved: tuple[Tensor, Tensor, Tensor], g: Tensor) -> Tensor:
+def _bn_backward(fn: _FastNorm, saved: tuple[Tensor, Tensor, Tensor], g: Tensor) -> Tensor:
     """dL/dx of _bn_forward from g = dL/dy; writes γ's and β's grads."""
     x, mean, invstd = saved
-    aff = bn.weight is not None
+    aff = fn.weight is not None
     gx, gw, gb = _BN_BACKWARD(
-        _normed(g, bn.norm.m),
-        x,
-        bn.weight,
-        None,
-        None,
-        mean,
-        invstd,
-        True,
-        bn.norm.eps,
-        [True, aff, aff],
+        _features(g), x, fn.weight, None, None, mean, invstd, True, fn.norm.eps, [True, aff, aff]
     )
     if aff:
-        bn.gw.copy_(gw)
-        bn.gb.copy_(gb)
-    return _rejoin(gx, g, bn.norm.m)
+        fn.gw.copy_(gw)
+        fn.gb.copy_(gb)
+    return _runs_of(gx, fn.norm.m)
+
+
+def _group_forward(fn: _FastNorm, x: Tensor) -> tuple[Tensor, tuple]:
+    """LayerNorm / GroupNorm of x (k, B, C): each sample's units of a run in `groups` groups
+    of C/groups consecutive units, normalized over the group (aten.native_layer_norm), then
+    γ·x̂ + β."""
+    n = fn.norm
+    k, b, c = x.shape
+    xg = x.reshape(k, b, fn.groups, c // fn.groups)  # (k, B, G, C/G)
+    xhat, mean, rstd = torch.native_layer_norm(xg, (c // fn.groups,), None, None, n.eps)
+    xhat = xhat.view(k, b, c)
+    y = torch.addcmul(fn.per_run(fn.bias), xhat, fn.per_run(fn.weight)) if n.affine else xhat
+    return y, (xg, mean, rstd, xhat)
+
+
+def _group_backward(fn: _FastNorm, saved: tuple, g: Tensor) -> Tensor:
+    xg, mean, rstd, xhat = saved
+    k = fn.norm.m
+    if fn.norm.affine:  # γ, β per run and unit: sums over the batch
+        torch.sum(g * xhat, 1, out=fn.gw.view(k, -1))
+        torch.sum(g, 1, out=fn.gb.view(k, -1))
+        g = g * fn.per_run(fn.weight)
+    shape = (xg.shape[-1],)
+    gx = _LN_BACKWARD(g.reshape(xg.shape), xg, shape, mean, rstd, None, None, [True, False, False])
+    return gx[0].view(xhat.shape)
+
+
+def _ghost_forward(fn: _FastNorm, x: Tensor) -> tuple[Tensor, tuple]:
+    """Ghost BN of x (k, B, C) as norms.GhostBatchNorm computes it: BatchNorm's statistics per
+    virtual batch of `ghost` consecutive samples. The (B, k·C) values are laid out as
+    (g, V·k·C), the V virtual batches side by side as features, so BatchNorm's kernels (with
+    γ, β repeated V times) normalize each virtual batch on its own."""
+    n = fn.norm
+    xs = _features(x)  # (B, k·C)
+    b, kc = xs.shape
+    g = min(n.ghost, b)
+    v = b // g
+    xv = xs.view(v, g, kc).transpose(0, 1).reshape(g, v * kc)  # (g, V·k·C)
+    var, mean = torch.var_mean(xv, 0, correction=0)  # biased, as BatchNorm normalizes
+    if n.track_running_stats:
+        n._update_running(mean.view(v, kc), var.view(v, kc), g)
+    w = None if fn.weight is None else fn.weight.repeat(v)
+    bias = None if fn.bias is None else fn.bias.repeat(v)
+    y = torch.native_batch_norm(xv, w, bias, mean, var, False, 0.0, n.eps)[0]  # with mean, var
+    y = y.view(g, v, kc).transpose(0, 1).reshape(b, kc)
+    return _runs_of(y, n.m), (xv, mean, (var + n.eps).rsqrt_(), w, v)
+
+
+def _ghost_backward(fn: _FastNorm, saved: tuple, g: Tensor) -> Tensor:
+    xv, mean, invstd, w, v = saved
+    n = fn.norm
+    aff = w is not None
+    gs = _features(g)
+    b, kc = gs.shape
+    gv = gs.view(v, b // v, kc).transpose(0, 1).reshape(xv.shape)
+    gx, gw, gb = _BN_BACKWARD(gv, xv, w, None, None, mean, invstd, True, n.eps, [True, aff, aff])
+    if aff:  # each virtual batch's share of γ's and β's gradients, summed
+        torch.sum(gw.view(v, kc), 0, out=fn.gw)
+        torch.sum(gb.view(v, kc), 0, out=fn.gb)
+    gx = gx.view(b // v, v, kc).transpose(0, 1).reshape(b, kc)
+    return _runs_of(gx, n.m)

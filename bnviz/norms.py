@@ -23,6 +23,7 @@ class StackNorm(nn.Module):
     """Base: γ/β of shape (M·C,) and, for batch statistics, running buffers of shape (M·C,)."""
 
     has_running_stats = False
+    first = 0  # which run of its stack is this norm's first (models.StackedNet sets it)
 
     def __init__(self, m: int, c: int, cfg: RunConfig) -> None:
         super().__init__()

@@ -9,7 +9,7 @@ decay is L2 added to the gradient.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -23,7 +23,14 @@ AGC_EPS = 1e-3  # adaptive gradient clipping: weights' norm floor (Brock et al. 
 class StackOptimizer:
     """SGD / heavy-ball / Adam over all of a stack's parameters with a learning rate per run."""
 
-    def __init__(self, params: list[Tensor], configs: Sequence[RunConfig]) -> None:
+    def __init__(
+        self,
+        params: list[Tensor],
+        configs: Sequence[RunConfig],
+        vector_runs: Mapping[int, tuple[int, int]] | None = None,
+    ) -> None:
+        """vector_runs: id(p) → (first run, runs) of each norm's (runs·C,) vectors (γ, β); by
+        default they belong to the first runs that have a norm."""
         m, dev = len(configs), params[0].device
         total = sum(p.numel() for p in params)
         self.m = m
@@ -38,9 +45,12 @@ class StackOptimizer:
             self.flat[off : off + n].copy_(p.detach().reshape(-1))
             p.data = self.flat[off : off + n].view_as(p)
             p.grad = self.grad[off : off + n].view_as(p)  # autograd accumulates in place here
-            # weights (M, out, …), biases (M, out); a norm's vectors (n_norm·C,): normed runs only
-            runs = p.shape[0] if p.dim() > 1 else n_norm
-            self.run_of[off : off + n] = torch.arange(runs, device=dev).repeat_interleave(n // runs)
+            # weights (M, out, …), biases (M, out); a norm's vectors (runs·C,): its runs only
+            first, runs = (0, p.shape[0]) if p.dim() > 1 else (0, n_norm)
+            if p.dim() == 1 and vector_runs is not None:
+                first, runs = vector_runs[id(p)]
+            owners = torch.arange(first, first + runs, device=dev)
+            self.run_of[off : off + n] = owners.repeat_interleave(n // runs)
             off += n
         self.lr = torch.tensor([c.lr for c in configs], device=dev)[self.run_of]
         self.wd = torch.tensor([c.weight_decay for c in configs], device=dev)[self.run_of]

@@ -123,7 +123,7 @@ class Stack:
         gens = [_device_generator(c.seed, device) for c in configs]
         self.net.set_generators(gens)
         self.order_gens = [torch.Generator().manual_seed(c.seed + 7919) for c in configs]
-        self.opt = StackOptimizer(list(self.net.parameters()), configs)
+        self.opt = StackOptimizer(list(self.net.parameters()), configs, self.net.vector_runs())
         self._restrict_training()
         self._param_sources()
         self.batch_size = cfg.batch_size
@@ -137,7 +137,8 @@ class Stack:
         self.perm: Tensor | None = None
         self.edges: dict[tuple, tuple[Tensor, list]] = {}  # probes → fixed bin edges
         self.active = [True] * self.m
-        self.fast = has_fast_path(cfg)  # hand-written backward (models.forward_backward)
+        # hand-written backward (models.forward_backward) when every run's norm has one
+        self.fast = all(has_fast_path(c) for c in configs)
         # Train metrics stay on the device until the next record: each step's loss and number
         # of correct predictions per run; a record reduces them (and finds divergence there).
         self.step_loss = torch.empty(self.record_every, self.m, device=device)
@@ -376,14 +377,17 @@ class Stack:
 
         self.norm_views = per_layer(w_grad) + per_layer(self.w_flat) + per_layer(self.w_before)
         self.norm_vectors: list[Tensor] = []
-        self.vector_owners: list[tuple[int, str]] = []
+        self.vector_owners: list[tuple[int, str, int, int]] = []  # (layer, name, first, runs)
         for layer in range(1, net.depth + 1):
-            norm = net.norm_of(layer)
-            for name in NORM_VECTORS if norm is not None else ():
-                if getattr(norm, name, None) is not None:
-                    self.norm_vectors.append(getattr(norm, name).detach())
-                    self.vector_owners.append((layer, name))
+            for norm in net.norms_of(layer):  # one per kind of norm in the stack
+                for name in NORM_VECTORS:
+                    if getattr(norm, name, None) is not None:
+                        self.norm_vectors.append(getattr(norm, name).detach())
+                        self.vector_owners.append((layer, name, norm.first, norm.m))
         self.vector_sizes = [v.numel() for v in self.norm_vectors]
+        # where each vector's (runs, 4) summaries start in the flat list of them all
+        runs = [k for *_, k in self.vector_owners]
+        self.summary_offsets = np.cumsum([0, *runs[:-1]]).astype(int) * len(SUMMARY_KEYS)
 
     @torch.no_grad()
     def _layers(self, step: int, probes: dict[tuple[int, str], Tensor]) -> Rows:
@@ -416,7 +420,7 @@ class Stack:
         counts = raw[cut[-1] :].astype(np.int64)
         hist = counts[: st["hist"].numel()].reshape(st["hist"].shape).tolist()  # [under, …, over]
         n = counts[st["hist"].numel() :].tolist()
-        summaries = vector_summaries(vecs, self.net.n_norm) if vecs else np.empty(0)
+        summaries = self._vector_summaries(vecs)
         host = _record_values(np.concatenate([raw[: cut[0]], summaries.ravel()]))
         w = table.shape[1]
         fl = [host[r * w : (r + 1) * w] for r in range(table.shape[0])]
@@ -454,6 +458,18 @@ class Stack:
                 out.append((i, "params", prows[i]))
         return out
 
+    def _vector_summaries(self, vecs: list[np.ndarray]) -> np.ndarray:
+        """probes.vector_summaries of the norms' vectors, flat in their order: (runs, 4) each,
+        computed together for the vectors of norms with as many runs."""
+        out: list[np.ndarray] = [np.empty(0)] * len(vecs)
+        by_runs: dict[int, list[int]] = {}
+        for j, (*_, k) in enumerate(self.vector_owners):
+            by_runs.setdefault(k, []).append(j)
+        for k, js in by_runs.items():
+            for j, s in zip(js, vector_summaries([vecs[j] for j in js], k)):
+                out[j] = s.ravel()
+        return np.concatenate(out) if out else np.empty(0)
+
     def _param_values(self) -> Tensor:
         """Per layer and run [‖grad‖, ‖w‖, ‖Δw‖/‖w‖] (L, M, 3)."""
         self.w_before.sub_(self.w_flat)  # −Δw
@@ -463,10 +479,10 @@ class Stack:
 
     def _param_rows(self, step: int, params: list, summaries: list) -> list[list[dict]]:
         """Param rows from the host values of _param_values (flat lists, same order)."""
-        m, depth, normed = self.m, self.net.depth, self.net.n_norm  # runs < normed have norms
-        where: dict[int, list[tuple[str, int]]] = {}  # layer → (vector name, index)
-        for v, (layer, name) in enumerate(self.vector_owners):
-            where.setdefault(layer, []).append((name, v))
+        m, depth, width = self.m, self.net.depth, len(SUMMARY_KEYS)
+        where: dict[int, list[tuple[str, int, int, int]]] = {}  # layer → (name, at, first, runs)
+        for (layer, name, first, k), at in zip(self.vector_owners, self.summary_offsets):
+            where.setdefault(layer, []).append((name, int(at), first, k))
         rows: list[list[dict]] = [[] for _ in range(m)]
         for layer in range(1, depth + 2):
             for i in range(m):
@@ -480,10 +496,14 @@ class Stack:
                 }
                 if layer > depth:
                     row["classifier"] = True
-                if layer in where and i < normed:
+                mine = [
+                    (name, at + (i - first) * width)
+                    for name, at, first, k in where.get(layer, ())
+                    if first <= i < first + k
+                ]
+                if mine:  # the vectors of this run's norm in this layer
                     row["norm"] = {
-                        name: dict(zip(SUMMARY_KEYS, summaries[(v * normed + i) * 4 :][:4]))
-                        for name, v in where[layer]
+                        name: dict(zip(SUMMARY_KEYS, summaries[a : a + width])) for name, a in mine
                     }
                 rows[i].append(row)
         return rows

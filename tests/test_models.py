@@ -9,7 +9,7 @@ import torch
 
 from bnviz.config import RunConfig
 from bnviz.models import NORM_OUT, POINTS, Shape, StackedNet, _wide, has_fast_path, stack_key
-from bnviz.norms import BatchNorm
+from bnviz.norms import BatchNorm, GhostBatchNorm
 
 DIGITS = Shape(n_features=64, n_classes=10, image_shape=(1, 8, 8))
 FLAT = Shape(n_features=40, n_classes=10, image_shape=None)
@@ -137,11 +137,18 @@ def test_runs_do_not_mix() -> None:
 def test_configs_of_a_stack_must_share_the_stack_key() -> None:
     with pytest.raises(ValueError, match="stack key"):
         StackedNet([cfg(activation="relu"), cfg(activation="tanh")], DIGITS)
-    with pytest.raises(ValueError, match="one kind of norm"):
-        StackedNet([cfg(norm="batch"), cfg(norm="layer")], DIGITS)
-    with pytest.raises(ValueError, match="runs first"):
+    with pytest.raises(ValueError, match="each kind together"):
+        StackedNet([cfg(norm="batch"), cfg(norm="layer"), cfg(norm="batch", seed=1)], DIGITS)
+    with pytest.raises(ValueError, match="a norm first"):
         StackedNet([cfg(norm="none"), cfg(norm="batch")], DIGITS)
     StackedNet([cfg(norm="batch"), cfg(norm="none")], DIGITS)  # "with vs without": one network
+    mixed = StackedNet([cfg(norm="batch"), cfg(norm="layer"), cfg(norm="none")], DIGITS)
+    assert [(type(n).__name__, n.first, n.m) for n in mixed.norms_of(1)] == [
+        ("BatchNorm", 0, 1),
+        ("LayerNorm", 1, 1),
+    ]
+    with pytest.raises(ValueError, match="norms_of"):
+        mixed.norm_of(1)
     # per-run fields may differ
     StackedNet([cfg(seed=1, lr=0.1, dropout=0.2), cfg(seed=2, lr=0.3, weight_decay=0.1)], DIGITS)
 
@@ -408,7 +415,9 @@ def fast_pair(configs: list[RunConfig]) -> tuple[StackedNet, StackedNet]:
     return nets[0], nets[1]
 
 
-def check_fast_steps(configs: list[RunConfig], steps: int = 3, batch: int = 24) -> None:
+def check_fast_steps(
+    configs: list[RunConfig], steps: int = 3, batch: int = 24, rtol: float = 1e-9
+) -> None:
     ref, fast = fast_pair(configs)
     m = len(configs)
     g = torch.Generator().manual_seed(1)
@@ -421,13 +430,13 @@ def check_fast_steps(configs: list[RunConfig], steps: int = 3, batch: int = 24) 
         for p in fast.parameters():  # NaN: every gradient must be written, none accumulated
             p.grad = torch.full_like(p, float("nan"))
         logits_f, losses_f = fast.forward_backward(x, yt, pf)
-        tight = dict(rtol=1e-9, atol=1e-12)
+        tight = dict(rtol=rtol, atol=rtol * 1e-3)
         torch.testing.assert_close(logits_f, logits, **tight)
         torch.testing.assert_close(losses_f, losses, **tight)
         assert pf.keys() == pr.keys()
         after = ref.placement == "after"
         assert {k for k in pf if k[1] == NORM_OUT} == {
-            (i, NORM_OUT) for i in range(1, ref.depth + 1) if after and ref.norm_of(i)
+            (i, NORM_OUT) for i in range(1, ref.depth + 1) if after and ref.norms_of(i)
         }
         for key in pr:
             torch.testing.assert_close(_wide(pf[key]), pr[key], **tight, msg=str(key))
@@ -439,7 +448,8 @@ def check_fast_steps(configs: list[RunConfig], steps: int = 3, batch: int = 24) 
         for na, nb in zip(ref.norms, fast.norms):
             tracked = getattr(na, "num_batches_tracked", None)
             assert tracked == getattr(nb, "num_batches_tracked", None)
-            assert tracked in (None, step + 1)
+            per_step = batch // min(na.ghost, batch) if isinstance(na, GhostBatchNorm) else 1
+            assert tracked in (None, (step + 1) * per_step)
         with torch.no_grad():  # move both the same way, so the next step sees new weights
             for p, q in zip(ref.parameters(), fast.parameters()):
                 p -= 0.3 * p.grad
@@ -447,8 +457,8 @@ def check_fast_steps(configs: list[RunConfig], steps: int = 3, batch: int = 24) 
     x = torch.randn(7, 64, generator=g, dtype=torch.float64)
     fast_eval = fast.eval_logits(x)  # in train mode still: eval_logits ignores the mode
     ref.eval(), fast.eval()
-    torch.testing.assert_close(fast(x), ref(x), rtol=1e-9, atol=1e-12)  # running stats agree
-    torch.testing.assert_close(fast_eval, ref(x), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(fast(x), ref(x), rtol=rtol, atol=rtol * 1e-3)  # running stats
+    torch.testing.assert_close(fast_eval, ref(x), rtol=rtol, atol=rtol * 1e-3)
 
 
 @pytest.mark.parametrize("m", [1, 3])
@@ -495,15 +505,85 @@ def test_fast_step_equals_autograd_with_and_without_bn(
     check_fast_steps(normed[:1] + plain)
 
 
-def test_fast_path_is_only_for_dense_nets_with_batch_norm_or_none() -> None:
-    assert has_fast_path(cfg(norm="batch")) and has_fast_path(cfg(norm="none"))
+PER_SAMPLE_KW = dict(hidden=(12, 8, 16), num_groups=4, ghost_batch_size=8)  # batch 24: 3 ghosts
+# Groups of 2–4 units have tiny variances: 1/σ (up to 1/√eps) magnifies the float64 rounding of
+# two op orders (autograd's and forward_backward's) to ~1e-11 after an update; a wrong formula
+# is off by far more.
+PER_SAMPLE_RTOL = 1e-7
+
+
+@pytest.mark.parametrize("m", [1, 3])
+@pytest.mark.parametrize("placement", ["before", "after"])
+@pytest.mark.parametrize("norm", ["ghost_batch", "layer", "group"])
+def test_fast_step_equals_autograd_other_norms(norm: str, placement: str, m: int) -> None:
+    """Ghost BN, LayerNorm and GroupNorm on the fast path: their modules' autograd values."""
+    drops = [0.2] if m == 1 else [0.0, 0.3, 0.5]
+    configs = [
+        cfg(norm=norm, activation="tanh", placement=placement, dropout=d, seed=s, **PER_SAMPLE_KW)
+        for s, d in zip((3, 4, 5), drops)
+    ]
+    assert has_fast_path(configs[0])
+    check_fast_steps(configs, rtol=PER_SAMPLE_RTOL)
+    if m == 3:  # with norm=none runs in the stack: only the first runs are normalized
+        check_fast_steps([*configs[:2], configs[2].replace(norm="none")], rtol=PER_SAMPLE_RTOL)
+        plain = [c.replace(norm="none") for c in configs[1:]]
+        check_fast_steps([configs[0], *plain], rtol=PER_SAMPLE_RTOL)
+
+
+@pytest.mark.parametrize("placement", ["before", "after"])
+def test_fast_step_equals_autograd_with_several_kinds_of_norm(placement: str) -> None:
+    """BN, LayerNorm, GroupNorm, Ghost BN and no norm in one stack, each kind its own block of
+    runs: gradients, running statistics and eval logits as autograd gives them."""
+    kinds = ("batch", "batch", "layer", "group", "ghost_batch", "none")
+    configs = [
+        cfg(
+            norm=n,
+            placement=placement,
+            activation="tanh",
+            seed=i,
+            dropout=0.2 * (i % 2),
+            **PER_SAMPLE_KW,
+        )
+        for i, n in enumerate(kinds)
+    ]
+    net = StackedNet(configs, DIGITS)
+    assert [(type(n).__name__, n.first, n.m) for n in net.norms_of(1)] == [
+        ("BatchNorm", 0, 2),
+        ("LayerNorm", 2, 1),
+        ("GroupNorm", 3, 1),
+        ("GhostBatchNorm", 4, 1),
+    ]
+    check_fast_steps(configs, rtol=PER_SAMPLE_RTOL)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(affine=False),
+        dict(track_running_stats=False),
+        dict(momentum=None),
+        dict(norm_layers="2"),
+        dict(eps=0.1, momentum=0.5),
+        dict(ghost_batch_size=32, num_groups=1),  # one ghost batch of 24 (BN); one group (LN)
+        dict(ghost_batch_size=2, num_groups=8, hidden=(16, 8, 24), activation="tanh"),
+    ],
+)
+def test_fast_step_equals_autograd_other_norm_options(changes: dict) -> None:
+    for norm in ("ghost_batch", "layer", "group"):
+        kw = {**PER_SAMPLE_KW, **changes}
+        check_fast_steps([cfg(norm=norm, seed=s, **kw) for s in (1, 2)], rtol=PER_SAMPLE_RTOL)
+
+
+def test_fast_path_is_only_for_dense_nets_with_a_norm_it_writes_out() -> None:
+    for norm in ("batch", "none", "layer"):
+        assert has_fast_path(cfg(norm=norm))
+    assert has_fast_path(cfg(norm="group", num_groups=4))
+    assert has_fast_path(cfg(norm="ghost_batch", ghost_batch_size=16))
     for changes in (
         dict(norm="batch_scratch"),  # trains with its own code (ScratchBatchNorm), autograd
         dict(model="cnn"),
-        dict(norm="layer"),
-        dict(norm="group", num_groups=4),
-        dict(norm="ghost_batch", ghost_batch_size=16),
-        dict(norm="noisy_batch"),
+        dict(norm="noisy_batch"),  # its noise is drawn in norms.NoisyBatchNorm
+        dict(norm="noise_only"),
     ):
         assert not has_fast_path(cfg(**changes)), changes
 

@@ -268,19 +268,40 @@ def test_records_do_not_depend_on_stack_mates() -> None:
     assert len(set(finals)) == 3  # the ladder really differs
 
 
-def test_with_and_without_bn_train_as_one_stack_with_the_records_of_runs_alone() -> None:
-    pair = [cfg(norm="none", seed=2), cfg(norm="batch", seed=2), cfg(norm="layer", seed=2)]
-    stacks = make_stacks(pair, torch.device("cpu"))
-    assert [s.runs for s in stacks] == [[1, 0], [2]]  # none joins the first norm, BN first
-    assert stacks[0].fast
-    together = train_group(pair, device="cpu")
-    for c, rec in zip(pair, together):
+def test_norms_of_the_fast_path_train_as_one_stack_with_the_records_of_runs_alone() -> None:
+    """BN, LayerNorm, GroupNorm, Ghost BN and no norm: one stack (each kind a block of runs,
+    none last); every run's records are those it has alone, its norm's vectors included.
+    Noisy BN (autograd) gets a stack of its own."""
+    kw = dict(seed=2, num_groups=4, ghost_batch_size=8)
+    group = [
+        cfg(norm="none", **kw),
+        cfg(norm="batch", **kw),
+        cfg(norm="layer", **kw),
+        cfg(norm="group", **kw),
+        cfg(norm="ghost_batch", **kw),
+        cfg(norm="batch", **{**kw, "seed": 3}),
+        cfg(norm="noisy_batch", **kw),
+    ]
+    stacks = make_stacks(group, torch.device("cpu"))
+    assert [s.runs for s in stacks] == [[1, 5, 2, 3, 4, 0], [6]]
+    assert stacks[0].fast and not stacks[1].fast
+    together = train_group(group, device="cpu")
+    for c, rec in zip(group, together):
         (alone,) = train_group([c], device="cpu")
         assert rec.status == alone.status == "finished"
         assert_histories_close(rec.history, alone.history)
-        assert [("norm" in r) for r in rec.params] == [("norm" in r) for r in alone.params]
+        assert len(rec.params) == len(alone.params)
+        for r, a in zip(rec.params, alone.params):
+            assert r.keys() == a.keys()
+            for name, summary in a.get("norm", {}).items():
+                assert r["norm"][name] == pytest.approx(summary, rel=1e-4, abs=1e-5), name
+        assert [(r["step"], r["layer"], r["point"]) for r in rec.layers] == [
+            (r["step"], r["layer"], r["point"]) for r in alone.layers
+        ]
     assert not any("norm" in r for r in together[0].params)
-    assert any("norm" in r for r in together[1].params)
+    assert all("norm" in r for r in together[1].params if r["layer"] <= 2)
+    assert "running_mean" in together[1].params[0]["norm"]
+    assert "running_mean" not in together[2].params[0]["norm"]  # LayerNorm: γ and β only
 
 
 # --- record contents ---------------------------------------------------------------------------
@@ -587,13 +608,16 @@ def test_fast_path_used_for_supported_stacks_only(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(StackedNet, "forward_backward", counting)
     unsupported = [
         cfg(model="cnn", hidden=(4, 4)),
-        cfg(norm="layer"),
-        cfg(norm="ghost_batch", ghost_batch_size=16),
         cfg(norm="noisy_batch"),
-        cfg(norm="group", num_groups=4),
+        cfg(norm="batch_scratch"),
     ]
     records = train_group(unsupported, device="cpu")
-    assert [r.status for r in records] == ["finished"] * 5
+    assert [r.status for r in records] == ["finished"] * 3
     assert calls == []
     (rec,) = train_group([cfg()], device="cpu")
     assert rec.status == "finished" and len(calls) == N_TRAIN // 32  # every step
+    calls.clear()  # the per-sample norms and Ghost BN: one stack of four, every step
+    kinds = ("layer", "ghost_batch", "group", "batch")
+    records = train_group([cfg(norm=n, num_groups=4, ghost_batch_size=16) for n in kinds])
+    assert [r.status for r in records] == ["finished"] * 4
+    assert calls == [4] * (N_TRAIN // 32)
