@@ -333,12 +333,24 @@ class JobManager:
         self.problems = problems + more
         if self.store.error:
             self.problems.append(self.store.error)
+        self._tidy_weights({g.id for g in groups})
         for g in groups:
             job = GroupJob.from_stored(g)
             self.jobs[job.id] = job
             self._saved[job.id] = {
                 (i, k): len(getattr(r, k)) for i, r in enumerate(job.runs) for k in KINDS
             }
+
+    def _tidy_weights(self, kept: set[str]) -> None:
+        """Remove saved weights that no stored group owns and half-written files (a worker
+        killed while saving): what is left in weights/ is one finished file per group."""
+        folder = self.runs_dir / "weights"
+        if not folder.is_dir():
+            return
+        for p in folder.iterdir():
+            if p.suffix != ".pt" or p.stem not in kept:
+                with contextlib.suppress(OSError):
+                    p.unlink()
 
     def _flush(self, job: GroupJob, state: str) -> bool:
         """Write the job's new rows and its runs' statuses to the store, one transaction."""

@@ -87,11 +87,15 @@ def reopen(runs: Path) -> JobManager:
 
 
 def check_store(runs: Path) -> None:
-    """No stray files next to the database, and SQLite finds it intact."""
-    assert {p.name for p in runs.iterdir()} <= STORE_FILES
+    """No stray files next to the database, and SQLite finds it intact; saved final weights
+    (bnviz.saved) only as whole files of stored groups."""
+    assert {p.name for p in runs.iterdir()} <= {*STORE_FILES, "weights"}
     db = sqlite3.connect(runs / DB_NAME)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    ids = {row[0] for row in db.execute("SELECT id FROM groups")}
     db.close()
+    if (runs / "weights").exists():
+        assert {p.name for p in (runs / "weights").iterdir()} <= {f"{i}.pt" for i in ids}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])

@@ -257,3 +257,14 @@ def test_slice_without_saved_weights_says_why(manager):
     assert "not kept" in manager.can_slice(gid)
     with pytest.raises(ValueError, match="not kept"):
         manager.compute_slice(gid)
+
+
+def test_weights_of_no_stored_group_and_half_written_files_are_removed(manager, tmp_path):
+    gid = manager.submit([TINY])
+    job = manager.get(gid)
+    wait_for(lambda: not job.active, what="group to finish")
+    folder = manager.weights_path(gid).parent
+    (folder / "20200101-000000-abcdef.pt").write_bytes(b"orphan")  # its group was deleted
+    (folder / f"{gid}.tmp").write_bytes(b"half")  # a worker killed while saving
+    JobManager(runs_dir=tmp_path / "runs", warm=False).shutdown()
+    assert [p.name for p in folder.iterdir()] == [f"{gid}.pt"]
