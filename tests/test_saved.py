@@ -83,3 +83,16 @@ def test_missing_damaged_and_mismatched_files_say_why(tmp_path):
     entry = saved.saved_runs(path)[0]
     with pytest.raises(saved.SavedWeightsError, match="do not fit"):
         saved.restore({**entry, "config": {**entry["config"], "hidden": [8]}})
+
+
+def test_slice_of_each_run_of_a_stack_of_several_norms(tmp_path):
+    """BN, LN, GN and no norm in one stack (one step of four runs): each run, rebuilt alone
+    from its part of the flat buffer, has the slice the engine took in the stack."""
+    group = [
+        BASE.replace(norm=n, measures="landscape") for n in ("batch", "layer", "group", "none")
+    ]
+    path = tmp_path / "w.pt"
+    recs = train_group(group, device="cpu", on_end=lambda stacks: saved.save(stacks, path))
+    got = saved.slice_rows(path, range(4))
+    for i, rec in enumerate(recs):
+        _flat_close(got[i][0]["loss"], rec.slice[0]["loss"])
