@@ -483,12 +483,18 @@ class _FastNorm:
     norm: StackNorm
     kind: str  # "batch" | "ghost" | "group"
     groups: int  # groups of units per run for kind "group" (1: LayerNorm)
-    weight: Tensor | None
+    runs: slice  # its runs in the stack
+    weight: Tensor | None  # (k·C,)
     bias: Tensor | None
     gw: Tensor | None
     gb: Tensor | None
     running_mean: Tensor | None
     running_var: Tensor | None
+    # per run, made once (a view costs ~1 µs): γ, β as (k, 1, C); their grads as (k, C)
+    weight3: Tensor | None = None
+    bias3: Tensor | None = None
+    gw2: Tensor | None = None
+    gb2: Tensor | None = None
 
     @staticmethod
     def of(n: StackNorm) -> _FastNorm:
@@ -496,21 +502,24 @@ class _FastNorm:
         kind = "ghost" if isinstance(n, GhostBatchNorm) else "batch"
         if isinstance(n, (LayerNorm, GroupNorm)):
             kind = "group"
-        return _FastNorm(
+        w, b = (n.weight.detach(), n.bias.detach()) if aff else (None, None)
+        gw, gb = (n.weight.grad.detach(), n.bias.grad.detach()) if aff else (None, None)
+        fn = _FastNorm(
             n,
             kind,
             n.num_groups if isinstance(n, GroupNorm) else 1,
-            n.weight.detach() if aff else None,
-            n.bias.detach() if aff else None,
-            n.weight.grad.detach() if aff else None,
-            n.bias.grad.detach() if aff else None,
+            slice(n.first, n.first + n.m),
+            w,
+            b,
+            gw,
+            gb,
             n.running_mean,
             n.running_var,
         )
-
-    @property
-    def runs(self) -> slice:
-        return slice(self.norm.first, self.norm.first + self.norm.m)
+        if aff:
+            fn.weight3, fn.bias3 = w.view(n.m, 1, -1), b.view(n.m, 1, -1)
+            fn.gw2, fn.gb2 = gw.view(n.m, -1), gb.view(n.m, -1)
+        return fn
 
     def forward(self, x: Tensor) -> tuple[Tensor, tuple]:
         """Training mode, as the module computes it (running statistics updated in place);
@@ -535,10 +544,6 @@ class _FastNorm:
         if self.kind == "group":
             return _group_forward(self, x)[0]
         return _bn_eval(self, x)
-
-    def per_run(self, v: Tensor | None) -> Tensor | None:
-        """A flat (k·C,) vector of the norm's runs as (k, 1, C), to broadcast over (k, B, C)."""
-        return None if v is None else v.view(self.norm.m, 1, -1)
 
 
 def _each_norm(fns: list[_FastNorm], x: Tensor, f: Callable[[_FastNorm, Tensor], Tensor]) -> Tensor:
@@ -631,17 +636,16 @@ def _group_forward(fn: _FastNorm, x: Tensor) -> tuple[Tensor, tuple]:
     xg = x.reshape(k, b, fn.groups, c // fn.groups)  # (k, B, G, C/G)
     xhat, mean, rstd = torch.native_layer_norm(xg, (c // fn.groups,), None, None, n.eps)
     xhat = xhat.view(k, b, c)
-    y = torch.addcmul(fn.per_run(fn.bias), xhat, fn.per_run(fn.weight)) if n.affine else xhat
+    y = torch.addcmul(fn.bias3, xhat, fn.weight3) if n.affine else xhat
     return y, (xg, mean, rstd, xhat)
 
 
 def _group_backward(fn: _FastNorm, saved: tuple, g: Tensor) -> Tensor:
     xg, mean, rstd, xhat = saved
-    k = fn.norm.m
     if fn.norm.affine:  # γ, β per run and unit: sums over the batch
-        torch.sum(g * xhat, 1, out=fn.gw.view(k, -1))
-        torch.sum(g, 1, out=fn.gb.view(k, -1))
-        g = g * fn.per_run(fn.weight)
+        torch.sum(g * xhat, 1, out=fn.gw2)
+        torch.sum(g, 1, out=fn.gb2)
+        g = g * fn.weight3
     shape = (xg.shape[-1],)
     gx = _LN_BACKWARD(g.reshape(xg.shape), xg, shape, mean, rstd, None, None, [True, False, False])
     return gx[0].view(xhat.shape)
@@ -658,14 +662,14 @@ def _ghost_forward(fn: _FastNorm, x: Tensor) -> tuple[Tensor, tuple]:
     g = min(n.ghost, b)
     v = b // g
     xv = xs.view(v, g, kc).transpose(0, 1).reshape(g, v * kc)  # (g, V·k·C)
-    var, mean = torch.var_mean(xv, 0, correction=0)  # biased, as BatchNorm normalizes
-    if n.track_running_stats:
-        n._update_running(mean.view(v, kc), var.view(v, kc), g)
     w = None if fn.weight is None else fn.weight.repeat(v)
     bias = None if fn.bias is None else fn.bias.repeat(v)
-    y = torch.native_batch_norm(xv, w, bias, mean, var, False, 0.0, n.eps)[0]  # with mean, var
+    y, mean, invstd = torch.native_batch_norm(xv, w, bias, None, None, True, 0.0, n.eps)
+    if n.track_running_stats:  # the biased variances back from invstd = 1/√(var + eps)
+        var = invstd.reciprocal().square_().sub_(n.eps).clamp_min_(0.0)
+        n._update_running(mean.view(v, kc), var.view(v, kc), g)
     y = y.view(g, v, kc).transpose(0, 1).reshape(b, kc)
-    return _runs_of(y, n.m), (xv, mean, (var + n.eps).rsqrt_(), w, v)
+    return _runs_of(y, n.m), (xv, mean, invstd, w, v)
 
 
 def _ghost_backward(fn: _FastNorm, saved: tuple, g: Tensor) -> Tensor:

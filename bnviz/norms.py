@@ -126,6 +126,8 @@ class GhostBatchNorm(StackNorm):
     def __init__(self, m: int, c: int, cfg: RunConfig) -> None:
         super().__init__(m, c, cfg)
         self.ghost = cfg.ghost_batch_size
+        self._weights_key: tuple | None = None  # see _update_running
+        self._weights = torch.empty(0)
 
     def norm3(self, x: Tensor) -> Tensor:
         if not self.training and self.track_running_stats:
@@ -145,21 +147,26 @@ class GhostBatchNorm(StackNorm):
 
     @torch.no_grad()
     def _update_running(self, means: Tensor, vars_: Tensor, n: int) -> None:
+        """The running statistics after k ghost batches' (k, M·C) means and biased variances
+        of n values each (stored variances are unbiased, × n/(n−1))."""
         k = means.shape[0]
-        unbiased = vars_ * (n / max(n - 1, 1))
         rm, rv = self.running_mean, self.running_var
         if self.momentum is None:  # cumulative average over every ghost batch seen
             n0 = self.num_batches_tracked
             self.num_batches_tracked += k
             rm.mul_(n0).add_(means.sum(0)).div_(n0 + k)
-            rv.mul_(n0).add_(unbiased.sum(0)).div_(n0 + k)
+            rv.mul_(n0).add_(vars_.sum(0) * (n / max(n - 1, 1))).div_(n0 + k)
             return
-        m = self.momentum
         self.num_batches_tracked += k
-        # k sequential updates r ← (1−m)r + m·s_i, in closed form.
-        w = m * (1 - m) ** torch.arange(k - 1, -1, -1, dtype=means.dtype, device=means.device)
-        rm.mul_((1 - m) ** k).add_((w[:, None] * means).sum(0))
-        rv.mul_((1 - m) ** k).add_((w[:, None] * unbiased).sum(0))
+        # k sequential updates r ← (1−m)r + m·s_i, in closed form: weights m(1−m)^(k−1−i)
+        key = (k, n, means.dtype, means.device)
+        if self._weights_key != key:  # made once per shape: a step then costs 4 ops
+            m = self.momentum
+            w = m * (1 - m) ** torch.arange(k - 1, -1, -1, dtype=means.dtype)
+            self._weights = torch.stack([w, w * (n / max(n - 1, 1))]).to(means.device)
+            self._weights_key = key
+        rm.mul_((1 - self.momentum) ** k).add_(self._weights[0] @ means)
+        rv.mul_((1 - self.momentum) ** k).add_(self._weights[1] @ vars_)
 
 
 class NoisyBatchNorm(BatchNorm):
