@@ -60,7 +60,7 @@ ACTIVATION_GRADS = {
     "linear": lambda g, x, y: g,
 }
 _BN_BACKWARD = _aten.native_batch_norm_backward.default
-_LN_BACKWARD = _aten.native_layer_norm_backward.default
+_GN_BACKWARD = _aten.native_group_norm_backward.default
 # batch_scratch is left out on purpose: it exists to run norms.ScratchBatchNorm's own code;
 # noisy_batch and noise_only draw noise in norms.NoisyBatchNorm.
 FAST_NORMS = ("none", "batch", "ghost_batch", "layer", "group")
@@ -478,11 +478,12 @@ class _FastNorm:
     batches, or per-sample "group"s of units: LayerNorm is one group) and plain aliases of γ,
     β (None without affine), their grads and the running statistics.
 
-    forward/backward/eval take and return the norm's own runs, per run: (k, B, C)."""
+    forward/backward/eval take and return its k runs side by side as features, (B, k·C): the
+    layout of BatchNorm's and GroupNorm's kernels, whose (k·C,) γ and β are the module's."""
 
     norm: StackNorm
     kind: str  # "batch" | "ghost" | "group"
-    groups: int  # groups of units per run for kind "group" (1: LayerNorm)
+    groups: int  # groups of units per run (k·groups in all) for kind "group" (1: LayerNorm)
     runs: slice  # its runs in the stack
     weight: Tensor | None  # (k·C,)
     bias: Tensor | None
@@ -490,11 +491,6 @@ class _FastNorm:
     gb: Tensor | None
     running_mean: Tensor | None
     running_var: Tensor | None
-    # per run, made once (a view costs ~1 µs): γ, β as (k, 1, C); their grads as (k, C)
-    weight3: Tensor | None = None
-    bias3: Tensor | None = None
-    gw2: Tensor | None = None
-    gb2: Tensor | None = None
 
     @staticmethod
     def of(n: StackNorm) -> _FastNorm:
@@ -502,31 +498,25 @@ class _FastNorm:
         kind = "ghost" if isinstance(n, GhostBatchNorm) else "batch"
         if isinstance(n, (LayerNorm, GroupNorm)):
             kind = "group"
-        w, b = (n.weight.detach(), n.bias.detach()) if aff else (None, None)
-        gw, gb = (n.weight.grad.detach(), n.bias.grad.detach()) if aff else (None, None)
-        fn = _FastNorm(
+        return _FastNorm(
             n,
             kind,
             n.num_groups if isinstance(n, GroupNorm) else 1,
             slice(n.first, n.first + n.m),
-            w,
-            b,
-            gw,
-            gb,
+            n.weight.detach() if aff else None,
+            n.bias.detach() if aff else None,
+            n.weight.grad.detach() if aff else None,
+            n.bias.grad.detach() if aff else None,
             n.running_mean,
             n.running_var,
         )
-        if aff:
-            fn.weight3, fn.bias3 = w.view(n.m, 1, -1), b.view(n.m, 1, -1)
-            fn.gw2, fn.gb2 = gw.view(n.m, -1), gb.view(n.m, -1)
-        return fn
 
     def forward(self, x: Tensor) -> tuple[Tensor, tuple]:
         """Training mode, as the module computes it (running statistics updated in place);
         returns the output and what backward needs."""
         if self.kind == "group":
             return _group_forward(self, x)
-        if self.kind == "ghost" and min(self.norm.ghost, x.shape[1]) < x.shape[1]:
+        if self.kind == "ghost" and min(self.norm.ghost, x.shape[0]) < x.shape[0]:
             return _ghost_forward(self, x)
         return _bn_forward(self, x)  # one ghost batch is the whole batch: BatchNorm
 
@@ -547,11 +537,19 @@ class _FastNorm:
 
 
 def _each_norm(fns: list[_FastNorm], x: Tensor, f: Callable[[_FastNorm, Tensor], Tensor]) -> Tensor:
-    """f(norm, its runs of x) for each norm of a layer, and x's norm=none runs unchanged, in
-    x's per-run layout: (M, B, C), or (B, C) for one run."""
+    """f(norm, its runs of x as (B, k·C)) for each norm of a layer, and x's norm=none runs
+    unchanged, in x's per-run layout: (M, B, C), or (B, C) for one run."""
     if x.dim() == 2:
-        return f(fns[0], x.unsqueeze(0))[0]
-    ys = [f(fn, x[fn.runs]) for fn in fns]
+        return f(fns[0], x)
+    b = x.shape[1]
+    ys = []
+    for fn in fns:
+        k = fn.norm.m
+        if k == 1:  # a view: one run's (B, C) block
+            ys.append(f(fn, x[fn.runs.start]).unsqueeze(0))
+        else:
+            xs = x[fn.runs].transpose(0, 1).reshape(b, -1)
+            ys.append(f(fn, xs).view(b, k, -1).transpose(0, 1))
     rest = fns[-1].runs.stop
     if rest < x.shape[0]:
         ys.append(x[rest:])
@@ -583,26 +581,15 @@ def _wide(t: Tensor) -> Tensor:
     return t if t.dim() == 2 else t.transpose(0, 1).reshape(t.shape[1], -1)
 
 
-def _features(x: Tensor) -> Tensor:
-    """(k, B, C) as the (B, k·C) that BatchNorm's kernels take (a view for one run)."""
-    return x[0] if x.shape[0] == 1 else x.transpose(0, 1).reshape(x.shape[1], -1)
-
-
-def _runs_of(y: Tensor, k: int) -> Tensor:
-    """_features' inverse: (B, k·C) as (k, B, C), a view."""
-    return y.view(y.shape[0], k, -1).transpose(0, 1)
-
-
 def _bn_forward(fn: _FastNorm, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
-    """Training-mode BatchNorm of x (k, B, C) as BatchNorm.norm3 computes it (running
+    """Training-mode BatchNorm of x (B, k·C) as BatchNorm.norm3 computes it (running
     statistics updated in place); returns the output and what _bn_backward needs."""
     n = fn.norm
     factor = n._factor() if n.track_running_stats else 0.0
-    xs = _features(x)
     y, mean, invstd = torch.native_batch_norm(
-        xs, fn.weight, fn.bias, fn.running_mean, fn.running_var, True, factor, n.eps
+        x, fn.weight, fn.bias, fn.running_mean, fn.running_var, True, factor, n.eps
     )
-    return _runs_of(y, n.m), (xs, mean, invstd)
+    return y, (x, mean, invstd)
 
 
 def _bn_eval(fn: _FastNorm, x: Tensor) -> Tensor:
@@ -610,8 +597,7 @@ def _bn_eval(fn: _FastNorm, x: Tensor) -> Tensor:
     n = fn.norm
     use_batch = not n.track_running_stats
     w, b, rm, rv = fn.weight, fn.bias, fn.running_mean, fn.running_var
-    y = torch.native_batch_norm(_features(x), w, b, rm, rv, use_batch, 0.0, n.eps)[0]
-    return _runs_of(y, n.m)
+    return torch.native_batch_norm(x, w, b, rm, rv, use_batch, 0.0, n.eps)[0]
 
 
 def _bn_backward(fn: _FastNorm, saved: tuple[Tensor, Tensor, Tensor], g: Tensor) -> Tensor:
@@ -619,49 +605,47 @@ def _bn_backward(fn: _FastNorm, saved: tuple[Tensor, Tensor, Tensor], g: Tensor)
     x, mean, invstd = saved
     aff = fn.weight is not None
     gx, gw, gb = _BN_BACKWARD(
-        _features(g), x, fn.weight, None, None, mean, invstd, True, fn.norm.eps, [True, aff, aff]
+        g, x, fn.weight, None, None, mean, invstd, True, fn.norm.eps, [True, aff, aff]
     )
     if aff:
         fn.gw.copy_(gw)
         fn.gb.copy_(gb)
-    return _runs_of(gx, fn.norm.m)
+    return gx
 
 
 def _group_forward(fn: _FastNorm, x: Tensor) -> tuple[Tensor, tuple]:
-    """LayerNorm / GroupNorm of x (k, B, C): each sample's units of a run in `groups` groups
-    of C/groups consecutive units, normalized over the group (aten.native_layer_norm), then
-    γ·x̂ + β."""
+    """LayerNorm / GroupNorm of x (B, k·C): each sample's units of a run in `groups` groups of
+    C/groups consecutive units, normalized over the group, then γ·x̂ + β — GroupNorm's kernel
+    with k·groups groups (a group never spans two runs)."""
     n = fn.norm
-    k, b, c = x.shape
-    xg = x.reshape(k, b, fn.groups, c // fn.groups)  # (k, B, G, C/G)
-    xhat, mean, rstd = torch.native_layer_norm(xg, (c // fn.groups,), None, None, n.eps)
-    xhat = xhat.view(k, b, c)
-    y = torch.addcmul(fn.bias3, xhat, fn.weight3) if n.affine else xhat
-    return y, (xg, mean, rstd, xhat)
+    b, kc = x.shape
+    y, mean, rstd = torch.native_group_norm(x, fn.weight, fn.bias, b, kc, 1, n.m * fn.groups, n.eps)
+    return y, (x, mean, rstd)
 
 
 def _group_backward(fn: _FastNorm, saved: tuple, g: Tensor) -> Tensor:
-    xg, mean, rstd, xhat = saved
-    if fn.norm.affine:  # γ, β per run and unit: sums over the batch
-        torch.sum(g * xhat, 1, out=fn.gw2)
-        torch.sum(g, 1, out=fn.gb2)
-        g = g * fn.weight3
-    shape = (xg.shape[-1],)
-    gx = _LN_BACKWARD(g.reshape(xg.shape), xg, shape, mean, rstd, None, None, [True, False, False])
-    return gx[0].view(xhat.shape)
+    x, mean, rstd = saved
+    b, kc = x.shape
+    aff = fn.weight is not None
+    gx, gw, gb = _GN_BACKWARD(
+        g, x, mean, rstd, fn.weight, b, kc, 1, fn.norm.m * fn.groups, [True, aff, aff]
+    )
+    if aff:
+        fn.gw.copy_(gw)
+        fn.gb.copy_(gb)
+    return gx
 
 
 def _ghost_forward(fn: _FastNorm, x: Tensor) -> tuple[Tensor, tuple]:
-    """Ghost BN of x (k, B, C) as norms.GhostBatchNorm computes it: BatchNorm's statistics per
-    virtual batch of `ghost` consecutive samples. The (B, k·C) values are laid out as
-    (g, V·k·C), the V virtual batches side by side as features, so BatchNorm's kernels (with
-    γ, β repeated V times) normalize each virtual batch on its own."""
+    """Ghost BN of x (B, k·C) as norms.GhostBatchNorm computes it: BatchNorm's statistics per
+    virtual batch of `ghost` consecutive samples. The values are laid out as (g, V·k·C), the V
+    virtual batches side by side as features, so BatchNorm's kernels (with γ, β repeated V
+    times) normalize each virtual batch on its own."""
     n = fn.norm
-    xs = _features(x)  # (B, k·C)
-    b, kc = xs.shape
+    b, kc = x.shape
     g = min(n.ghost, b)
     v = b // g
-    xv = xs.view(v, g, kc).transpose(0, 1).reshape(g, v * kc)  # (g, V·k·C)
+    xv = x.view(v, g, kc).transpose(0, 1).reshape(g, v * kc)  # (g, V·k·C)
     w = None if fn.weight is None else fn.weight.repeat(v)
     bias = None if fn.bias is None else fn.bias.repeat(v)
     y, mean, invstd = torch.native_batch_norm(xv, w, bias, None, None, True, 0.0, n.eps)
@@ -669,19 +653,17 @@ def _ghost_forward(fn: _FastNorm, x: Tensor) -> tuple[Tensor, tuple]:
         var = invstd.reciprocal().square_().sub_(n.eps).clamp_min_(0.0)
         n._update_running(mean.view(v, kc), var.view(v, kc), g)
     y = y.view(g, v, kc).transpose(0, 1).reshape(b, kc)
-    return _runs_of(y, n.m), (xv, mean, invstd, w, v)
+    return y, (xv, mean, invstd, w, v)
 
 
 def _ghost_backward(fn: _FastNorm, saved: tuple, g: Tensor) -> Tensor:
     xv, mean, invstd, w, v = saved
     n = fn.norm
     aff = w is not None
-    gs = _features(g)
-    b, kc = gs.shape
-    gv = gs.view(v, b // v, kc).transpose(0, 1).reshape(xv.shape)
+    b, kc = g.shape
+    gv = g.view(v, b // v, kc).transpose(0, 1).reshape(xv.shape)
     gx, gw, gb = _BN_BACKWARD(gv, xv, w, None, None, mean, invstd, True, n.eps, [True, aff, aff])
     if aff:  # each virtual batch's share of γ's and β's gradients, summed
         torch.sum(gw.view(v, kc), 0, out=fn.gw)
         torch.sum(gb.view(v, kc), 0, out=fn.gb)
-    gx = gx.view(b // v, v, kc).transpose(0, 1).reshape(b, kc)
-    return _runs_of(gx, n.m)
+    return gx.view(b // v, v, kc).transpose(0, 1).reshape(b, kc)

@@ -505,11 +505,12 @@ def test_fast_step_equals_autograd_with_and_without_bn(
     check_fast_steps(normed[:1] + plain)
 
 
-PER_SAMPLE_KW = dict(hidden=(12, 8, 16), num_groups=4, ghost_batch_size=8)  # batch 24: 3 ghosts
-# Groups of 2–4 units have tiny variances: 1/σ (up to 1/√eps) magnifies the float64 rounding of
-# two op orders (autograd's and forward_backward's) to ~1e-11 after an update; a wrong formula
-# is off by far more.
-PER_SAMPLE_RTOL = 1e-7
+PER_SAMPLE_KW = dict(hidden=(16, 8, 16), num_groups=2, ghost_batch_size=8)  # batch 24: 3 ghosts
+# Groups of 1–3 units (some options below) have tiny variances: 1/σ (up to 1/√eps) magnifies the
+# float64 rounding of two op orders (autograd's and forward_backward's) to ~1e-7 after three
+# updates; with groups of 4 and more units they agree to 1e-9, and a wrong formula is off by far
+# more than either.
+TINY_GROUPS_RTOL = 1e-6
 
 
 @pytest.mark.parametrize("m", [1, 3])
@@ -523,11 +524,11 @@ def test_fast_step_equals_autograd_other_norms(norm: str, placement: str, m: int
         for s, d in zip((3, 4, 5), drops)
     ]
     assert has_fast_path(configs[0])
-    check_fast_steps(configs, rtol=PER_SAMPLE_RTOL)
+    check_fast_steps(configs)
     if m == 3:  # with norm=none runs in the stack: only the first runs are normalized
-        check_fast_steps([*configs[:2], configs[2].replace(norm="none")], rtol=PER_SAMPLE_RTOL)
+        check_fast_steps([*configs[:2], configs[2].replace(norm="none")])
         plain = [c.replace(norm="none") for c in configs[1:]]
-        check_fast_steps([configs[0], *plain], rtol=PER_SAMPLE_RTOL)
+        check_fast_steps([configs[0], *plain])
 
 
 @pytest.mark.parametrize("placement", ["before", "after"])
@@ -553,7 +554,7 @@ def test_fast_step_equals_autograd_with_several_kinds_of_norm(placement: str) ->
         ("GroupNorm", 3, 1),
         ("GhostBatchNorm", 4, 1),
     ]
-    check_fast_steps(configs, rtol=PER_SAMPLE_RTOL)
+    check_fast_steps(configs)
 
 
 @pytest.mark.parametrize(
@@ -571,7 +572,9 @@ def test_fast_step_equals_autograd_with_several_kinds_of_norm(placement: str) ->
 def test_fast_step_equals_autograd_other_norm_options(changes: dict) -> None:
     for norm in ("ghost_batch", "layer", "group"):
         kw = {**PER_SAMPLE_KW, **changes}
-        check_fast_steps([cfg(norm=norm, seed=s, **kw) for s in (1, 2)], rtol=PER_SAMPLE_RTOL)
+        tiny = min(kw["hidden"]) // kw["num_groups"] < 4
+        rtol = TINY_GROUPS_RTOL if norm == "group" and tiny else 1e-9
+        check_fast_steps([cfg(norm=norm, seed=s, **kw) for s in (1, 2)], rtol=rtol)
 
 
 def test_fast_path_is_only_for_dense_nets_with_a_norm_it_writes_out() -> None:
