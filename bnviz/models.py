@@ -538,22 +538,21 @@ class _FastNorm:
 
 def _each_norm(fns: list[_FastNorm], x: Tensor, f: Callable[[_FastNorm, Tensor], Tensor]) -> Tensor:
     """f(norm, its runs of x as (B, k·C)) for each norm of a layer, and x's norm=none runs
-    unchanged, in x's per-run layout: (M, B, C), or (B, C) for one run."""
+    unchanged, in x's per-run layout: (M, B, C), or (B, C) for one run. Runs are handled as
+    their (B, C) blocks (one unbind, one stack): ~1 µs per tensor op counts at these sizes."""
     if x.dim() == 2:
         return f(fns[0], x)
     b = x.shape[1]
-    ys = []
+    rows = x.unbind(0)  # views, one per run
+    ys: list[Tensor] = []
     for fn in fns:
         k = fn.norm.m
-        if k == 1:  # a view: one run's (B, C) block
-            ys.append(f(fn, x[fn.runs.start]).unsqueeze(0))
+        if k == 1:
+            ys.append(f(fn, rows[fn.runs.start]))
         else:
             xs = x[fn.runs].transpose(0, 1).reshape(b, -1)
-            ys.append(f(fn, xs).view(b, k, -1).transpose(0, 1))
-    rest = fns[-1].runs.stop
-    if rest < x.shape[0]:
-        ys.append(x[rest:])
-    return ys[0].contiguous() if len(ys) == 1 else torch.cat(ys)
+            ys += f(fn, xs).view(b, k, -1).unbind(1)
+    return torch.stack([*ys, *rows[len(ys) :]])
 
 
 def _norms_forward(fns: list[_FastNorm], x: Tensor) -> tuple[Tensor, list[tuple]]:
