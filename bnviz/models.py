@@ -524,7 +524,7 @@ class _FastNorm:
         """dL/dx of forward from g = dL/dy; writes γ's and β's grads."""
         if self.kind == "group":
             return _group_backward(self, saved, g)
-        if len(saved) == 5:  # _ghost_forward's
+        if saved[0].dim() == 3:  # _ghost_forward's (V, k·C, g) layout
             return _ghost_backward(self, saved, g)
         return _bn_backward(self, saved, g)
 
@@ -637,32 +637,29 @@ def _group_backward(fn: _FastNorm, saved: tuple, g: Tensor) -> Tensor:
 
 def _ghost_forward(fn: _FastNorm, x: Tensor) -> tuple[Tensor, tuple]:
     """Ghost BN of x (B, k·C) as norms.GhostBatchNorm computes it: BatchNorm's statistics per
-    virtual batch of `ghost` consecutive samples. The values are laid out as (g, V·k·C), the V
-    virtual batches side by side as features, so BatchNorm's kernels (with γ, β repeated V
-    times) normalize each virtual batch on its own."""
+    virtual batch of `ghost` consecutive samples. Laid out as (V, k·C, g) — V virtual batches
+    as GroupNorm's samples, each feature a group of one channel over g positions — GroupNorm's
+    kernel normalizes each virtual batch's feature on its own (biased variance, γ and β per
+    feature, their grads summed over the virtual batches)."""
     n = fn.norm
     b, kc = x.shape
     g = min(n.ghost, b)
     v = b // g
-    xv = x.view(v, g, kc).transpose(0, 1).reshape(g, v * kc)  # (g, V·k·C)
-    w = None if fn.weight is None else fn.weight.repeat(v)
-    bias = None if fn.bias is None else fn.bias.repeat(v)
-    y, mean, invstd = torch.native_batch_norm(xv, w, bias, None, None, True, 0.0, n.eps)
-    if n.track_running_stats:  # the biased variances back from invstd = 1/√(var + eps)
-        var = invstd.reciprocal().square_().sub_(n.eps).clamp_min_(0.0)
-        n._update_running(mean.view(v, kc), var.view(v, kc), g)
-    y = y.view(g, v, kc).transpose(0, 1).reshape(b, kc)
-    return y, (xv, mean, invstd, w, v)
+    xv = x.view(v, g, kc).transpose(1, 2).contiguous()  # (V, k·C, g)
+    y, mean, rstd = torch.native_group_norm(xv, fn.weight, fn.bias, v, kc, g, kc, n.eps)
+    if n.track_running_stats:  # (V, k·C); the biased variances back from 1/√(var + eps)
+        var = rstd.reciprocal().square_().sub_(n.eps).clamp_min_(0.0)
+        n._update_running(mean, var, g)
+    return y.transpose(1, 2).reshape(b, kc), (xv, mean, rstd)
 
 
 def _ghost_backward(fn: _FastNorm, saved: tuple, g: Tensor) -> Tensor:
-    xv, mean, invstd, w, v = saved
-    n = fn.norm
-    aff = w is not None
-    b, kc = g.shape
-    gv = g.view(v, b // v, kc).transpose(0, 1).reshape(xv.shape)
-    gx, gw, gb = _BN_BACKWARD(gv, xv, w, None, None, mean, invstd, True, n.eps, [True, aff, aff])
-    if aff:  # each virtual batch's share of γ's and β's gradients, summed
-        torch.sum(gw.view(v, kc), 0, out=fn.gw)
-        torch.sum(gb.view(v, kc), 0, out=fn.gb)
-    return gx.view(b // v, v, kc).transpose(0, 1).reshape(b, kc)
+    xv, mean, rstd = saved
+    v, kc, size = xv.shape
+    aff = fn.weight is not None
+    gv = g.view(v, size, kc).transpose(1, 2).contiguous()
+    gx, gw, gb = _GN_BACKWARD(gv, xv, mean, rstd, fn.weight, v, kc, size, kc, [True, aff, aff])
+    if aff:
+        fn.gw.copy_(gw)
+        fn.gb.copy_(gb)
+    return gx.transpose(1, 2).reshape(v * size, kc)
