@@ -128,7 +128,7 @@ class RunConfig:
     # Run
     epochs: int = 20
     seed: int = 0  # initial weights, data order, dropout and noise
-    record_every: int = 10  # records every this many steps of RECORD_BATCH samples (600)
+    record_every: int = 10  # steps of RECORD_BATCH samples between records: 10 = every 600 samples
     measures: str = "none"  # extra records: units, ics, landscape or all (Santurkar et al.)
     device: str = "auto"  # auto: CUDA, else Apple MPS, else CPU
 
