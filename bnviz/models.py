@@ -241,7 +241,12 @@ class StackedNet(nn.Module):
         """Layer i's Linear/Conv: wide (B, M·C[, H, W]) or per-run (M, B, F) in, wide out."""
         w, b = self.weights[i], self.biases[i]  # (M, out, in[, 3, 3]), (M, out)
         if w.dim() == 5:  # a conv layer (the classifier after global pooling is dense)
-            return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=1, groups=self.m)
+            if self.m == 1 or x.is_cuda:
+                return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=1, groups=self.m)
+            # One convolution per run: on the CPU, groups=M ran ~2× slower than M plain ones
+            # (forward and backward, 1 thread, the CNN of benchmarks/bench_lessons.py).
+            xs = x.chunk(self.m, 1)
+            return torch.cat([F.conv2d(xs[r], w[r], b[r], padding=1) for r in range(self.m)], 1)
         if self.m == 1:  # the common single-run case: a plain Linear, no stacking overhead
             return F.linear(
                 x.view(x.shape[-2:]) if x.dim() == 3 else x, w.view(w.shape[1:]), b.view(-1)
