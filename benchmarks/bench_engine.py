@@ -3,7 +3,7 @@
 The baseline is what a course notebook does: per run, an nn.Sequential with torch's BatchNorm1d,
 a DataLoader(TensorDataset, shuffle=True, drop_last=True) and torch.optim, trained one run
 after the other, evaluated once per epoch. The engine trains the same runs as one group with
-every probe on (records every `record_every` steps). Both sides use the same number of torch
+every probe on (records at the configs' interval). Both sides use the same number of torch
 threads (--threads, default the engine's own default), printed with the results. Usage:
 
     python benchmarks/bench_engine.py [--preset ioffe_fig1] [--vary lr=0.05,0.1,...] [--epochs 5]
@@ -17,60 +17,19 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from bench_lessons import textbook  # the same textbook loop (this folder is on sys.path)
+
 from bnviz.config import PRESETS, RunConfig, grid, parse_assignment, parse_values
-from bnviz.train import CPU_THREADS, MAX_LAYER_SNAPSHOTS, load_data, train_group
-
-ACT_MODULES = {
-    "relu": nn.ReLU,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "gelu": nn.GELU,
-    "linear": nn.Identity,
-}
-
-
-def plain_model(cfg: RunConfig, n_in: int, n_out: int) -> nn.Module:
-    layers: list[nn.Module] = []
-    for i, w in enumerate(cfg.hidden, start=1):
-        layers.append(nn.Linear(n_in, w))
-        bn = [nn.BatchNorm1d(w, eps=cfg.eps, momentum=cfg.momentum)] if cfg.norm_on(i) else []
-        act = ACT_MODULES[cfg.activation]()
-        layers += [*bn, act] if cfg.placement == "before" else [act, *bn]
-        n_in = w
-    layers.append(nn.Linear(n_in, n_out))
-    return nn.Sequential(*layers)
+from bnviz.data import load_dataset
+from bnviz.train import CPU_THREADS, MAX_LAYER_SNAPSHOTS, train_group
 
 
 def plain_loop(configs: list[RunConfig]) -> float:
-    """Seconds to train every config, one after the other, the textbook way."""
-    start = time.perf_counter()
-    for cfg in configs:
-        ds = load_data(cfg)
-        torch.manual_seed(cfg.seed)
-        model = plain_model(cfg, ds.n_features, ds.n_classes)
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
-        loader = DataLoader(
-            TensorDataset(ds.x_train, ds.y_train),
-            batch_size=cfg.batch_size,
-            shuffle=True,
-            drop_last=True,
-        )
-        for _ in range(cfg.epochs):
-            model.train()
-            for xb, yb in loader:
-                opt.zero_grad()
-                F.cross_entropy(model(xb), yb).backward()
-                opt.step()
-            model.eval()
-            with torch.no_grad():
-                (model(ds.x_test).argmax(1) == ds.y_test).float().mean().item()
-    return time.perf_counter() - start
+    """Seconds to train every config, one after the other, the textbook way (bench_lessons')."""
+    return textbook(configs, load_dataset)
 
 
 def engine(configs: list[RunConfig], probes: bool, threads: int, records: bool = True) -> float:
