@@ -92,6 +92,20 @@ def _grid(n: int, cols: int, hgap: float = 0.06, vgap: float = 0.14) -> list[dic
     return out
 
 
+def _panel_note(layout: dict, domain: dict, text: str) -> None:
+    """A line of text in the middle of an empty panel (domain: one of _grid's)."""
+    layout.setdefault("annotations", []).append(
+        {
+            "text": text,
+            "x": sum(domain["x"]) / 2,
+            "y": sum(domain["y"]) / 2,
+            "xref": "paper",
+            "yref": "paper",
+            "showarrow": False,
+        }
+    )
+
+
 def _axes(layout: dict, domains: list[dict], titles: Sequence[str], **yaxis: Any) -> None:
     """Add xaxis/yaxis pairs with panel titles as annotations."""
     ann = layout.setdefault("annotations", [])
@@ -383,16 +397,7 @@ def heatmaps(
         if (j - 1) % cols == 0:  # the left column's only: the gap holds ticks, not a title
             layout[f"yaxis{sfx}"]["title"] = {"text": "value", "standoff": 4}
         if not series[j - 1]:
-            layout["annotations"].append(
-                {
-                    "text": "no probe here",
-                    "x": sum(domains[j - 1]["x"]) / 2,
-                    "y": sum(domains[j - 1]["y"]) / 2,
-                    "xref": "paper",
-                    "yref": "paper",
-                    "showarrow": False,
-                }
-            )
+            _panel_note(layout, domains[j - 1], "no probe here")
     for a in layout["annotations"][:n]:
         a["font"] = {"size": 15}
     return {"data": data, "layout": layout}
@@ -768,15 +773,6 @@ def loss_slice(labels: Sequence[str], slices: Sequence[dict | None]) -> Figure:
         if not s:  # no axes to read where nothing is drawn: say why the panel is empty
             sfx = "" if i == 1 else str(i)
             layout[f"xaxis{sfx}"]["visible"] = layout[f"yaxis{sfx}"]["visible"] = False
-            layout["annotations"].append(
-                {
-                    "text": "no slice yet",
-                    "x": sum(domains[i - 1]["x"]) / 2,
-                    "y": sum(domains[i - 1]["y"]) / 2,
-                    "xref": "paper",
-                    "yref": "paper",
-                    "showarrow": False,
-                }
-            )
+            _panel_note(layout, domains[i - 1], "no slice yet")
     layout["coloraxis"] = {"colorscale": "Viridis", "colorbar": {"title": {"text": "log₁₀ loss"}}}
     return {"data": data, "layout": layout}
