@@ -736,7 +736,7 @@ PRESETS: dict[str, Preset] = {
                 lr=0.05,
                 batch_size=10,
                 epochs=60,
-                record_every=30,
+                record_every=5,  # 5 steps of 60 samples: one record per epoch of 300
             ),
             vary={"norm": ["none", "batch"], "dropout": [0.0, 0.5]},
         ),
