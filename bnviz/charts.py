@@ -739,9 +739,12 @@ def landscape_bands(labels: Sequence[str], rows_per_run: Sequence[Sequence[dict]
     return {"data": data, "layout": layout}
 
 
-def loss_slice(labels: Sequence[str], slices: Sequence[dict | None]) -> Figure:
+def loss_slice(
+    labels: Sequence[str], slices: Sequence[dict | None], empty: Sequence[str] | None = None
+) -> Figure:
     """The loss around the final weights on two filter-normalized directions (Li et al. 2018),
-    a contour panel per run, one colour scale (log10 of the loss)."""
+    a contour panel per run, one colour scale (log10 of the loss). `empty`: per run, what a
+    panel without a slice says (default "no slice yet")."""
     n = max(1, len(slices))
     domains = _grid(n, min(n, 4), hgap=0.1)
     data: list[dict] = []
@@ -773,6 +776,6 @@ def loss_slice(labels: Sequence[str], slices: Sequence[dict | None]) -> Figure:
         if not s:  # no axes to read where nothing is drawn: say why the panel is empty
             sfx = "" if i == 1 else str(i)
             layout[f"xaxis{sfx}"]["visible"] = layout[f"yaxis{sfx}"]["visible"] = False
-            _panel_note(layout, domains[i - 1], "no slice yet")
+            _panel_note(layout, domains[i - 1], empty[i - 1] if empty else "no slice yet")
     layout["coloraxis"] = {"colorscale": "Viridis", "colorbar": {"title": {"text": "log₁₀ loss"}}}
     return {"data": data, "layout": layout}

@@ -179,7 +179,9 @@ MEASURE_VIEWS = {
     "slice": (
         "2-D loss slice",
         lambda runs, labels, layer: charts.loss_slice(
-            labels, [r.slice[-1] if r.slice else None for r in runs]
+            labels,
+            [r.slice[-1] if r.slice else None for r in runs],
+            ["diverged:<br>no slice" if r.status == "diverged" else "no slice yet" for r in runs],
         ),
     ),
 }

@@ -267,3 +267,5 @@ def test_loss_slice_draws_each_run_and_names_the_empty_panels():
     lay = fig["layout"]
     assert lay["xaxis2"]["visible"] is False and "visible" not in lay["xaxis"]
     assert [a["text"] for a in lay["annotations"]].count("no slice yet") == 1
+    fig = charts.loss_slice(["a", "b"], [None, s], ["diverged: no slice", "no slice yet"])
+    assert [a["text"] for a in fig["layout"]["annotations"]][-1] == "diverged: no slice"
