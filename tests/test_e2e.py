@@ -160,7 +160,8 @@ def test_slice_on_demand_after_training(server, browser):
     button = page.get_by_role("button", name="Compute the 2-D loss slice")
     button.wait_for(timeout=30_000)
     page.locator(IFRAME).nth(3).scroll_into_view_if_needed()
-    assert not page.evaluate(TRACE_TYPES_JS, 3)  # nothing to draw yet
+    # The chart redraws from the previous view's figure (scatter) to the empty slice figure.
+    wait_until(lambda: page.evaluate(TRACE_TYPES_JS, 3) == [], timeout=30, what="an empty slice")
     button.scroll_into_view_if_needed()
     shot(page, "e2e_slice_button")
     button.click()
