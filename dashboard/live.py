@@ -291,13 +291,15 @@ def layers_block(runs: list[RunState], labels: list[str], key: str) -> None:
 SLICE_WAIT_S = 120.0  # the longest the page waits for slices it asked for
 
 
-def slice_control(manager: JobManager, job: GroupJob | None, key: str) -> None:
+def slice_control(
+    manager: JobManager, job: GroupJob | None, runs: list[RunState], key: str
+) -> None:
     """Under the per-layer view, when it is the 2-D loss slice: compute the slices of an
-    ended group on demand (from its saved final weights), or say why they cannot be."""
+    ended group on demand (from its saved final weights), or say why they cannot be.
+    `runs`: the snapshot the page drew (no second copy of the rows per refresh)."""
     view = st.session_state.get(f"{key}-view")
     if job is None or view != MEASURE_VIEWS["slice"][0]:
         return
-    runs = job.snapshot()
     missing = [r for r in runs if not r.slice and r.status != "diverged"]
     if any(r.status == "diverged" and not r.slice for r in runs):
         st.caption("Diverged runs have no slice: their weights are not finite.")

@@ -52,7 +52,7 @@ if job is not None:
         fig = live.detail_figure(view or VIEWS[0], runs, labels, point, layer, depth)
         height = charts.legend_below(fig, len(runs), 380) if len(runs) > 4 else 380
         live_chart(fig, key="layers-detail", height=height)
-        live.slice_control(manager, job, "layers")
+        live.slice_control(manager, job, runs, "layers")
 
     detail()
 state.sync_url()

@@ -90,7 +90,7 @@ def live_view() -> None:
         live.sweep_block(runs, labels, "train")  # only for a field with ≥ 3 values
         live.controls("train", len((runs[0].config if runs else cfg or RunConfig()).hidden))
         live.layers_block(runs, labels, "train")
-        live.slice_control(manager, job, "train")
+        live.slice_control(manager, job, runs, "train")
     if job is not None and job.active != training:
         st.rerun()  # once, after the first draw: the timer starts (or stops), the URL updates
     if warming and ready:
