@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 ARGS ?=  # extra `streamlit run` options, e.g. ARGS="--server.address 0.0.0.0"
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.runtime
 	$(BIN)/python benchmarks/bench_engine.py
+
+# The README's pictures (docs/img/*.png) from the real app in headless Chromium.
+screenshots: $(VENV)/.dev
+	$(BIN)/python tools/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

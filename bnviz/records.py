@@ -1,7 +1,7 @@
 """Plain-record helpers shared by the CLI, the jobs and the charts: the kinds of rows
 (`RECORDERS`), labels, summaries, progress, CSV.
 
-A run record is the dict written by the engine (see README, "Records"): config, status and
+A run record is the dict written by the engine (see docs/records.md): config, status and
 one list of rows per kind — history, layers, params, and the measures' kinds. Each kind is
 one `Recorder` declaration below; the engine, the run store, the worker's snapshots, the CSV
 writers and the CLI iterate over them. Nothing here knows about torch or Streamlit.

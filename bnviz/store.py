@@ -544,7 +544,7 @@ class RunStore:
 
 
 def group_dict(g: StoredGroup) -> dict:
-    """The records file of one group: {"runs": [...]} as in the README, with its id and name."""
+    """The records file of one group: {"runs": [...]} (docs/records.md), with its id and name."""
     return {
         "id": g.id,
         "name": g.name,

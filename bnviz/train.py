@@ -3,7 +3,7 @@
 No UI and no threads here. `train_group` partitions the configs into stacks (runs that can be
 one batched network, see models.stack_key), keeps every data set as one tensor on the device,
 and advances the stack that is furthest behind (in epochs) one step at a time, so that every
-run of a comparison grows together. Records are plain dicts of numbers (see README, "Records").
+run of a comparison grows together. Records are plain dicts of numbers (see docs/records.md).
 """
 
 from __future__ import annotations
@@ -692,5 +692,5 @@ def _failure_message(e: BaseException) -> str:
 
 
 def records_to_json(records: Sequence[RunRecord]) -> dict:
-    """The records file: {"runs": [...]} (schema in the README)."""
+    """The records file: {"runs": [...]} (schema in docs/records.md)."""
     return {"runs": [r.to_dict() for r in records]}

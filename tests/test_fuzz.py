@@ -4,7 +4,7 @@ bad input is one `bnviz: error:` line and exit 2, a bad record is skipped by nam
 exceptions (AppTest on every lab page).
 
 Example counts are kept modest so the suite stays fast on 2 cores; the totals are printed
-(pytest -s) and quoted in the README.
+(pytest -s) and quoted in docs/store.md.
 """
 
 from __future__ import annotations
