@@ -18,9 +18,7 @@ from .models import STREAM_SEED_OFFSET, Shape, StackedNet, has_fast_path
 from .optim import StackOptimizer
 
 EVAL_CHUNK = 2048  # test samples per forward pass in eval mode
-# A conv net's: 2,048 samples' 28×28 maps are ~100 MB a layer, and such a pass ran ~1.5× slower
-# per sample than passes of 128 whose maps stay in the CPU's caches
-CONV_EVAL_CHUNK = 128
+CONV_EVAL_CHUNK = 128  # a conv net's: 2,048 28×28 maps (~100 MB a layer) ran ~1.5× slower
 ORDER_SEED_OFFSET = 7919  # each run's data order: a CPU generator seeded seed + this
 
 
