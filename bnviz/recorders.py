@@ -40,6 +40,9 @@ from .stack import Stack
 
 MAX_LAYER_SNAPSHOTS = 100  # per run: layer probes are thinned so long runs stay small
 INITIAL_TRAIN = 2048  # training samples the step-0 record's train metrics are computed on
+# A paced run's test passes between epochs (config.RunConfig.paced): the first this many test
+# samples, a fixed subset; an epoch's end (and step 0) evaluates the whole test set
+TEST_SUBSET = 2000
 NORM_VECTORS = ("weight", "bias", "running_mean", "running_var")  # summarized in param rows
 SUMMARY_KEYS = ("mean", "std", "min", "max")  # columns of probes.vector_summaries
 PARAM_COLUMNS = RECORDER["params"].numbers  # grad_norm, weight_norm, update_ratio: _param_values
@@ -55,7 +58,9 @@ class Recording:
         cfg = stack.configs[0]
         self.stack = stack
         m, device = stack.m, stack.device
-        self.record_every = cfg.record_steps()  # steps between records (samples seen / batch)
+        # steps between records (samples seen / batch, paced by the training set's size)
+        self.record_every = cfg.record_steps(stack.data.n_train)
+        self.paced = cfg.paced(stack.data.n_train)  # records at epoch ends too, test subsets
         snapshots = math.ceil(stack.total / self.record_every) + 1
         self.layer_every = self.record_every * math.ceil(snapshots / MAX_LAYER_SNAPSHOTS)
         self.edges: dict[tuple, tuple[Tensor, list]] = {}  # probes → fixed bin edges
@@ -84,7 +89,12 @@ class Recording:
 
     def record_due(self, t: int) -> bool:
         """Whether a history row is recorded after t updates."""
-        return t % self.record_every == 0 or t == self.stack.total
+        s = self.stack
+        return (
+            t % self.record_every == 0
+            or t == s.total
+            or (self.paced and t % s.steps_per_epoch == 0)
+        )
 
     def quiet(self, t: int) -> bool:
         """Whether step t needs nothing of its training but the loss and hits (`count`)."""
@@ -150,7 +160,10 @@ class Recording:
             first = torch.where(bad.any(0), bad.int().argmax(0) + (step - n), -1)
             self.diverged_at = torch.where(self.diverged_at < 0, first, self.diverged_at)
             self.n_steps = 0
-        te_loss, te_acc = s.evaluate(s.data.x_test, s.data.y_test)
+        n_test = s.data.n_test
+        if self.paced and step % s.steps_per_epoch:  # between epochs: a fixed subset
+            n_test = min(n_test, TEST_SUBSET)
+        te_loss, te_acc = s.evaluate(s.data.x_test[:n_test], s.data.y_test[:n_test])
         # One fetch: the four columns per run, then the step each run diverged at (−1: none)
         vals = torch.stack([tr_loss, tr_acc, te_loss, te_acc]).T  # (M, 4), HISTORY_NUMBERS
         raw = torch.cat([vals.reshape(-1).double(), self.diverged_at.double()]).cpu().numpy()
@@ -160,6 +173,9 @@ class Recording:
                 s.freeze(i)
         epoch = round(step / s.steps_per_epoch, 4)
         rows = [[{"step": step, "epoch": epoch, **dict(zip(HISTORY_NUMBERS, c))}] for c in cols]
+        if n_test < s.data.n_test:  # said only where the test columns are of a subset
+            for (row,) in rows:
+                row["test_samples"] = n_test
         return self._rows("history", rows)
 
     # --- layer, param and unit rows of a probe step -------------------------------------------
