@@ -6,7 +6,7 @@ config kept alive across page switches, the URL — is set up once, in `dashboar
 
 import streamlit as st
 
-from dashboard import nav, present, state
+from dashboard import lesson_view, nav, present, state
 
 st.set_page_config(page_title="bnviz", page_icon="📊", layout="wide")
 # Streamlit leaves ~6rem above the first element and 5rem on each side: on a 1024×768
@@ -15,7 +15,7 @@ st.html(
     "<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem;"
     "padding-left:2rem;padding-right:2rem}</style>"
 )
-page = nav.navigation()
+page = nav.navigation(lesson_view.render)
 # Every page: the link's settings (present=1 among them) before any CSS, and the lab's
 # config kept alive while another page shows (pages that show the link's problems ask again).
 state.ensure_config_state()

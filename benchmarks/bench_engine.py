@@ -36,14 +36,14 @@ def engine(configs: list[RunConfig], probes: bool, threads: int, records: bool =
     """Seconds to train the configs as one group. probes=False: layer probes at the first and
     last step only; records=False as well: no records between those either (no test-set
     evaluations), which bounds what a faster probe or record could ever give."""
-    import bnviz.train as tr
+    import bnviz.recorders as rec  # where the probe schedule reads it
 
     if not records:
         configs = [c.replace(record_every=100_000) for c in configs]
-    tr.MAX_LAYER_SNAPSHOTS = MAX_LAYER_SNAPSHOTS if probes else 1
+    rec.MAX_LAYER_SNAPSHOTS = MAX_LAYER_SNAPSHOTS if probes else 1
     start = time.perf_counter()
     recs = train_group(configs, threads=threads)
-    tr.MAX_LAYER_SNAPSHOTS = MAX_LAYER_SNAPSHOTS
+    rec.MAX_LAYER_SNAPSHOTS = MAX_LAYER_SNAPSHOTS
     assert all(r.status in ("finished", "diverged") for r in recs), [r.message for r in recs]
     return time.perf_counter() - start
 

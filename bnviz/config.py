@@ -50,6 +50,9 @@ INPUT_NORMS = ("standardize", "none")  # as data.INPUT_NORMS
 TRAIN_ONLY = ("all", "norm", "classifier")  # which parameters the optimizer updates
 MEASURES = ("none", "units", "ics", "landscape", "all")  # records.RECORDERS' `measure`
 RECORD_BATCH = 60  # record_every counts steps of this many samples (RunConfig.record_steps)
+# Training sets larger than this record as often per epoch as one this size (digits' 1,437
+# training samples are under it): RunConfig.record_steps scales the interval by n_train / this
+PACE_SAMPLES = 1500
 
 
 class ConfigError(ValueError):
@@ -142,11 +145,25 @@ class RunConfig:
         """A copy with some fields changed (values may be strings, as from a CLI or URL)."""
         return from_dict({**to_dict(self), **changes})
 
-    def record_steps(self) -> int:
+    def record_steps(self, n_train: int = 0) -> int:
         """Steps between records at this batch size: record_every steps of RECORD_BATCH
         samples, as the nearest whole number of steps (≥ 1), so a run records on a schedule of
-        samples seen, not of steps (at batch 2 it would otherwise record 30× as often)."""
-        return max(1, round(self.record_every * RECORD_BATCH / self.batch_size))
+        samples seen, not of steps (at batch 2 it would otherwise record 30× as often).
+
+        Paced by the data (`paced`): on a training set of n_train > PACE_SAMPLES samples the
+        interval is n_train / PACE_SAMPLES times as many samples, as many records an epoch as
+        on PACE_SAMPLES (50,000 CIFAR images: every 20,000 samples, not every 600)."""
+        samples = self.record_every * RECORD_BATCH
+        if self.paced(n_train):
+            samples *= n_train / PACE_SAMPLES
+        return max(1, round(samples / self.batch_size))
+
+    @staticmethod
+    def paced(n_train: int) -> bool:
+        """Whether a training set of n_train samples is paced (see record_steps): its runs
+        then also record at every epoch's end, and their test passes between epochs use a
+        fixed subset of the test set (recorders.TEST_SUBSET)."""
+        return n_train > PACE_SAMPLES
 
     def norm_on(self, layer: int) -> bool:
         """Whether 1-based hidden layer `layer` is normalized."""
@@ -374,8 +391,9 @@ FIELDS: dict[str, Field] = {
             "record_every",
             "int",
             "Run",
-            "Records (curves) every this many steps of 60 samples, whatever the batch size; "
-            "layer probes at most ~100 per run",
+            "Records (curves) every this many steps of 60 samples, whatever the batch size "
+            "(on training sets over 1,500 samples, as many per epoch as on 1,500, and at each "
+            "epoch's end); layer probes at most ~100 per run",
             low=1,
             high=100_000,
         ),

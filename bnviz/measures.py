@@ -11,16 +11,16 @@ direction: the run's records are bit-identical with it on or off (tests/test_mea
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from .train import Stack
+from .probes import host_values
+from .stack import Stack
 
 
 @contextmanager
@@ -66,7 +66,8 @@ SLICE_SPAN = 1.0  # ± this many filter-normalized directions from the final wei
 SLICE_SAMPLES = 128  # training samples its loss is computed on (training mode)
 SLICE_SEED = 7727  # the directions' generator: seed + this, per run
 
-Measure = Callable[["Stack", int, Tensor, Tensor], list[list[dict]]]
+Measure = Callable[[Stack, int, Tensor, Tensor], list[list[dict]]]
+_LAYER_OF: weakref.WeakKeyDictionary[Stack, Tensor] = weakref.WeakKeyDictionary()  # layer_of's
 
 
 def measure_every(total: int, record_steps: int) -> int:
@@ -80,7 +81,7 @@ def layer_of(stack: Stack) -> Tensor:
     """The 1-based hidden layer of each element of the flat buffer (depth + 1: classifier);
     a norm's γ/β belong to its layer."""
     net, opt = stack.net, stack.opt
-    if getattr(stack, "_layer_of", None) is None:
+    if stack not in _LAYER_OF:
         out = torch.zeros_like(opt.run_of)
         for j, (w, b) in enumerate(zip(net.weights, net.biases), start=1):
             for p in (w, b):
@@ -89,14 +90,8 @@ def layer_of(stack: Stack) -> Tensor:
             for norm in net.norms_of(j):
                 for p in (norm.weight, norm.bias) if norm.affine else ():
                     out[opt.offset(p) : opt.offset(p) + p.numel()] = j
-        stack._layer_of = out
-    return stack._layer_of
-
-
-def _host_rows(values: Tensor) -> list:
-    from .train import _host
-
-    return _host(values)
+        _LAYER_OF[stack] = out
+    return _LAYER_OF[stack]
 
 
 def _grads(stack: Stack, x: Tensor, yt: Tensor) -> Tensor:
@@ -127,7 +122,7 @@ def ics(stack: Stack, step: int, x: Tensor, yt: Tensor) -> list[list[dict]]:
             b = opt.grad[spans[i - 1]].view(m, -1)
             cos = F.cosine_similarity(a, b, dim=1, eps=1e-30)
             vals.append(torch.stack([(a - b).norm(dim=1), cos, a.norm(dim=1)]))
-    host = _host_rows(torch.stack(vals))  # (L − 1, 3, M)
+    host = host_values(torch.stack(vals))  # (L − 1, 3, M)
     return [
         [
             {"step": step, "layer": i + 2, "l2": v[0][r], "cos": v[1][r], "grad_norm": v[2][r]}
@@ -160,7 +155,7 @@ def landscape(stack: Stack, step: int, x: Tensor, yt: Tensor) -> list[list[dict]
     eta = torch.tensor(FACTORS, device=lr.device)[:, None] * lr_run  # (F, M)
     beta = (diff / (eta * gn)).amax(0)
     summary = torch.stack([loss0, loss.amin(0), loss.amax(0), diff.amin(0), diff.amax(0), beta])
-    s, ls, ds, es = (_host_rows(t) for t in (summary, loss.T, diff.T, eta.T))
+    s, ls, ds, es = (host_values(t) for t in (summary, loss.T, diff.T, eta.T))
     names = ("loss", "loss_min", "loss_max", "grad_diff_min", "grad_diff_max", "beta")
     return [
         [
@@ -217,8 +212,8 @@ def loss_slice(
         center = (
             stack.gradient(x, yt)[1].detach() if points % 2 == 0 else loss[points // 2, points // 2]
         )
-    host = _host_rows(loss.permute(2, 0, 1))  # (M, points, points)
-    c = _host_rows(center)
+    host = host_values(loss.permute(2, 0, 1))  # (M, points, points)
+    c = host_values(center)
     axis = [round(v, 6) for v in grid]
     return [
         [{"step": step, "loss_center": c[r], "alphas": axis, "betas": axis, "loss": host[r]}]

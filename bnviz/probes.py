@@ -5,13 +5,16 @@ statistic is per run. `layer_stats` summarizes all K probes of a step at once (r
 equal-shape probes are stacked with one copy, one sort of every subsample gives every quantile
 and, with one searchsorted, every histogram. On the CPU each tensor op costs several µs
 whatever its size, so a probe step is a few dozen ops whatever the depth and number of runs.
-Nothing here syncs with the device; the caller fetches the results once (see `round_sig`).
+Nothing here syncs with the device but `host_values`; the caller fetches the results once and
+rounds them for the records (`record_values`).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +28,9 @@ MAX_VALUES = 4096  # values per run used for quantiles and histograms (strided s
 SATURATION = {"sigmoid": (0.02, 0.98), "tanh": (-0.97, 0.97)}  # outside = saturated
 EDGE_POINTS = (0.001, 0.5, 0.999)  # initial spread that sets the histogram range
 SIG_DIGITS = 6  # significant digits kept in the records
-TABLE = ("mean", "std", *(f"q{i}" for i in range(9)), "p15", "p50", "p85", "extra")
+QUANTILES = tuple(f"q{i}" for i in range(len(BASIS_POINTS)))  # at records.BASIS_POINTS
+TABLE = ("mean", "std", *QUANTILES, "p15", "p50", "p85", "extra")  # columns of layer_stats
+UNIT_TABLE = ("mean", "std", "p15", "p50", "p85")  # columns of unit_stats' table
 NAN = float("nan")
 _POW10 = np.array([float(10**i) for i in range(309)])  # exact up to 1e22
 
@@ -292,6 +297,27 @@ def round_sig(x: np.ndarray, digits: int = SIG_DIGITS) -> np.ndarray:
         p = _POW10[np.minimum(np.abs(k), 308)]
         y = np.where(k >= 0, np.round(x * p) / p, np.round(x / p) * p)
     return np.where(ok, y, x)
+
+
+def record_values(x: np.ndarray) -> list:
+    """x rounded (round_sig) as (nested) lists; Python only sees the rare non-finite values,
+    which become None."""
+    r = round_sig(x)
+    out = r.tolist()
+    if np.isfinite(r).all():
+        return out
+    return _nulls(out)
+
+
+def host_values(x: Tensor) -> list:
+    """A tensor's values for the records (record_values): one device sync."""
+    return record_values(x.detach().double().cpu().numpy())
+
+
+def _nulls(x: Any) -> Any:
+    if isinstance(x, list):
+        return [_nulls(v) for v in x]
+    return x if math.isfinite(x) else None
 
 
 def vector_summaries(vectors: Sequence[np.ndarray], m: int) -> np.ndarray:

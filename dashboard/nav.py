@@ -1,12 +1,17 @@
 """The page list: the lab (Train, Runs, Layers) and the lessons (the tour, then one page per
-lesson of `bnviz.lessons.LESSONS`). Pages link to each other through `page(...)`."""
+lesson of `bnviz.lessons.LESSONS`). Pages link to each other through `page(...)`.
+
+The lessons without a page of their own share one body, dashboard.lesson_view.render, which
+links back here: app.py passes it to `navigation` so that this module imports no page."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from bnviz.lessons import LESSONS
+from bnviz.lessons import LESSONS, Lesson
 
 LAB = {  # url path → (file, title, icon)
     "": ("views/train.py", "Train", ":material/science:"),
@@ -16,9 +21,9 @@ LAB = {  # url path → (file, title, icon)
 TOUR = ("tour", "views/tour.py", "Tour: the lectures' claims", ":material/school:")
 
 
-def _lesson_page(slug: str) -> StreamlitPage:
-    from . import lesson_view  # the lesson pages' shared body
-
+def _lesson_page(slug: str, body: Callable[[Lesson], None] | None = None) -> StreamlitPage:
+    """A lesson's page. Streamlit knows a page by its URL path alone (its script hash), so a
+    link's target needs no body; the one `navigation` runs gets it."""
     lesson = LESSONS[slug]
     if lesson.page:  # a lesson with a page of its own
         return st.Page(
@@ -29,7 +34,8 @@ def _lesson_page(slug: str) -> StreamlitPage:
         )
 
     def render() -> None:
-        lesson_view.render(LESSONS[slug])
+        if body is not None:
+            body(LESSONS[slug])
 
     return st.Page(render, title=LESSONS[slug].title, url_path=slug, icon=":material/play_lesson:")
 
@@ -44,14 +50,15 @@ def page(name: str) -> StreamlitPage:
     return _lesson_page(name)
 
 
-def navigation() -> StreamlitPage:
-    """The page list, grouped; returns the page to run."""
+def navigation(lesson_body: Callable[[Lesson], None]) -> StreamlitPage:
+    """The page list, grouped; returns the page to run. lesson_body(lesson) draws the lessons
+    that have no page file (dashboard.lesson_view.render)."""
     # On top, not in the sidebar: lesson pages then use the whole width of a projector, and
     # the sidebar holds only the Train page's configuration.
     return st.navigation(
         {
             "Lab": [page(k) for k in LAB],
-            "Lessons": [page(TOUR[0]), *(page(s) for s in LESSONS)],
+            "Lessons": [page(TOUR[0]), *(_lesson_page(s, lesson_body) for s in LESSONS)],
         },
         position="top",
     )

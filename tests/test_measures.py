@@ -12,6 +12,7 @@ from bnviz.config import RunConfig
 from bnviz.data import load_dataset
 from bnviz.measures import contained
 from bnviz.models import StackedNet
+from bnviz.stack import cross_entropy
 from bnviz.train import Stack, records_to_json, train_group
 
 N_TRAIN = load_dataset("digits").n_train
@@ -105,7 +106,7 @@ def reference_net(stack: Stack) -> StackedNet:
 def ref_grads(net: StackedNet, x, yt) -> list[torch.Tensor]:
     for p in net.parameters():
         p.grad = None
-    losses = train._losses(net(x), yt)
+    losses = cross_entropy(net(x), yt)
     losses.sum().backward()
     return [w.grad.detach().clone() for w in net.weights]
 
@@ -167,7 +168,7 @@ def test_landscape_equals_autograd_along_the_gradient(norm: str) -> None:
         with torch.no_grad():
             for p, g in zip(net.parameters(), g0):
                 p -= f * 0.2 * g
-        loss = train._losses(net(x), yt).sum()
+        loss = cross_entropy(net(x), yt).sum()
         grads = torch.autograd.grad(loss, list(net.parameters()))
         d = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(grads, g0)))
         losses.append(loss.item())
@@ -207,7 +208,7 @@ def test_loss_slice_center_directions_and_a_corner() -> None:
                     )
                 )
                 p += a * d1[k : k + p.numel()].view_as(p) + b * d2[k : k + p.numel()].view_as(p)
-            want = train._losses(net(x), yt).item()
+            want = cross_entropy(net(x), yt).item()
         assert row["loss"][i][j] == pytest.approx(want, rel=1e-4)
     assert row["loss_center"] == row["loss"][1][1]
     assert row["alphas"] == row["betas"] == [-0.5, 0.0, 0.5]

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from bnviz import train
+from bnviz import stack, train
 from bnviz.config import PRESETS, RunConfig
 from bnviz.data import load_dataset
 from bnviz.models import NORM_OUT, POINTS
+from bnviz.optim import StackOptimizer
 from bnviz.probes import BASIS_POINTS, N_BINS, activation_stats, fixed_edges, per_run
 from bnviz.train import (
     STATUSES,
     Stack,
-    StackOptimizer,
     make_stacks,
     records_to_json,
     train_group,
@@ -586,7 +586,7 @@ def test_fast_path_records_equal_autograd_records(monkeypatch: pytest.MonkeyPatc
     stacks = make_stacks(configs, torch.device("cpu"))
     assert [s.fast for s in stacks] == [True, True, False, True]  # batch_scratch: its own code
     fast = without_timing(records_to_json(train_group(configs, device="cpu")))
-    monkeypatch.setattr(train, "has_fast_path", lambda c: False)
+    monkeypatch.setattr(stack, "has_fast_path", lambda c: False)
     assert not any(s.fast for s in make_stacks(configs, torch.device("cpu")))
     slow = without_timing(records_to_json(train_group(configs, device="cpu")))
     assert [r["status"] for r in fast["runs"]] == ["finished"] * 6
