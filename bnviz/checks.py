@@ -570,6 +570,95 @@ def no_norm(records: Sequence[Any]) -> Check:
     return Check(passed, summary, tuple(figures))
 
 
+def sigmoid_plateau(records: Sequence[Any]) -> Check:
+    """Trained long enough, the plain sigmoid net learns: it reaches 50 % test accuracy (leaves
+    the plateau at chance), but only after ≥ 10× as many steps as BN, which reaches 90 %."""
+    plain, bn = _find(records, norm="none"), _find(records, norm="batch")
+    if wait := _unready([plain, bn]):
+        return wait
+    s50 = {"none": _steps_to(plain, 0.50), "batch": _steps_to(bn, 0.50)}
+    s90 = {"none": _steps_to(plain, 0.90), "batch": _steps_to(bn, 0.90)}
+    figures = []
+    for level, steps in (("50", s50), ("90", s90)):
+        for n in ("none", "batch"):
+            figures.append((f"steps to {level} %: norm={n}", _never(steps[n])))
+    figures += [("final test acc: norm=none", _acc_text(plain))]
+    figures += [("final test acc: norm=batch", _acc_text(bn))]
+    last = max(int(row["step"]) for row in plain.history)
+    ratio = None  # the plain net's steps to 50 % over BN's
+    if s50["none"] is None:
+        left = f"did not leave the plateau in {last} steps (50 % never reached)"
+    else:
+        left = f"left the plateau — 50 % test accuracy — after {s50['none']} steps"
+        if s50["batch"] is not None:
+            ratio = s50["none"] / max(s50["batch"], 1)
+            left += f", {ratio:.0f}× as many as BN's {s50['batch']}"
+    summary = (
+        f"The plain sigmoid net {left}; it reached 90 % {_at(s90['none'])} and ended at "
+        f"{_pct(_final(plain))}, BN reached 90 % {_at(s90['batch'])} and ended at "
+        f"{_pct(_final(bn))}."
+    )
+    passed = ratio is not None and ratio >= 10 and s90["batch"] is not None
+    return Check(passed, summary, tuple(figures))
+
+
+def _never(steps: int | None) -> str:
+    return "never" if steps is None else str(steps)
+
+
+def _at(steps: int | None) -> str:
+    return "never" if steps is None else f"after {steps} steps"
+
+
+def _first_grads(r: Any) -> dict[int, float]:
+    """{layer: ‖∇W‖} of the first param rows (the gradient at initialization; the classifier
+    is layer depth + 1)."""
+    rows = [p for p in r.params if _ok(p.get("grad_norm"))]
+    if not rows:
+        return {}
+    first = min(p["step"] for p in rows)
+    return {int(p["layer"]): float(p["grad_norm"]) for p in rows if p["step"] == first}
+
+
+def bn_gradients(records: Sequence[Any]) -> Check:
+    """At initialization the deepest BN net's first-layer gradient is ≥ 5× its classifier's,
+    and that ratio is ≥ 3× the shallowest BN net's and ≥ 3× the plain net's of its depth."""
+    depths = sorted({len(r.config.hidden) for r in records})
+    if len(depths) < 2:
+        return _pending("no runs of two depths in this group")
+    runs = {
+        (d, n): next((r for r in records if len(r.config.hidden) == d and r.config.norm == n), None)
+        for d in (depths[0], depths[-1])
+        for n in ("none", "batch")
+    }
+    if wait := _unready(list(runs.values())):
+        return wait
+    grads = {k: _first_grads(r) for k, r in runs.items()}
+    if any(len(g) < 2 for g in grads.values()):
+        return _pending("no gradient norms (param rows) in this group")
+    ratio = {k: g[1] / g[max(g)] for k, g in grads.items()}
+    figures = []
+    for (d, n), g in grads.items():
+        figures += [
+            (f"{d} layers, norm={n}: ‖∇W‖ layer 1", f"{g[1]:.3g}"),
+            (f"{d} layers, norm={n}: ‖∇W‖ classifier", f"{g[max(g)]:.3g}"),
+            (f"{d} layers, norm={n}: layer 1 / classifier", f"{ratio[d, n]:.3g}"),
+        ]
+    lo, hi = depths[0], depths[-1]
+    summary = (
+        f"At the first step, layer 1's gradient norm was {ratio[hi, 'batch']:.3g}× the "
+        f"classifier's in the {hi}-layer BN net ({ratio[lo, 'batch']:.3g}× with {lo} layers); "
+        f"without BN, {ratio[hi, 'none']:.3g}× with {hi} layers and {ratio[lo, 'none']:.3g}× "
+        f"with {lo}."
+    )
+    passed = (
+        ratio[hi, "batch"] >= 5
+        and ratio[hi, "batch"] >= 3 * ratio[lo, "batch"]
+        and ratio[hi, "batch"] >= 3 * ratio[hi, "none"]
+    )
+    return Check(passed, summary, tuple(figures))
+
+
 CHECKS: dict[str, Callable[[Sequence[Any]], Check]] = {
     f.__name__: f
     for f in (
@@ -587,5 +676,7 @@ CHECKS: dict[str, Callable[[Sequence[Any]], Check]] = {
         landscape,
         gamma_beta_only,
         no_norm,
+        sigmoid_plateau,
+        bn_gradients,
     )
 }

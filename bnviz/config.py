@@ -680,6 +680,21 @@ PRESETS: dict[str, Preset] = {
             vary={"norm": ["none", "batch"]},
         ),
         Preset(
+            "sigmoid_plateau",
+            "ioffe_fig1 trained 10× longer (200 epochs, 4,600 steps): the plain sigmoid net "
+            "leaves its plateau, long after the BN net",
+            base=dict(
+                dataset="digits",
+                hidden="100,100,100",
+                activation="sigmoid",
+                optimizer="sgd",
+                lr=0.1,
+                batch_size=60,
+                epochs=200,
+            ),
+            vary={"norm": ["none", "batch"]},
+        ),
+        Preset(
             "default",
             "The dashboard's default: the default config with and without BN",
             vary={"norm": ["batch", "none"]},
@@ -789,6 +804,13 @@ PRESETS: dict[str, Preset] = {
                 epochs=10,
             ),
             vary={"norm": ["none", "batch"], "init": ["default", "kaiming"], "agc": [0.0, 0.01]},
+        ),
+        Preset(
+            "bn_gradients",
+            "4 and 16 ReLU layers × 64 with Kaiming init, without and with BN: each layer's "
+            "gradient norm at the first step (BN's gradients grow towards the input with depth)",
+            base=dict(dataset="digits", activation="relu", init="kaiming", lr=0.1, epochs=3),
+            vary={"hidden": ["64," * 3 + "64", "64," * 15 + "64"], "norm": ["none", "batch"]},
         ),
     )
 }

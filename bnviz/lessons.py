@@ -46,6 +46,7 @@ CHARTS: dict[str, str] = {
     "ics": "internal covariate shift ‖G − G′‖/‖G‖ per layer over training",
     "landscape": "loss and gradient change along the gradient (bands over η), β-smoothness",
     "slice": "the loss on a 2-D slice around the final weights, per run",
+    "grad_depth": "each layer's gradient norm ‖∇W‖ at the first step, against depth, per run",
 }
 
 
@@ -173,10 +174,20 @@ LESSONS: dict[str, Lesson] = {
         _l(
             "ioffe_fig1",
             "Sigmoid nets become trainable",
-            "Ioffe & Szegedy's Fig. 1 at small scale: a 3×100 sigmoid net learns only with BN.",
+            "Ioffe & Szegedy's Fig. 1 at small scale: in 20 epochs a 3×100 sigmoid net learns "
+            "only with BN; without it, it sits on a plateau at chance.",
             "002 003",
             "Ioffe & Szegedy 2015, Fig. 1",
             "acc bands",
+        ),
+        _l(
+            "sigmoid_plateau",
+            "The plateau: train longer",
+            "The same two sigmoid nets for 200 epochs: the plain one does learn, after dozens "
+            "of times as many steps as BN.",
+            "003",
+            "Ioffe & Szegedy 2015, Fig. 1",
+            "acc loss",
         ),
         _l(
             "saturation",
@@ -232,7 +243,7 @@ LESSONS: dict[str, Lesson] = {
             "Noisy BN: shifting distributions still train",
             "Noise whose mean and scale change every step, added after each BN: the units' "
             "distributions wander, the net trains like BN.",
-            "000 001 003",
+            "000 001 002 003",
             "Santurkar et al. 2018, §2.1",
             "acc units",
         ),
@@ -269,6 +280,15 @@ LESSONS: dict[str, Lesson] = {
             "000 002",
             "Brock et al. 2021 (NFNets); He et al. 2015",
             "acc loss",
+        ),
+        _l(
+            "bn_gradients",
+            "BN's gradients explode at init in deep nets",
+            "At the first step of a 16-layer BN net, the first layer's gradient is ~15× the "
+            "classifier's; without BN, or with 4 layers, it is not.",
+            "000",
+            "Yang et al. 2019, A Mean Field Theory of Batch Normalization",
+            "grad_depth acc",
         ),
     )
 }

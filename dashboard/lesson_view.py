@@ -155,6 +155,10 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
         return charts.sweep(sweep_points(configs, histories, statuses, field, by), field, by)
     if name == "gap":
         return charts.gap(labels, histories)
+    if name == "grad_depth":
+        title = "Gradient norm of each layer's weights at the first step"
+        params = [r.params for r in runs]
+        return charts.first_step_by_layer(labels, params, "grad_norm", title, "‖∇W‖")
     depth = len((runs[0].config if runs else RunConfig()).hidden)
     if name == "bands":
         # What the last hidden layer's norm puts out: with placement=before that is the
