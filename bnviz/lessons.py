@@ -148,6 +148,14 @@ LESSONS: dict[str, Lesson] = {
             "Ioffe & Szegedy 2015, Alg. 1",
         ),
         _page(
+            "whitening",
+            "Whitening vs per-feature standardization",
+            "Two correlated features: BN standardizes each on its own and leaves them "
+            "correlated; full whitening decorrelates them, at a price.",
+            "002",
+            "LeCun et al. 1998, Efficient BackProp; Ioffe & Szegedy 2015, §2–3",
+        ),
+        _page(
             "bn_inference",
             "Inference: running statistics",
             "Alg. 2: running averages with momentum 0.1, 0.01 and None, the m/(m−1) factor, and "
