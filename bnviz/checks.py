@@ -570,6 +570,54 @@ def no_norm(records: Sequence[Any]) -> Check:
     return Check(passed, summary, tuple(figures))
 
 
+def _affine(r: Any, step: int) -> list[dict]:
+    """The param rows of `step` that carry a norm's vectors (γ = weight, β = bias)."""
+    return [p for p in r.params if p["step"] == step and "weight" in p.get("norm", {})]
+
+
+def _drift(rows: list[dict]) -> tuple[float, float]:
+    """Largest |γ − 1| and |β| over every unit of these rows' layers (from min and max)."""
+    g = max(
+        max(abs(p["norm"]["weight"]["min"] - 1), abs(p["norm"]["weight"]["max"] - 1)) for p in rows
+    )
+    b = max(max(abs(p["norm"]["bias"]["min"]), abs(p["norm"]["bias"]["max"])) for p in rows)
+    return g, b
+
+
+def gamma_beta_init(records: Sequence[Any]) -> Check:
+    """γ = 1 and β = 0 at the start (every unit within 0.01 after the first step), and training
+    moves them: at the end some unit's γ or β is ≥ 0.05 away from 1 or 0, in the BN runs of
+    both a ReLU and a sigmoid net."""
+    runs = [_find(records, norm="batch", activation=a) for a in ("relu", "sigmoid")]
+    if wait := _unready(runs):
+        return wait
+    figures, parts, passed = [], [], True
+    for r in runs:
+        steps = sorted({p["step"] for p in r.params if "weight" in p.get("norm", {})})
+        if not steps:
+            return _pending("no γ/β records (param rows) in this group")
+        name = r.config.activation
+        g0, b0 = _drift(_affine(r, steps[0]))
+        g1, b1 = _drift(_affine(r, steps[-1]))
+        figures += [
+            (f"{name}: largest |γ − 1|, |β| after the first step", f"{g0:.3f}, {b0:.3f}"),
+            (f"{name}: largest |γ − 1|, |β| at step {steps[-1]}", f"{g1:.3f}, {b1:.3f}"),
+        ]
+        means = {p["layer"]: p["norm"]["weight"]["mean"] for p in _affine(r, steps[-1])}
+        figures += [
+            (f"{name}: mean γ of layer {k} at the end", f"{v:.3f}") for k, v in means.items()
+        ]
+        figures += [(f"final test acc: {name}", _acc_text(r))]
+        passed &= max(g0, b0) <= 0.01 and max(g1, b1) >= 0.05
+        last = max(means)
+        parts.append(
+            f"{name}: largest |γ − 1| {g0:.3f} after the first step, {g1:.3f} at the end "
+            f"(layer {last}'s mean γ {means[last]:.3f}), largest |β| {b1:.3f}"
+        )
+    summary = "γ started at 1 and β at 0; training moved them — " + "; ".join(parts) + "."
+    return Check(passed, summary, tuple(figures))
+
+
 def sigmoid_plateau(records: Sequence[Any]) -> Check:
     """Trained long enough, the plain sigmoid net learns: it reaches 50 % test accuracy (leaves
     the plateau at chance), but only after ≥ 10× as many steps as BN, which reaches 90 %."""
@@ -678,5 +726,6 @@ CHECKS: dict[str, Callable[[Sequence[Any]], Check]] = {
         no_norm,
         sigmoid_plateau,
         bn_gradients,
+        gamma_beta_init,
     )
 }

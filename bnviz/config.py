@@ -793,6 +793,13 @@ PRESETS: dict[str, Preset] = {
             vary={"train_only": ["all", "norm", "classifier"]},
         ),
         Preset(
+            "gamma_beta_init",
+            "BN nets (ReLU and sigmoid, SGD 0.1, 20 epochs): γ starts at 1 and β at 0; what "
+            "training makes of them, layer by layer",
+            base=dict(dataset="digits", norm="batch", lr=0.1, epochs=20),
+            vary={"activation": ["relu", "sigmoid"]},
+        ),
+        Preset(
             "no_norm",
             "16 ReLU layers × 64 at lr 0.3, without and with BN: PyTorch's default init or "
             "Kaiming's, with and without adaptive gradient clipping (λ 0.01, Brock et al. 2021)",

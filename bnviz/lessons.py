@@ -47,6 +47,8 @@ CHARTS: dict[str, str] = {
     "landscape": "loss and gradient change along the gradient (bands over η), β-smoothness",
     "slice": "the loss on a 2-D slice around the final weights, per run",
     "grad_depth": "each layer's gradient norm ‖∇W‖ at the first step, against depth, per run",
+    "gamma": "the norms' γ (weight), mean over each hidden layer's units, over training",
+    "beta": "the norms' β (bias), mean over each hidden layer's units, over training",
 }
 
 
@@ -280,6 +282,15 @@ LESSONS: dict[str, Lesson] = {
             "002 003",
             "Frankle et al. 2021",
             "acc loss",
+        ),
+        _l(
+            "gamma_beta_init",
+            "γ starts at 1, β at 0",
+            "A BN layer begins as plain standardization; training then moves γ and β, slowly, "
+            "and most in the last hidden layer.",
+            "002 003 004",
+            "Ioffe & Szegedy 2015, §3",
+            "gamma beta",
         ),
         _l(
             "no_norm",

@@ -174,6 +174,9 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
             else f"Layer {depth}: {charts.POINT_NAMES['act_in']} over training"
         )
         return charts.percentile_bands(labels, series, title, cols=2)
+    if name in ("gamma", "beta"):
+        view = "γ (weight)" if name == "gamma" else "β (bias)"
+        return live.detail_figure(view, runs, labels, "act_in", depth, depth)
     if name == "saturation":
         return live.detail_figure("saturation / dead units", runs, labels, "act_out", depth, depth)
     if name in live.MEASURE_VIEWS:  # the measures' views: records kinds of config.measures

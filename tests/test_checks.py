@@ -31,6 +31,7 @@ LESSON_PRESETS = (
     "no_norm",
     "sigmoid_plateau",
     "bn_gradients",
+    "gamma_beta_init",
 )
 # What each preset's check says on the real engine at its default seed: the claim holds, except
 # `landscape`, whose check asserts all three of Santurkar et al.'s Fig. 4 and fails honestly at
@@ -430,6 +431,38 @@ def test_bn_gradients() -> None:
     assert checks.bn_gradients(no_params).passed is None
 
 
+def affine_rows(moved: float) -> list[dict]:
+    """Param rows of 3 BN layers (+ the classifier) at steps 0 and 450: γ within 0.002 of 1
+    and β of 0 at step 0; at 450 the last layer's γ spans 1 ± `moved`."""
+
+    def summary(mean: float, half: float) -> dict:
+        return {"mean": mean, "std": half / 2, "min": mean - half, "max": mean + half}
+
+    rows = []
+    for step, spread in ((0, 0.002), (450, moved)):
+        for layer in (1, 2, 3):
+            s = spread if layer == 3 or step == 0 else 0.01
+            norm = {"weight": summary(1.0, s), "bias": summary(0.0, s / 2)}
+            rows.append({"step": step, "layer": layer, "grad_norm": 1.0, "norm": norm})
+        rows.append({"step": step, "layer": 4, "grad_norm": 1.0, "classifier": True})
+    return rows
+
+
+def test_gamma_beta_init() -> None:
+    def runs(moved: float) -> list[Rec]:
+        return [
+            with_rows(rec([0.1, 0.97], activation=a), params=affine_rows(moved))
+            for a in ("relu", "sigmoid")
+        ]
+
+    ok, _ = check_cases("gamma_beta_init", runs(0.2), runs(0.02))
+    assert "relu: largest |γ − 1| 0.002 after the first step, 0.200 at the end" in ok.summary
+    assert ("sigmoid: mean γ of layer 3 at the end", "1.000") in ok.figures
+    # control arm: γ and β frozen (train_only=classifier) stay at 1 and 0
+    assert checks.gamma_beta_init(runs(0.0)).passed is False
+    assert checks.gamma_beta_init([rec([0.1, 0.9], norm="none")]).passed is None
+
+
 def test_cancelled_run_asks_for_a_rerun() -> None:
     runs = [rec([0.1, 0.5], norm="none", status="cancelled"), rec([0.1, 0.96], norm="batch")]
     result = checks.ioffe_fig1(runs)
@@ -492,3 +525,10 @@ def test_swapping_the_effect_for_its_control_fails_the_check(preset_records: Any
     assert (
         checks.sigmoid_plateau([as_arm(short["none"], long["none"]), long["batch"]]).passed is False
     )
+    # γ and β frozen (only the classifier trains): the same nets, their γ/β never move
+    from bnviz import train
+
+    preset = PRESETS["gamma_beta_init"].configs()
+    frozen = train.train_group([c.replace(train_only="classifier") for c in preset], device="cpu")
+    assert checks.gamma_beta_init(preset_records("gamma_beta_init")).passed is True
+    assert checks.gamma_beta_init(frozen).passed is False
