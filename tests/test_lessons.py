@@ -16,7 +16,7 @@ from streamlit.util import calc_hash
 from bnviz import checks, cli
 from bnviz.config import PRESETS, from_dict
 from bnviz.jobs import GroupJob
-from bnviz.lessons import CHARTS, LECTURES, LESSONS, neighbours
+from bnviz.lessons import CHARTS, LECTURES, LESSONS, OUT_OF_SCOPE, neighbours
 from dashboard import lesson_view
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +102,8 @@ def test_tour_lists_every_lesson_in_order():
     assert "one claim from the lectures" in text
     for lesson in LESSONS.values():
         assert lesson.teaser in text
+    for claim in OUT_OF_SCOPE:  # every claim no lesson shows, with its reason
+        assert f"**{claim.claim}**" in text and claim.why in text
 
 
 def test_open_in_the_lab_loads_the_lessons_runs():
