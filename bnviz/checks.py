@@ -642,9 +642,8 @@ def sigmoid_plateau(records: Sequence[Any]) -> Check:
             ratio = s50["none"] / max(s50["batch"], 1)
             left += f", {ratio:.0f}× as many as BN's {s50['batch']}"
     summary = (
-        f"The plain sigmoid net {left}; it reached 90 % {_at(s90['none'])} and ended at "
-        f"{_pct(_final(plain))}, BN reached 90 % {_at(s90['batch'])} and ended at "
-        f"{_pct(_final(bn))}."
+        f"The plain sigmoid net {left}; it {_reached(s90['none'])} and ended at "
+        f"{_pct(_final(plain))}; BN {_reached(s90['batch'])} and ended at {_pct(_final(bn))}."
     )
     passed = ratio is not None and ratio >= 10 and s90["batch"] is not None
     return Check(passed, summary, tuple(figures))
@@ -654,8 +653,8 @@ def _never(steps: int | None) -> str:
     return "never" if steps is None else str(steps)
 
 
-def _at(steps: int | None) -> str:
-    return "never" if steps is None else f"after {steps} steps"
+def _reached(steps: int | None, level: str = "90 %") -> str:
+    return f"never reached {level}" if steps is None else f"reached {level} after {steps} steps"
 
 
 def _first_grads(r: Any) -> dict[int, float]:

@@ -158,7 +158,8 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
     if name == "grad_depth":
         title = "Gradient norm of each layer's weights at the first step"
         params = [r.params for r in runs]
-        return charts.first_step_by_layer(labels, params, "grad_norm", title, "‖∇W‖")
+        fig = charts.first_step_by_layer(labels, params, "grad_norm", title, "‖∇W‖")
+        return charts.without_legend(fig)  # the status line names every run in its colour
     depth = len((runs[0].config if runs else RunConfig()).hidden)
     if name == "bands":
         # What the last hidden layer's norm puts out: with placement=before that is the
