@@ -6,6 +6,7 @@ Records come from `preset_records` (conftest): each preset trains once for the w
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -50,6 +51,14 @@ def test_registry_is_complete():
         assert -1 not in positions and positions == sorted(positions), slug
     assert neighbours(next(iter(LESSONS)))[0] is None
     assert neighbours(list(LESSONS)[-1])[1] is None
+
+
+def test_each_text_cites_exactly_its_lectures():
+    """The lectures a text names (000–004) are the registry's, and vice versa: the line of
+    sources under the title never lists a lecture the text does not use."""
+    for slug, lesson in LESSONS.items():
+        named = set(re.findall(r"(?<![\d,.])00[0-4](?!\d)", lesson.text()))
+        assert named == set(lesson.lectures), slug
 
 
 def test_every_preset_is_a_cli_preset():
