@@ -303,8 +303,8 @@ LESSONS: dict[str, Lesson] = {
         _l(
             "bn_gradients",
             "BN's gradients explode at init in deep nets",
-            "At the first step of a 16-layer BN net, the first layer's gradient is ~15× the "
-            "classifier's; without BN, or with 4 layers, it is not.",
+            "At the first step of a 16-layer BN net, the first layer's gradient is over 10× "
+            "the classifier's; without BN, or with 4 layers, it is not.",
             "000",
             "Yang et al. 2019, A Mean Field Theory of Batch Normalization",
             "grad_depth acc",

@@ -22,7 +22,9 @@ for i, lesson in enumerate(LESSONS.values(), start=1):
 with st.expander("Claims of the lectures that no lesson shows, and why"):
     st.markdown(
         "\n".join(
-            f"- **{x.claim}** (lecture {', '.join(x.lectures)}): {x.why}" for x in OUT_OF_SCOPE
+            f"- **{x.claim}** (lecture{'s' * (len(x.lectures) > 1)} {', '.join(x.lectures)}): "
+            f"{x.why}"
+            for x in OUT_OF_SCOPE
         )
     )
 with st.expander("The lectures these lessons come from"):
