@@ -779,3 +779,38 @@ def loss_slice(
             _panel_note(layout, domains[i - 1], empty[i - 1] if empty else "no slice yet")
     layout["coloraxis"] = {"colorscale": "Viridis", "colorbar": {"title": {"text": "log₁₀ loss"}}}
     return {"data": data, "layout": layout}
+
+
+def first_step_by_layer(
+    labels: Sequence[str],
+    rows_per_run: Sequence[Sequence[dict]],
+    key: str,
+    title: str | dict,
+    y_title: str,
+) -> Figure:
+    """One line per run: rows' `key` (e.g. the param rows' grad_norm) at the run's first
+    recorded step, against the layer (1 = nearest the input; the last point of a run is its
+    classifier), on a log axis: how a quantity grows or fades with depth at initialization."""
+    data = []
+    for i, (label, rows) in enumerate(zip(labels, rows_per_run)):
+        ok = [r for r in rows if isinstance(r.get(key), (int, float)) and r[key] > 0]
+        if not ok:
+            continue
+        first = min(r["step"] for r in ok)
+        pts = sorted((r["layer"], r[key]) for r in ok if r["step"] == first)
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": label,
+                "x": [p[0] for p in pts],
+                "y": [p[1] for p in pts],
+                "line": {"color": color(i), "width": 2.5},
+                "hovertemplate": "layer %{x}: %{y:.3g}<extra>" + label + "</extra>",
+            }
+        )
+    layout = _layout(title)
+    layout["xaxis"] |= {"title": {"text": "layer (the last point: the classifier)"}, "dtick": 1}
+    layout["yaxis"] = {"type": "log", "title": {"text": y_title}}
+    _log_ticks(layout, data)
+    return {"data": data, "layout": layout}

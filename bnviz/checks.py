@@ -158,10 +158,13 @@ def ioffe_fig1(records: Sequence[Any]) -> Check:
         ("final test acc: norm=none", _acc_text(plain)),
         ("final test acc: norm=batch", _acc_text(bn)),
     )
+    steps = max(int(row["step"]) for row in plain.history)
     summary = (
-        f"Without BN the net ended at {_pct(a_plain)} test accuracy (chance is 10 %), "
-        f"with BN at {_pct(a_bn)}."
+        f"After {steps} steps the net without BN was at {_pct(a_plain)} test accuracy (chance "
+        f"is 10 %), with BN at {_pct(a_bn)}."
     )
+    if _steps_to(plain, 0.50) is None:  # never left chance by much: say what that means
+        summary += " The plain net has not left its plateau yet; the next lesson trains longer."
     return Check(a_plain < 0.20 and a_bn >= 0.95, summary, figures)
 
 
@@ -570,6 +573,142 @@ def no_norm(records: Sequence[Any]) -> Check:
     return Check(passed, summary, tuple(figures))
 
 
+def _affine(r: Any, step: int) -> list[dict]:
+    """The param rows of `step` that carry a norm's vectors (γ = weight, β = bias)."""
+    return [p for p in r.params if p["step"] == step and "weight" in p.get("norm", {})]
+
+
+def _drift(rows: list[dict]) -> tuple[float, float]:
+    """Largest |γ − 1| and |β| over every unit of these rows' layers (from min and max)."""
+    g = max(
+        max(abs(p["norm"]["weight"]["min"] - 1), abs(p["norm"]["weight"]["max"] - 1)) for p in rows
+    )
+    b = max(max(abs(p["norm"]["bias"]["min"]), abs(p["norm"]["bias"]["max"])) for p in rows)
+    return g, b
+
+
+def gamma_beta_init(records: Sequence[Any]) -> Check:
+    """γ = 1 and β = 0 at the start (every unit within 0.01 after the first step), and training
+    moves them: at the end some unit's γ or β is ≥ 0.05 away from 1 or 0, in the BN runs of
+    both a ReLU and a sigmoid net."""
+    runs = [_find(records, norm="batch", activation=a) for a in ("relu", "sigmoid")]
+    if wait := _unready(runs):
+        return wait
+    figures, parts, passed = [], [], True
+    for r in runs:
+        steps = sorted({p["step"] for p in r.params if "weight" in p.get("norm", {})})
+        if not steps:
+            return _pending("no γ/β records (param rows) in this group")
+        name = r.config.activation
+        g0, b0 = _drift(_affine(r, steps[0]))
+        g1, b1 = _drift(_affine(r, steps[-1]))
+        figures += [
+            (f"{name}: largest |γ − 1|, |β| after the first step", f"{g0:.3f}, {b0:.3f}"),
+            (f"{name}: largest |γ − 1|, |β| at step {steps[-1]}", f"{g1:.3f}, {b1:.3f}"),
+        ]
+        means = {p["layer"]: p["norm"]["weight"]["mean"] for p in _affine(r, steps[-1])}
+        figures += [
+            (f"{name}: mean γ of layer {k} at the end", f"{v:.3f}") for k, v in means.items()
+        ]
+        figures += [(f"final test acc: {name}", _acc_text(r))]
+        passed &= max(g0, b0) <= 0.01 and max(g1, b1) >= 0.05
+        last = max(means)
+        parts.append(
+            f"{name}: largest |γ − 1| {g0:.3f} after the first step, {g1:.3f} at the end "
+            f"(layer {last}'s mean γ {means[last]:.3f}), largest |β| {b1:.3f}"
+        )
+    summary = "γ started at 1 and β at 0; training moved them — " + "; ".join(parts) + "."
+    return Check(passed, summary, tuple(figures))
+
+
+def sigmoid_plateau(records: Sequence[Any]) -> Check:
+    """Trained long enough, the plain sigmoid net learns: it reaches 50 % test accuracy (leaves
+    the plateau at chance), but only after ≥ 10× as many steps as BN, which reaches 90 %."""
+    plain, bn = _find(records, norm="none"), _find(records, norm="batch")
+    if wait := _unready([plain, bn]):
+        return wait
+    s50 = {"none": _steps_to(plain, 0.50), "batch": _steps_to(bn, 0.50)}
+    s90 = {"none": _steps_to(plain, 0.90), "batch": _steps_to(bn, 0.90)}
+    figures = []
+    for level, steps in (("50", s50), ("90", s90)):
+        for n in ("none", "batch"):
+            figures.append((f"steps to {level} %: norm={n}", _never(steps[n])))
+    figures += [("final test acc: norm=none", _acc_text(plain))]
+    figures += [("final test acc: norm=batch", _acc_text(bn))]
+    last = max(int(row["step"]) for row in plain.history)
+    ratio = None  # the plain net's steps to 50 % over BN's
+    if s50["none"] is None:
+        left = f"did not leave the plateau in {last} steps (50 % never reached)"
+    else:
+        left = f"left the plateau — 50 % test accuracy — after {s50['none']} steps"
+        if s50["batch"] is not None:
+            ratio = s50["none"] / max(s50["batch"], 1)
+            left += f", {ratio:.0f}× as many as BN's {s50['batch']}"
+    summary = (
+        f"The plain sigmoid net {left}; it {_reached(s90['none'])} and ended at "
+        f"{_pct(_final(plain))}; BN {_reached(s90['batch'])} and ended at {_pct(_final(bn))}."
+    )
+    passed = ratio is not None and ratio >= 10 and s90["batch"] is not None
+    return Check(passed, summary, tuple(figures))
+
+
+def _never(steps: int | None) -> str:
+    return "never" if steps is None else str(steps)
+
+
+def _reached(steps: int | None, level: str = "90 %") -> str:
+    return f"never reached {level}" if steps is None else f"reached {level} after {steps} steps"
+
+
+def _first_grads(r: Any) -> dict[int, float]:
+    """{layer: ‖∇W‖} of the first param rows (the gradient at initialization; the classifier
+    is layer depth + 1)."""
+    rows = [p for p in r.params if _ok(p.get("grad_norm"))]
+    if not rows:
+        return {}
+    first = min(p["step"] for p in rows)
+    return {int(p["layer"]): float(p["grad_norm"]) for p in rows if p["step"] == first}
+
+
+def bn_gradients(records: Sequence[Any]) -> Check:
+    """At initialization the deepest BN net's first-layer gradient is ≥ 5× its classifier's,
+    and that ratio is ≥ 3× the shallowest BN net's and ≥ 3× the plain net's of its depth."""
+    depths = sorted({len(r.config.hidden) for r in records})
+    if len(depths) < 2:
+        return _pending("no runs of two depths in this group")
+    runs = {
+        (d, n): next((r for r in records if len(r.config.hidden) == d and r.config.norm == n), None)
+        for d in (depths[0], depths[-1])
+        for n in ("none", "batch")
+    }
+    if wait := _unready(list(runs.values())):
+        return wait
+    grads = {k: _first_grads(r) for k, r in runs.items()}
+    if any(len(g) < 2 for g in grads.values()):
+        return _pending("no gradient norms (param rows) in this group")
+    ratio = {k: g[1] / g[max(g)] for k, g in grads.items()}
+    figures = []
+    for (d, n), g in grads.items():
+        figures += [
+            (f"{d} layers, norm={n}: ‖∇W‖ layer 1", f"{g[1]:.3g}"),
+            (f"{d} layers, norm={n}: ‖∇W‖ classifier", f"{g[max(g)]:.3g}"),
+            (f"{d} layers, norm={n}: layer 1 / classifier", f"{ratio[d, n]:.3g}"),
+        ]
+    lo, hi = depths[0], depths[-1]
+    summary = (
+        f"At the first step, layer 1's gradient norm was {ratio[hi, 'batch']:.3g}× the "
+        f"classifier's in the {hi}-layer BN net ({ratio[lo, 'batch']:.3g}× with {lo} layers); "
+        f"without BN, {ratio[hi, 'none']:.3g}× with {hi} layers and {ratio[lo, 'none']:.3g}× "
+        f"with {lo}."
+    )
+    passed = (
+        ratio[hi, "batch"] >= 5
+        and ratio[hi, "batch"] >= 3 * ratio[lo, "batch"]
+        and ratio[hi, "batch"] >= 3 * ratio[hi, "none"]
+    )
+    return Check(passed, summary, tuple(figures))
+
+
 CHECKS: dict[str, Callable[[Sequence[Any]], Check]] = {
     f.__name__: f
     for f in (
@@ -587,5 +726,8 @@ CHECKS: dict[str, Callable[[Sequence[Any]], Check]] = {
         landscape,
         gamma_beta_only,
         no_norm,
+        sigmoid_plateau,
+        bn_gradients,
+        gamma_beta_init,
     )
 }

@@ -698,6 +698,22 @@ PRESETS: dict[str, Preset] = {
             vary={"norm": ["none", "batch"]},
         ),
         Preset(
+            "sigmoid_plateau",
+            "ioffe_fig1 trained 7.5× longer (150 epochs, 3,450 steps): the plain sigmoid net "
+            "leaves its plateau, long after the BN net",
+            base=dict(
+                dataset="digits",
+                hidden="100,100,100",
+                activation="sigmoid",
+                optimizer="sgd",
+                lr=0.1,
+                batch_size=60,
+                epochs=150,
+                record_every=20,  # every 20 steps: 173 records, the plateau's exit to ±20 steps
+            ),
+            vary={"norm": ["none", "batch"]},
+        ),
+        Preset(
             "default",
             "The dashboard's default: the default config with and without BN",
             vary={"norm": ["batch", "none"]},
@@ -796,6 +812,13 @@ PRESETS: dict[str, Preset] = {
             vary={"train_only": ["all", "norm", "classifier"]},
         ),
         Preset(
+            "gamma_beta_init",
+            "BN nets (ReLU and sigmoid, SGD 0.1, 20 epochs): γ starts at 1 and β at 0; what "
+            "training makes of them, layer by layer",
+            base=dict(dataset="digits", norm="batch", lr=0.1, epochs=20),
+            vary={"activation": ["relu", "sigmoid"]},
+        ),
+        Preset(
             "no_norm",
             "16 ReLU layers × 64 at lr 0.3, without and with BN: PyTorch's default init or "
             "Kaiming's, with and without adaptive gradient clipping (λ 0.01, Brock et al. 2021)",
@@ -807,6 +830,13 @@ PRESETS: dict[str, Preset] = {
                 epochs=10,
             ),
             vary={"norm": ["none", "batch"], "init": ["default", "kaiming"], "agc": [0.0, 0.01]},
+        ),
+        Preset(
+            "bn_gradients",
+            "4 and 16 ReLU layers × 64 with Kaiming init, without and with BN: each layer's "
+            "gradient norm at the first step (BN's gradients grow towards the input with depth)",
+            base=dict(dataset="digits", activation="relu", init="kaiming", lr=0.1, epochs=3),
+            vary={"hidden": ["64," * 3 + "64", "64," * 15 + "64"], "norm": ["none", "batch"]},
         ),
     )
 }

@@ -46,6 +46,9 @@ CHARTS: dict[str, str] = {
     "ics": "internal covariate shift ‖G − G′‖/‖G‖ per layer over training",
     "landscape": "loss and gradient change along the gradient (bands over η), β-smoothness",
     "slice": "the loss on a 2-D slice around the final weights, per run",
+    "grad_depth": "each layer's gradient norm ‖∇W‖ at the first step, against depth, per run",
+    "gamma": "the norms' γ (weight), mean over each hidden layer's units, over training",
+    "beta": "the norms' β (bias), mean over each hidden layer's units, over training",
 }
 
 
@@ -147,6 +150,14 @@ LESSONS: dict[str, Lesson] = {
             "Ioffe & Szegedy 2015, Alg. 1",
         ),
         _page(
+            "whitening",
+            "Whitening vs per-feature standardization",
+            "Two correlated features: BN standardizes each on its own and leaves them "
+            "correlated; full whitening decorrelates them, at a price.",
+            "002",
+            "LeCun et al. 1998, Efficient BackProp; Ioffe & Szegedy 2015, §2–3",
+        ),
+        _page(
             "bn_inference",
             "Inference: running statistics",
             "Alg. 2: running averages with momentum 0.1, 0.01 and None, the m/(m−1) factor, and "
@@ -173,10 +184,20 @@ LESSONS: dict[str, Lesson] = {
         _l(
             "ioffe_fig1",
             "Sigmoid nets become trainable",
-            "Ioffe & Szegedy's Fig. 1 at small scale: a 3×100 sigmoid net learns only with BN.",
+            "Ioffe & Szegedy's Fig. 1 at small scale: in 20 epochs a 3×100 sigmoid net learns "
+            "only with BN; without it, it sits on a plateau at chance.",
             "002 003",
             "Ioffe & Szegedy 2015, Fig. 1",
             "acc bands",
+        ),
+        _l(
+            "sigmoid_plateau",
+            "The plateau: train longer",
+            "The same two sigmoid nets for 150 epochs: the plain one does learn, after some 40× "
+            "as many steps as BN.",
+            "003",
+            "Ioffe & Szegedy 2015, Fig. 1",
+            "acc loss",
         ),
         _l(
             "saturation",
@@ -232,7 +253,7 @@ LESSONS: dict[str, Lesson] = {
             "Noisy BN: shifting distributions still train",
             "Noise whose mean and scale change every step, added after each BN: the units' "
             "distributions wander, the net trains like BN.",
-            "000 001 003",
+            "000 001 002 003",
             "Santurkar et al. 2018, §2.1",
             "acc units",
         ),
@@ -263,6 +284,15 @@ LESSONS: dict[str, Lesson] = {
             "acc loss",
         ),
         _l(
+            "gamma_beta_init",
+            "γ starts at 1, β at 0",
+            "A BN layer begins as plain standardization; training then moves γ and β, slowly, "
+            "and most in the last hidden layer.",
+            "002 003 004",
+            "Ioffe & Szegedy 2015, §3",
+            "gamma beta",
+        ),
+        _l(
             "no_norm",
             "A deep net without BN",
             "16 layers without a norm: careful init and adaptive gradient clipping, next to BN.",
@@ -270,11 +300,83 @@ LESSONS: dict[str, Lesson] = {
             "Brock et al. 2021 (NFNets); He et al. 2015",
             "acc loss",
         ),
+        _l(
+            "bn_gradients",
+            "BN's gradients explode at init in deep nets",
+            "At the first step of a 16-layer BN net, the first layer's gradient is over 10× "
+            "the classifier's; without BN, or with 4 layers, it is not.",
+            "000",
+            "Yang et al. 2019, A Mean Field Theory of Batch Normalization",
+            "grad_depth acc",
+        ),
     )
 }
 assert all(set(x.charts) <= set(CHARTS) for x in LESSONS.values())
 assert all(x.trains or x.page for x in LESSONS.values())
 assert all(set(x.lectures) <= set(LECTURES) for x in LESSONS.values())
+
+
+@dataclass(frozen=True)
+class OutOfScope:
+    """A claim of the lectures that no lesson shows, and why (with what bnviz measured)."""
+
+    claim: str
+    lectures: tuple[str, ...]  # keys of LECTURES
+    why: str
+
+
+# Measured on the CLI at seeds 100–104 (seed = data_seed); docs/lessons.md lists every claim.
+OUT_OF_SCOPE: tuple[OutOfScope, ...] = (
+    OutOfScope(
+        "With BN you need less dropout, or none",
+        ("001", "002", "004"),
+        "Here there is no need for dropout to remove: on the regularization lesson's 300 "
+        "training digits, dropout 0.5 moved test accuracy by −2.2 to +1.4 points without BN "
+        "and −1.7 to +2.2 with it (seeds 100–104).",
+    ),
+    OutOfScope(
+        "Larger batches regularize less",
+        ("001", "004"),
+        "At equal epochs a larger batch also takes fewer steps (1,800 at batch 10, 120 at 150 "
+        "on 300 digits), which swamps the effect. Ghost BN separates the two: at batch 150, "
+        "statistics over virtual batches of 10 raised the training loss (0.21–0.24 vs "
+        "0.05–0.07) but moved test accuracy by only −1.7 to +2.2 points (seeds 100–104): more "
+        "noise, no measurable gain at this scale. Try norm=ghost_batch in the lab.",
+    ),
+    OutOfScope(
+        "An adaptive learning rate (Adam) is the other remedy for a stretched error surface",
+        ("003",),
+        "Shown in the lab, not judged: with every other input ×100, plain SGD at 5 epochs found "
+        "no rate from 0.01 to 0.1 that trained both input scales (at best 83 %), while Adam at "
+        "0.001 reached 92.5–96.1 % on both and BN with SGD 0.1 91.7–97.2 % (seeds 100–104). "
+        "With more epochs SGD at 0.1 catches up on standardized inputs, so the contrast "
+        "depends on the budget: set optimizer=adam in the lab.",
+    ),
+    OutOfScope(
+        "BN works because it adds parameters",
+        ("000",),
+        "The lecture dismisses it and so does bnviz, untested: γ and β add 600 numbers to a "
+        "3×100 net of 27,710 (2 %); a plain net widened by as much is not trained here. What "
+        "γ and β alone can do is the lesson 'Training only γ and β'.",
+    ),
+    OutOfScope(
+        "BN discourages reliance on single directions (units)",
+        ("000",),
+        "Morcos et al. (2018) measure it by ablating units one by one; bnviz records no ablations.",
+    ),
+    OutOfScope(
+        "Other ways to smooth the landscape work as well (BN is 'serendipitous')",
+        ("003",),
+        "Santurkar et al.'s ℓp normalizations are not implemented; LayerNorm and GroupNorm "
+        "appear only in the batch-size lesson.",
+    ),
+    OutOfScope(
+        "Batch statistics across GPUs",
+        ("001",),
+        "bnviz trains on one device; per-device batches are the batch-size lesson's small batches.",
+    ),
+)
+assert all(set(x.lectures) <= set(LECTURES) for x in OUT_OF_SCOPE)
 
 
 def neighbours(slug: str) -> tuple[Lesson | None, Lesson | None]:

@@ -545,3 +545,35 @@ def surface_losses(paths: dict[str, np.ndarray], best: dict[str, float]) -> Figu
     )
     layout["margin"]["b"] = 90
     return {"data": data, "layout": layout}
+
+
+# --- whitening vs per-feature standardization --------------------------------------------------
+
+
+def whitening_chart(panels: Sequence[tuple[str, np.ndarray]]) -> Figure:
+    """One scatter panel per (title, (N, 2) samples): the same batch raw, standardized per
+    feature (BN) and whitened, each panel square (x and y on one scale) so a tilted cloud
+    looks tilted."""
+    colors = (C_X, C_Y, GREEN)
+    data = [
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "x": _f32(xy[:, 0]),
+            "y": _f32(xy[:, 1]),
+            "name": title,
+            "showlegend": False,
+            "marker": {"color": colors[i % len(colors)], "size": 6, "opacity": 0.7},
+            "hovertemplate": "(%{x:.2f}, %{y:.2f})<extra></extra>",
+            **_ax(i + 1),
+        }
+        for i, (title, xy) in enumerate(panels)
+    ]
+    layout = _layout("One batch of two features, three ways", height=380)
+    _side_by_side(layout, [t for t, _ in panels], gap=0.08)
+    for i in range(1, len(panels) + 1):
+        s = "" if i == 1 else str(i)
+        layout[f"xaxis{s}"] |= {"title": {"text": "feature 1"}, "zeroline": True}
+        layout[f"yaxis{s}"] |= {"scaleanchor": f"x{s}", "scaleratio": 1, "zeroline": True}
+    layout["yaxis"]["title"] = {"text": "feature 2"}
+    return {"data": data, "layout": layout}

@@ -155,6 +155,11 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
         return charts.sweep(sweep_points(configs, histories, statuses, field, by), field, by)
     if name == "gap":
         return charts.gap(labels, histories)
+    if name == "grad_depth":
+        title = "Gradient norm of each layer's weights at the first step"
+        params = [r.params for r in runs]
+        fig = charts.first_step_by_layer(labels, params, "grad_norm", title, "‖∇W‖")
+        return charts.without_legend(fig)  # the status line names every run in its colour
     depth = len((runs[0].config if runs else RunConfig()).hidden)
     if name == "bands":
         # What the last hidden layer's norm puts out: with placement=before that is the
@@ -170,6 +175,9 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
             else f"Layer {depth}: {charts.POINT_NAMES['act_in']} over training"
         )
         return charts.percentile_bands(labels, series, title, cols=2)
+    if name in ("gamma", "beta"):
+        view = "γ (weight)" if name == "gamma" else "β (bias)"
+        return live.detail_figure(view, runs, labels, "act_in", depth, depth)
     if name == "saturation":
         return live.detail_figure("saturation / dead units", runs, labels, "act_out", depth, depth)
     if name in live.MEASURE_VIEWS:  # the measures' views: records kinds of config.measures

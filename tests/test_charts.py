@@ -269,3 +269,16 @@ def test_loss_slice_draws_each_run_and_names_the_empty_panels():
     assert [a["text"] for a in lay["annotations"]].count("no slice yet") == 1
     fig = charts.loss_slice(["a", "b"], [None, s], ["diverged: no slice", "no slice yet"])
     assert [a["text"] for a in fig["layout"]["annotations"]][-1] == "diverged: no slice"
+
+
+def test_first_step_by_layer_draws_each_runs_first_step_per_layer():
+    rows = [
+        {"step": s, "layer": k, "grad_norm": (10.0 / k if s == 0 else 1.0)}
+        for s in (0, 5)
+        for k in (1, 2, 3)
+    ]
+    fig = charts.first_step_by_layer(["a", "b"], [rows, []], "grad_norm", "t", "‖∇W‖")
+    go.Figure(fig)  # valid for plotly
+    (line,) = fig["data"]  # the run without rows draws nothing
+    assert line["x"] == [1, 2, 3] and line["y"] == [10.0, 5.0, 10.0 / 3]
+    assert fig["layout"]["yaxis"]["type"] == "log"

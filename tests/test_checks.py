@@ -29,6 +29,9 @@ LESSON_PRESETS = (
     "landscape",
     "gamma_beta_only",
     "no_norm",
+    "sigmoid_plateau",
+    "bn_gradients",
+    "gamma_beta_init",
 )
 # What each preset's check says on the real engine at its default seed: the claim holds, except
 # `landscape`, whose check asserts all three of Santurkar et al.'s Fig. 4 and fails honestly at
@@ -49,6 +52,7 @@ class Rec:
     ics: list[dict] = field(default_factory=list)
     landscape: list[dict] = field(default_factory=list)
     slice: list[dict] = field(default_factory=list)
+    params: list[dict] = field(default_factory=list)
 
 
 def rec(
@@ -383,6 +387,82 @@ def test_no_norm() -> None:
     assert checks.no_norm(deep(0.88)[:4]).passed is None
 
 
+def test_sigmoid_plateau() -> None:
+    plateau = [0.1] * 160 + [0.3, 0.55, 0.8, 0.92, 0.94]  # 50 % at step 1610
+    good = [rec(plateau, norm="none"), rec([0.1, 0.3, 0.6, 0.92, 0.97], norm="batch")]
+    ok, _ = check_cases("sigmoid_plateau", good, [rec([0.1] * 165, norm="none"), good[1]])
+    assert "after 1610 steps, 80× as many as BN's 20" in ok.summary
+    assert ("steps to 90 %: norm=batch", "30") in ok.figures
+    # control arms: BN swapped for its plain twin, or the plain net trained only 20 epochs
+    assert checks.sigmoid_plateau([good[0], rec(plateau, norm="batch")]).passed is False
+    short = checks.sigmoid_plateau([rec([0.1] * 46, norm="none"), good[1]])
+    assert short.passed is False and "did not leave the plateau in 450 steps" in short.summary
+
+
+def grad_rows(g1: float, depth: int) -> list[dict]:
+    """Param rows at steps 0 and 20: ‖∇W‖ g1 at layer 1, 1 at every later layer and the
+    classifier (layer depth + 1); at step 20 all 1 (only the first step counts)."""
+    return [
+        {"step": s, "layer": k, "grad_norm": g1 if (k == 1 and s == 0) else 1.0}
+        for s in (0, 20)
+        for k in range(1, depth + 2)
+    ]
+
+
+def gradient_runs(deep_bn: float, deep_plain: float = 0.6) -> list[Rec]:
+    ratios = {(4, "none"): 0.6, (4, "batch"): 1.6, (16, "none"): deep_plain, (16, "batch"): deep_bn}
+    return [
+        with_rows(rec([0.1, 0.8], hidden=(64,) * d, norm=n), params=grad_rows(g, d))
+        for (d, n), g in ratios.items()
+    ]
+
+
+def test_bn_gradients() -> None:
+    ok, _ = check_cases("bn_gradients", gradient_runs(18.0), gradient_runs(3.0))
+    assert "18× the classifier's in the 16-layer BN net (1.6× with 4 layers)" in ok.summary
+    assert ("16 layers, norm=batch: layer 1 / classifier", "18") in ok.figures
+    # control arm: the deep BN net swapped for its plain twin (Kaiming init, level gradients)
+    assert checks.bn_gradients(gradient_runs(0.6)).passed is False
+    # a plain net whose gradients grow as much is no contrast
+    assert checks.bn_gradients(gradient_runs(18.0, deep_plain=9.0)).passed is False
+    no_params = [
+        rec([0.1, 0.8], hidden=(64,) * d, norm=n) for d in (4, 16) for n in ("none", "batch")
+    ]
+    assert checks.bn_gradients(no_params).passed is None
+
+
+def affine_rows(moved: float) -> list[dict]:
+    """Param rows of 3 BN layers (+ the classifier) at steps 0 and 450: γ within 0.002 of 1
+    and β of 0 at step 0; at 450 the last layer's γ spans 1 ± `moved`."""
+
+    def summary(mean: float, half: float) -> dict:
+        return {"mean": mean, "std": half / 2, "min": mean - half, "max": mean + half}
+
+    rows = []
+    for step, spread in ((0, 0.002), (450, moved)):
+        for layer in (1, 2, 3):
+            s = spread if layer == 3 or step == 0 else 0.01
+            norm = {"weight": summary(1.0, s), "bias": summary(0.0, s / 2)}
+            rows.append({"step": step, "layer": layer, "grad_norm": 1.0, "norm": norm})
+        rows.append({"step": step, "layer": 4, "grad_norm": 1.0, "classifier": True})
+    return rows
+
+
+def test_gamma_beta_init() -> None:
+    def runs(moved: float) -> list[Rec]:
+        return [
+            with_rows(rec([0.1, 0.97], activation=a), params=affine_rows(moved))
+            for a in ("relu", "sigmoid")
+        ]
+
+    ok, _ = check_cases("gamma_beta_init", runs(0.2), runs(0.02))
+    assert "relu: largest |γ − 1| 0.002 after the first step, 0.200 at the end" in ok.summary
+    assert ("sigmoid: mean γ of layer 3 at the end", "1.000") in ok.figures
+    # control arm: γ and β frozen (train_only=classifier) stay at 1 and 0
+    assert checks.gamma_beta_init(runs(0.0)).passed is False
+    assert checks.gamma_beta_init([rec([0.1, 0.9], norm="none")]).passed is None
+
+
 def test_cancelled_run_asks_for_a_rerun() -> None:
     runs = [rec([0.1, 0.5], norm="none", status="cancelled"), rec([0.1, 0.96], norm="batch")]
     result = checks.ioffe_fig1(runs)
@@ -415,3 +495,40 @@ def test_preset_shows_its_effect(name: str, preset_records: Any) -> None:
     assert all(r.status in ("finished", "diverged") for r in records), [r.message for r in records]
     result = CHECKS[name](records)
     assert result.passed is EXPECTED[name], (result.summary, result.figures)
+
+
+def as_arm(control: Any, arm: Any) -> Rec:
+    """`control`'s rows under `arm`'s config: the effect's arm swapped for its control."""
+    return Rec(
+        arm.config,
+        control.status,
+        control.history,
+        control.layers,
+        control.diverged_step,
+        params=control.params,
+    )
+
+
+def test_swapping_the_effect_for_its_control_fails_the_check(preset_records: Any) -> None:
+    """The real engine: each new lesson's check fails once its effect's arm carries the
+    control's records (BN → its plain twin; the plain net trained long → trained 20 epochs)."""
+    runs = preset_records("bn_gradients")
+    deep = {r.config.norm: r for r in runs if len(r.config.hidden) == 16}
+    swapped = [as_arm(deep["none"], r) if r is deep["batch"] else r for r in runs]
+    assert checks.bn_gradients(runs).passed is True
+    assert checks.bn_gradients(swapped).passed is False
+    long = {r.config.norm: r for r in preset_records("sigmoid_plateau")}
+    assert (
+        checks.sigmoid_plateau([long["none"], as_arm(long["none"], long["batch"])]).passed is False
+    )
+    short = {r.config.norm: r for r in preset_records("ioffe_fig1")}
+    assert (
+        checks.sigmoid_plateau([as_arm(short["none"], long["none"]), long["batch"]]).passed is False
+    )
+    # γ and β frozen (only the classifier trains): the same nets, their γ/β never move
+    from bnviz import train
+
+    preset = PRESETS["gamma_beta_init"].configs()
+    frozen = train.train_group([c.replace(train_only="classifier") for c in preset], device="cpu")
+    assert checks.gamma_beta_init(preset_records("gamma_beta_init")).passed is True
+    assert checks.gamma_beta_init(frozen).passed is False

@@ -6,6 +6,7 @@ Records come from `preset_records` (conftest): each preset trains once for the w
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from streamlit.util import calc_hash
 from bnviz import checks, cli
 from bnviz.config import PRESETS, from_dict
 from bnviz.jobs import GroupJob
-from bnviz.lessons import CHARTS, LECTURES, LESSONS, neighbours
+from bnviz.lessons import CHARTS, LECTURES, LESSONS, OUT_OF_SCOPE, neighbours
 from dashboard import lesson_view
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +51,14 @@ def test_registry_is_complete():
         assert -1 not in positions and positions == sorted(positions), slug
     assert neighbours(next(iter(LESSONS)))[0] is None
     assert neighbours(list(LESSONS)[-1])[1] is None
+
+
+def test_each_text_cites_exactly_its_lectures():
+    """The lectures a text names (000–004) are the registry's, and vice versa: the line of
+    sources under the title never lists a lecture the text does not use."""
+    for slug, lesson in LESSONS.items():
+        named = set(re.findall(r"(?<![\d,.])00[0-4](?!\d)", lesson.text()))
+        assert named == set(lesson.lectures), slug
 
 
 def test_every_preset_is_a_cli_preset():
@@ -102,6 +111,8 @@ def test_tour_lists_every_lesson_in_order():
     assert "one claim from the lectures" in text
     for lesson in LESSONS.values():
         assert lesson.teaser in text
+    for claim in OUT_OF_SCOPE:  # every claim no lesson shows, with its reason
+        assert f"**{claim.claim}**" in text and claim.why in text
 
 
 def test_open_in_the_lab_loads_the_lessons_runs():

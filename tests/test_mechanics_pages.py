@@ -4,6 +4,7 @@ widgets change what is computed; the numbers shown are the library's."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -29,7 +30,13 @@ def widget(seq, key: str):
 
 
 def test_every_mechanics_lesson_has_a_page():
-    assert set(PAGES) == {"error_surface", "bn_step_by_step", "bn_inference", "train_vs_eval"}
+    assert set(PAGES) == {
+        "error_surface",
+        "bn_step_by_step",
+        "whitening",
+        "bn_inference",
+        "train_vs_eval",
+    }
     order = list(LESSONS)
     assert order[:2] == ["error_surface", "feature_scaling"]
     assert order.index("train_vs_eval") < order.index("faster")
@@ -96,3 +103,27 @@ def test_train_vs_eval_shows_the_pitfalls():
     assert not at.exception
     z = spec(at, "tve-mates")["data"][0]["z"]
     assert len(z) == 7  # eval row + 4 random + 2 one-class batches
+
+
+@pytest.mark.parametrize(
+    ("rho", "scale", "m"),
+    [(-0.99, 0.1, 2), (-0.99, 10.0, 256), (0.99, 0.1, 256), (0.99, 10.0, 2), (0.0, 1.0, 2)],
+)
+def test_whitening_at_either_end_of_every_slider(rho, scale, m):
+    """Every slider at its ends (ρ = ±0.99, std 0.1 and 10, m = 2 and 256): the page draws,
+    BN keeps the correlation and whitening removes it wherever the batch allows."""
+    at = open_page("whitening")
+    widget(at.slider, "wh-rho").set_value(rho)
+    widget(at.select_slider, "wh-scale").set_value(scale)
+    widget(at.select_slider, "wh-m").set_value(m).run()
+    assert not at.exception, [e.value for e in at.exception]
+    fig = spec(at, "wh-scatter")
+    assert len(fig["data"]) == 3 and all(len(t["x"]) == m for t in fig["data"])
+    table = next(t.value for t in at.markdown if t.value.startswith("| batch |"))
+    rows = {r.split("|")[1].strip(): r.split("|")[2:-1] for r in table.splitlines()[2:]}
+    corr = {k: float(v[-1]) for k, v in rows.items()}
+    assert all(math.isfinite(float(c)) for v in rows.values() for c in v)
+    assert corr["BN: each feature"] == pytest.approx(corr["raw"], abs=1e-3)
+    if m > 2:
+        assert abs(corr["whitened"]) < 0.01
+    assert "On the digits" in " ".join(t.value for t in at.markdown)

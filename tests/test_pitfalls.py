@@ -96,9 +96,20 @@ def test_trains_fast_and_the_pitfalls_show():
     assert acc[1] < 0.2
     # Batches of one class each: normalizing removes what the class has in common.
     assert pf.accuracy_on_batches(net, xte, yte, pf.class_sorted(yte)) < 0.3
-    # momentum 0.001 lags after ~225 steps: its running statistics are still mostly 0 / 1.
+    # momentum 0.001 lags after 220 steps: its running statistics are still mostly 0 / 1.
     lag = (pf.predict(net, xte, 0.001) == yte).mean()
     assert lag < eval_acc
+
+
+def test_the_lesson_states_the_steps_the_net_trains():
+    """train_vs_eval's text names the step count of pitfalls.train_net (1,437 digits in
+    batches of 32, the last partial one dropped: 44 a epoch × 5)."""
+    from bnviz.lessons import LESSONS
+
+    xtr, ytr, _, _ = digits()
+    net = pf.train_net(xtr, ytr)
+    assert net.steps == 220
+    assert f"({net.steps} steps" in LESSONS["train_vs_eval"].text()
 
 
 def test_an_examples_prediction_depends_on_its_batch_mates():

@@ -56,6 +56,11 @@ with running:
             "running_var": [float(v[1]) for v in rows.values()] + [float(pop_var[unit])],
         }
     )
+    st.caption(
+        "PyTorch's `momentum` weights the new batch: running = (1 − momentum)·running + "
+        "momentum·μ_B. Lecture 003 writes μ̄ ← p·μ̄ + (1 − p)·μ_t, where p weights the old "
+        "average, and recalls p = 0.1 for PyTorch: in its notation PyTorch's default is p = 0.9."
+    )
 
 with unbiased:
     rng = np.random.default_rng(1)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from bnviz.lessons import LECTURES, LESSONS
+from bnviz.lessons import LECTURES, LESSONS, OUT_OF_SCOPE
 from dashboard import nav
 
 st.title("Tour: Batch Normalization, claim by claim", anchor=False)
@@ -19,6 +19,14 @@ for i, lesson in enumerate(LESSONS.values(), start=1):
     c1, c2 = st.columns([2, 3])
     c1.page_link(nav.page(lesson.slug), label=f"{i}. {lesson.title}")
     c2.markdown(lesson.teaser)
+with st.expander("Claims of the lectures that no lesson shows, and why"):
+    st.markdown(
+        "\n".join(
+            f"- **{x.claim}** (lecture{'s' * (len(x.lectures) > 1)} {', '.join(x.lectures)}): "
+            f"{x.why}"
+            for x in OUT_OF_SCOPE
+        )
+    )
 with st.expander("The lectures these lessons come from"):
     st.markdown("\n".join(f"- **{k}** — {name}" for k, name in LECTURES.items()))
     st.caption(
