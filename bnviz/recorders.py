@@ -114,8 +114,9 @@ class Recording:
             self.w_before.copy_(self.w_flat)
         return out, probes
 
-    def after(self, t: int, x: Tensor, yt: Tensor, probes: dict | None) -> Rows:
-        """The rows due after step t's update (the stack has done t + 1 updates)."""
+    def after(self, t: int, x: Tensor | None, yt: Tensor | None, probes: dict | None) -> Rows:
+        """The rows due after step t's update (the stack has done t + 1 updates). x and yt:
+        its batch, which the measures taken at the end need (None: a quiet step's)."""
         out: Rows = []
         if probes is not None:
             out += self.layers(t, probes)
@@ -124,6 +125,7 @@ class Recording:
         if self.record_due(t + 1):
             out += self.history(t + 1)
         if self.at_end and t + 1 == self.stack.total:
+            assert x is not None and yt is not None  # the last step is a probe step
             out += self.measure(t + 1, x, yt, self.at_end)
         return out
 
