@@ -123,6 +123,28 @@ def engine(
     return took
 
 
+def steady_step_ms(
+    configs: list[RunConfig], loader: Callable[..., Dataset], device: str, graphs: bool
+) -> float:
+    """Milliseconds per step of one stack in its steady state: recording cut out, the graph
+    captured (after the first step), then up to 200 steps timed."""
+    os.environ["BNVIZ_CUDA_GRAPHS"] = "1" if graphs else "0"
+    try:
+        with no_records():
+            (stack,) = train.make_stacks(configs, torch.device(device), loader)
+            for _ in range(5):
+                stack.step()
+            n = min(200, stack.total - stack.t)
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(n):
+                stack.step()
+            sync(device)
+            return (time.perf_counter() - start) / n * 1e3
+    finally:
+        os.environ.pop("BNVIZ_CUDA_GRAPHS")
+
+
 def careful(configs: list[RunConfig], loader: Callable[..., Dataset], device: str) -> float:
     """Seconds to train the configs one after another the careful way: bench_lessons'
     textbook model, the data on the device, each epoch a randperm sliced into batches,
@@ -241,9 +263,12 @@ def main() -> None:
             f"{frac:>8.1%} {eager}"
         )
         if label.startswith("ioffe"):
-            n_train = train.load_data(configs[0], "cpu", loader).n_train
-            steps = configs[0].epochs * (n_train // configs[0].batch_size)
-            print(f"{'':<30} per step (both nets): {t_none / steps * 1e3:.3f} ms without records")
+            ms = steady_step_ms(configs, loader, device, graphs=True)
+            line = f"{'':<30} per step (both nets, steady, no records): {ms:.3f} ms"
+            if gpu:
+                eager_ms = steady_step_ms(configs, loader, device, graphs=False)
+                line += f" with CUDA graphs, {eager_ms:.3f} ms eager ({eager_ms / ms:.2f}x)"
+            print(line)
         if big:
             n_img = big["n_train"] * configs[0].epochs * len(configs)
             print(
