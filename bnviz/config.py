@@ -161,8 +161,8 @@ class RunConfig:
     @staticmethod
     def paced(n_train: int) -> bool:
         """Whether a training set of n_train samples is paced (see record_steps): its runs
-        then also record at every epoch's end, and their test passes between epochs use a
-        fixed subset of the test set (recorders.TEST_SUBSET)."""
+        then also record at every epoch's end, on the whole test set; their other records
+        (step 0's too) use a fixed subset of it (recorders.TEST_SUBSET)."""
         return n_train > PACE_SAMPLES
 
     def norm_on(self, layer: int) -> bool:

@@ -40,8 +40,15 @@ def contained(stack: Stack) -> Iterator[Callable[[], None]]:
         opt.flat.copy_(flat)
         opt.grad.copy_(grad)
         opt.t = t
-        opt.state.clear()
-        opt.state.update({k: v.clone() for k, v in state.items()})
+        # in place where the state existed on entry: a captured CUDA graph (bnviz.graphs)
+        # holds these tensors' addresses
+        for k in [k for k in opt.state if k not in state]:
+            del opt.state[k]
+        for k, v in state.items():
+            if k in opt.state:
+                opt.state[k].copy_(v)
+            else:
+                opt.state[k] = v.clone()
         for b, v in buffers:
             b.copy_(v)
         for n, c in counters:

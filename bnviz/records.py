@@ -37,11 +37,12 @@ LAYER_CSV_COLUMNS = (
     "dead",
 )
 
-# When a kind is recorded (the engine's cadences, see train.Stack):
+# When a kind is recorded (the engine's cadences: recorders.Recording's schedule):
 EVERY = {
     "record": "every record_every·60 samples seen (RunConfig.record_steps), at step 0 and the end; "
     "on training sets over 1,500 samples as many times an epoch as on 1,500, and at each epoch's "
-    "end, the test passes between epochs on a fixed subset (the row's test_samples says how many)",
+    "end, the test passes not at an epoch's end on a fixed subset (the row's test_samples says "
+    "how many)",
     "probe": "the layer-probe steps: every k-th record step (≤ ~100 per run) and the last",
     "measure": "the measure steps (≤ ~MAX_MEASURES per run) while config.measures asks for it",
     "end": "once, after the last step, while config.measures asks for it (the slice also on "
@@ -57,7 +58,7 @@ class Recorder:
     store checks them); `keys`: integer columns that say what a row is about (layer, unit);
     `csv`: the CSV columns (default: step, keys, numbers); `measure`: the config.measures
     value that switches it on ("" = always recorded). The engine's code for a kind is
-    train.Stack's (history, layers, params) or bnviz.measures.MEASURES[kind].
+    recorders.Recording's (history, layers, params, units) or bnviz.measures.MEASURES[kind].
     """
 
     kind: str

@@ -18,6 +18,7 @@ import torch
 
 from .config import RunConfig
 from .data import Dataset, load_dataset
+from .graphs import StepGraph
 from .models import stack_order
 from .recorders import MAX_LAYER_SNAPSHOTS, Recording, Rows
 from .records import RunRecord
@@ -70,25 +71,34 @@ def device_label(dev: torch.device) -> str:
 
 class Stack(TrainingStack):
     """A stack (stack.Stack: the training) and its records (recorders.Recording): `step` is
-    one update of every run and the rows due around it."""
+    one update of every run and the rows due around it. On CUDA the steps that record
+    nothing replay a captured graph (graphs.StepGraph), captured after the first step."""
 
     def __init__(
         self, runs: list[int], configs: list[RunConfig], data: Dataset, device: torch.device
     ) -> None:
         super().__init__(runs, configs, data, device)
         self.rec = Recording(self)
+        self.graph = StepGraph(self, self.rec)
 
     def step(self) -> Rows:
         """One update of every run in the stack and the records due at it."""
         t, rec = self.t, self.rec
         out: Rows = rec.history(0, initial=True) if t == 0 else []
+        if self.graph.ready and rec.quiet(t):
+            self.graph.step(self.indices())
+            self.t += 1
+            return out + rec.after(t, None, None, None)
         x, y = self._batch()
         yt = y.t()  # (B, M)
         rows, probes = rec.before(t, x, yt)
         logits, losses = self.train_step(x, yt, probes)
         rec.count(logits, losses, yt)
         self.t += 1
-        return out + rows + rec.after(t, x, yt, probes)
+        out += rows + rec.after(t, x, yt, probes)
+        if self.graph.wanted and not self.done:
+            self.graph.capture()  # after a step that recorded: never inside a quiet one
+        return out
 
 
 def data_key(cfg: RunConfig) -> tuple:
