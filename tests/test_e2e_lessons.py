@@ -53,8 +53,8 @@ def test_a_lesson_from_the_tour_runs_live_and_shows_its_check():
         )
         shot(page, "lesson_1_live_1280")
         page.get_by_text("What the records show").wait_for(timeout=60_000)
-        page.get_by_text("The claim holds in this run").or_(
-            page.get_by_text("The claim does not hold in this run")
+        page.get_by_text("The claim holds over").or_(
+            page.get_by_text("The claim does not hold over")
         ).first.wait_for(timeout=120_000)
         text = page.inner_text("body")
         assert "norm=batch" in text and "norm=none" in text
