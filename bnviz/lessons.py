@@ -4,11 +4,15 @@ or, for BN's mechanics, one page that computes what it shows.
 One registry (`LESSONS`, in the lectures' order, which is the tour's order: the mechanics first,
 as every lecture begins with them). A lesson is data: its text is `assets/lessons/<slug>.md`.
 A lesson that trains has its runs in `config.PRESETS[preset]` (the same name works with
-`python -m bnviz train --preset NAME`), its charts are names of views the lesson page draws
-(`CHARTS`), and the effect it documents is `checks.CHECKS[slug]`, a function of the records
-that says what they show. A lesson with a page of its own (`page`: `views/<page>.py`, e.g. BN
-step by step) has no preset: the page computes on the spot with `bnviz.mechanics`, `pitfalls`
-and `surface`. A new lesson = one markdown file + one entry here (and its check or its page).
+`python -m bnviz train --preset NAME`), trained at each of its `seeds` in one group
+(`Lesson.configs`); its charts are names of views the lesson page draws (`CHARTS`), and the
+effect it documents is `checks.CHECKS[slug]`, a function of one seed's records that says what
+they show and returns its `Effect`; `Lesson.check` judges it over the seeds
+(`checks.over_seeds`, `checks.RULE`; `python -m bnviz check SLUG` from a shell;
+docs/lessons.md). A lesson with a page of its own (`page`: `views/<page>.py`, e.g. BN step by
+step) has no preset: the page computes on the spot with `bnviz.mechanics`, `pitfalls` and
+`surface`. A new lesson = one markdown file + one entry here (and its check — with its control
+arm in tests/test_checks.py's CONTROLS — or its page).
 No streamlit here.
 """
 
