@@ -1,5 +1,6 @@
-"""A lesson's runs over seeds: its arms (the runs that differ only in seed) and their curves as
-the mean over the seeds with a band from the lowest to the highest seed.
+"""A lesson's runs over seeds: its arms (the runs that differ only in seed), their curves as the
+mean over the seeds with a band from the lowest to the highest seed, and a sweep's points as
+the mean with a bar over the seeds.
 
 Kept apart from `charts` (one line per run): a lesson trains each arm at several seeds
 (seed = data_seed), and a room reads three arms more easily than nine lines. Each seed's own
@@ -12,9 +13,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .charts import _layout, _rgba, color
+from .charts import _layout, _rgba, color, sweep
 from .config import RunConfig
-from .records import group_labels
+from .records import STALLED_ACC, group_labels, sweep_axes, sweep_points
 
 Figure = dict[str, Any]
 SEED_FIELDS = {"seed": 0, "data_seed": 0}
@@ -152,3 +153,57 @@ def seed_curves(
     layout["yaxis"] = yaxis
     layout["hovermode"] = "x unified"
     return {"data": data, "layout": layout}
+
+
+def seed_sweep(
+    configs: Sequence[RunConfig],
+    histories: Sequence[Sequence[dict]],
+    statuses: Sequence[str],
+) -> Figure | None:
+    """`charts.sweep` over seeds: each point the mean final (and best) test accuracy of the
+    arm's seeds, with a bar from the lowest to the highest seed; a point is marked diverged
+    when most of its seeds diverged. None when no field is swept."""
+    stripped = [c.replace(**SEED_FIELDS) for c in configs]
+    axes = sweep_axes(stripped)
+    if axes is None:
+        return None
+    field, by = axes
+    groups: dict[tuple, list[dict]] = {}
+    for p in sweep_points(stripped, histories, statuses, field, by):
+        groups.setdefault((p["series"], p["x"]), []).append(p)
+    merged = []
+    for (series, x), ps in groups.items():
+        finals = [p["final"] for p in ps]
+        mean = sum(finals) / len(finals)
+        diverged = sum(p["status"] == "diverged" for p in ps)
+        merged.append(
+            {
+                "x": x,
+                "series": series,
+                "final": mean,
+                "best": sum(p["best"] for p in ps) / len(ps),
+                "status": "diverged" if 2 * diverged > len(ps) else ps[0]["status"],
+                "stalled": mean < STALLED_ACC,
+                "epoch": max(p["epoch"] for p in ps),
+                "range": (min(finals), max(finals), len(ps)),
+            }
+        )
+    fig = sweep(merged, field, by)
+    ranges = {(p["series"], p["x"]): p["range"] for p in merged}
+    for d in fig["data"]:  # the final lines: a bar over the seeds at every point
+        if d.get("mode") != "lines+markers":
+            continue
+        series = next((s for s, _ in ranges if d["name"] in (f"{by}={s}", "test accuracy")), None)
+        spans = [ranges.get((series, x), (y, y, 1)) for x, y in zip(d["x"], d["y"])]
+        d["error_y"] = {
+            "type": "data",
+            "symmetric": False,
+            "array": [hi - y for (_, hi, _), y in zip(spans, d["y"])],
+            "arrayminus": [y - lo for (lo, _, _), y in zip(spans, d["y"])],
+            "color": d["line"]["color"],
+            "thickness": 1.5,
+            "width": 4,
+        }
+    n = max((r[2] for r in ranges.values()), default=0)
+    fig["layout"]["title"]["text"] += f": mean and range over {n} seeds"
+    return fig

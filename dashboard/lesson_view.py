@@ -179,8 +179,8 @@ def figure(
     show_seeds: bool = False,
 ) -> dict:
     """One of `lessons.CHARTS` for the runs as they are now (empty axes before any run).
-    Accuracy and loss: each arm's mean over the seeds with its band (`seed_charts`); the other
-    views draw the lowest seed's runs (their titles say which seed)."""
+    Accuracy, loss and a sweep: each arm's mean over the seeds with its range (`seed_charts`);
+    the other views draw the lowest seed's runs (their titles say which seed)."""
     if name in ("acc", "loss") and len(seed_charts.seeds_of([r.config for r in runs])) > 1:
         arms = seed_charts.arms([r.config for r in runs])
         return seed_charts.seed_curves(
@@ -190,6 +190,11 @@ def figure(
             [[runs[i].config.seed for i in idx] for _, idx in arms],
             show_seeds,
         )
+    if name == "sweep" and len(seed_charts.seeds_of([r.config for r in runs])) > 1:
+        configs = [r.config for r in runs]
+        fig = seed_charts.seed_sweep(configs, [r.history for r in runs], [r.status for r in runs])
+        if fig is not None:
+            return fig
     if len(seed_charts.seeds_of([r.config for r in runs])) > 1:
         runs = first_seed(runs)
         seed = runs[0].config.seed

@@ -49,3 +49,19 @@ def test_seed_curves_skip_non_finite_points() -> None:
     fig = seed_charts.seed_curves(["a"], [[rows([0.1, 0.6]), diverged]], "acc")
     mean = next(d for d in fig["data"] if d.get("name") == "a (mean of 2)")
     assert mean["y"] == pytest.approx([0.1, 0.6])
+
+
+def test_seed_sweep_mean_and_range_per_point() -> None:
+    configs = LESSONS["lr_ladder"].configs((0, 1))
+    accs = {0: 0.9, 1: 0.7}
+    histories = [rows([0.1, accs[c.seed] - (0.5 if c.norm == "none" else 0)]) for c in configs]
+    statuses = ["finished"] * len(configs)
+    fig = seed_charts.seed_sweep(configs, histories, statuses)
+    assert "mean and range over 2 seeds" in fig["layout"]["title"]["text"]
+    bn = next(d for d in fig["data"] if d.get("name") == "norm=batch")
+    assert bn["y"] == pytest.approx([0.8] * 6)
+    assert bn["error_y"]["array"] == pytest.approx([0.1] * 6)
+    assert bn["error_y"]["arrayminus"] == pytest.approx([0.1] * 6)
+    assert (
+        seed_charts.seed_sweep(LESSONS["faster"].configs((0, 1)), [[]] * 4, ["queued"] * 4) is None
+    )
