@@ -144,12 +144,19 @@ def seed_curves(
         if max(values, default=0) > 20:
             yaxis["type"] = "log"
     n_seeds = max((len(h) for h in histories), default=0)
-    title = (
-        f"test {name}: mean and range over {n_seeds} seeds (train dotted)"
-        if n_seeds > 1
-        else f"test {name} (train dotted)"
+    over = f"mean and range of {n_seeds} seeds · " if n_seeds > 1 else ""
+    layout = _layout(
+        # short enough for a 300-pixel chart (as charts.curves); the key in a smaller line
+        {
+            "text": name.split(" ")[0].capitalize(),
+            "subtitle": {"text": f"{over}test solid · train dotted", "font": {"size": 14}},
+        },
+        xaxis={
+            "title": {"text": "epoch", "standoff": 4},
+            "automargin": True,
+            "ticklabelstandoff": 8,
+        },
     )
-    layout = _layout(title, xaxis={"title": {"text": "epoch"}, "ticklabelstandoff": 8})
     layout["yaxis"] = yaxis
     layout["hovermode"] = "x unified"
     return {"data": data, "layout": layout}

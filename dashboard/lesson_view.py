@@ -183,13 +183,16 @@ def figure(
     the other views draw the lowest seed's runs (their titles say which seed)."""
     if name in ("acc", "loss") and len(seed_charts.seeds_of([r.config for r in runs])) > 1:
         arms = seed_charts.arms([r.config for r in runs])
-        return seed_charts.seed_curves(
+        fig = seed_charts.seed_curves(
             [label for label, _ in arms],
             [[runs[i].history for i in idx] for _, idx in arms],
             name,
             [[runs[i].config.seed for i in idx] for _, idx in arms],
             show_seeds,
         )
+        # the arms' legend under the axis (a row per two arms), the plot as high as the others
+        fig["layout"]["height"] = charts.legend_below(fig, len(arms), CHART_HEIGHT, per_row=2)
+        return fig
     if name == "sweep" and len(seed_charts.seeds_of([r.config for r in runs])) > 1:
         configs = [r.config for r in runs]
         fig = seed_charts.seed_sweep(configs, [r.history for r in runs], [r.status for r in runs])

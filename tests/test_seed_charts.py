@@ -37,7 +37,7 @@ def test_seed_curves_mean_and_band() -> None:
     assert [b["y"] for b in bands] == [[0.1, 0.4], [0.5, 0.9]]  # the highest seed per epoch
     seed1 = by_name["norm=batch · seed 1"]
     assert seed1["visible"] == "legendonly" and seed1["y"] == [0.5, 0.7]
-    assert "over 2 seeds" in fig["layout"]["title"]["text"]
+    assert "mean and range of 2 seeds" in fig["layout"]["title"]["subtitle"]["text"]
     shown = seed_charts.seed_curves(["a"], [[rows([0.1]), rows([0.2])]], "acc", show_seeds=True)
     assert all(d.get("visible", True) is True for d in shown["data"])
 
