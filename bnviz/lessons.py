@@ -147,7 +147,7 @@ LESSONS: dict[str, Lesson] = {
         _l(
             "feature_scaling",
             "Badly scaled inputs in a real net",
-            "Every other pixel ×100: the plain net diverges at lr 0.1; with BN it trains.",
+            "Every other pixel ×1,000: the plain net diverges at lr 0.1; with BN it trains.",
             "003 004",
             "LeCun et al. 1998, Efficient BackProp; Ioffe & Szegedy 2015",
             "acc loss",
@@ -235,7 +235,8 @@ LESSONS: dict[str, Lesson] = {
         _l(
             "regularization",
             "A little regularization, like dropout",
-            "On a small training set: the train–test gap of none, BN, dropout and both.",
+            "On a small training set: BN's effect on test accuracy is slight, next to the "
+            "train–test gaps of none, BN, dropout and both.",
             "001 002 004",
             "Ioffe & Szegedy 2015, §3.4",
             "gap acc",
@@ -254,7 +255,7 @@ LESSONS: dict[str, Lesson] = {
             "ics",
             "Does BN reduce internal covariate shift?",
             "Santurkar et al.'s measure per layer — how much a layer's gradient changes once the "
-            "layers before it have stepped — with and without BN.",
+            "layers before it have stepped — with and without BN, on raw and standardized inputs.",
             "000 001 003 004",
             "Ioffe & Szegedy 2015; Santurkar et al. 2018, §2.2",
             "ics acc",
@@ -263,7 +264,7 @@ LESSONS: dict[str, Lesson] = {
             "landscape",
             "A smoother loss landscape?",
             "Along each step's gradient: how much the loss and the gradient change, with and "
-            "without BN, and a 2-D slice of the loss at the end.",
+            "without BN, on raw and standardized inputs, and a 2-D slice of the loss at the end.",
             "000 002 003",
             "Santurkar et al. 2018, §3.1, Fig. 4; Li et al. 2018",
             "landscape slice",
@@ -271,7 +272,8 @@ LESSONS: dict[str, Lesson] = {
         _l(
             "gamma_beta_only",
             "Training only γ and β",
-            "A random BN net whose weights never change: only the norms' γ and β learn.",
+            "A random 8-layer BN net whose weights never change: only the norms' γ and β learn, "
+            "and beat training the last layer alone.",
             "002 003",
             "Frankle et al. 2021",
             "acc loss",
