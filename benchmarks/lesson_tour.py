@@ -22,7 +22,7 @@ from bnviz.lessons import LESSONS
 from tests.browser import ARTIFACTS, launch, serve
 
 OUT = ARTIFACTS / "tour"
-VERDICTS = ("The claim holds in this run", "The claim does not hold in this run")
+VERDICTS = ("The claim holds over", "The claim does not hold over")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The command line: `python -m bnviz train | list | download | runs`.
+"""The command line: `python -m bnviz train | list | download | runs | check`.
 
 Owns argument parsing, layering a group of RunConfigs from defaults, a preset, a config file and
 `--set`/`--vary`, the terminal progress bars, Ctrl-C handling (stop cleanly, keep the records),
@@ -697,6 +697,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true", help="list as JSON, for scripts")
     runs.add_argument("--out", metavar="FILE", help="export: where (default ID.json)")
     runs.set_defaults(func=cmd_runs)
+    from . import audit  # `check`: a lesson's verdict over seeds (imports this module)
+
+    audit.add_parser(sub)
     return parser
 
 

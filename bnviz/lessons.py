@@ -4,11 +4,15 @@ or, for BN's mechanics, one page that computes what it shows.
 One registry (`LESSONS`, in the lectures' order, which is the tour's order: the mechanics first,
 as every lecture begins with them). A lesson is data: its text is `assets/lessons/<slug>.md`.
 A lesson that trains has its runs in `config.PRESETS[preset]` (the same name works with
-`python -m bnviz train --preset NAME`), its charts are names of views the lesson page draws
-(`CHARTS`), and the effect it documents is `checks.CHECKS[slug]`, a function of the records
-that says what they show. A lesson with a page of its own (`page`: `views/<page>.py`, e.g. BN
-step by step) has no preset: the page computes on the spot with `bnviz.mechanics`, `pitfalls`
-and `surface`. A new lesson = one markdown file + one entry here (and its check or its page).
+`python -m bnviz train --preset NAME`), trained at each of its `seeds` in one group
+(`Lesson.configs`); its charts are names of views the lesson page draws (`CHARTS`), and the
+effect it documents is `checks.CHECKS[slug]`, a function of one seed's records that says what
+they show and returns its `Effect`; `Lesson.check` judges it over the seeds
+(`checks.over_seeds`, `checks.RULE`; `python -m bnviz check SLUG` from a shell;
+docs/lessons.md). A lesson with a page of its own (`page`: `views/<page>.py`, e.g. BN step by
+step) has no preset: the page computes on the spot with `bnviz.mechanics`, `pitfalls` and
+`surface`. A new lesson = one markdown file + one entry here (and its check — with its control
+arm in tests/test_checks.py's CONTROLS — or its page).
 No streamlit here.
 """
 
@@ -20,9 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from . import checks
-from .config import PRESETS, Preset
+from .config import PRESETS, Preset, RunConfig
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "lessons"
+# The seeds a lesson trains by default (seed = data_seed: weights, data order and split).
+# Thresholds were calibrated on seeds 100–104 and confirmed on 7, 13, 21 (docs/lessons.md).
+SEEDS: tuple[int, ...] = (0, 1, 2)
+MORE_SEEDS = 2  # seeds the page's "More seeds" adds each time
 
 # The lecture transcripts in shared/reference/, by number.
 LECTURES: dict[str, str] = {  # named as the transcripts name themselves
@@ -67,6 +75,7 @@ class Lesson:
     # mechanics: sliders over one batch) rather than train a preset; "" = the standard
     # lesson page (text, Run this experiment, the charts, what the records show).
     page: str = ""
+    seeds: tuple[int, ...] = SEEDS  # trained by "Run this experiment", all in one group
 
     @property
     def runs(self) -> Preset:
@@ -90,9 +99,14 @@ class Lesson:
         lectures = "; ".join(LECTURES[k] for k in self.lectures)
         return f"{', '.join(self.papers)} · lectures: {lectures}"
 
+    def configs(self, seeds: Sequence[int] | None = None) -> list[RunConfig]:
+        """The lesson's runs at each seed (default: its own), seed-major, for one group."""
+        return self.runs.seeded(self.seeds if seeds is None else seeds)
+
     def check(self, records: Sequence[Any]) -> checks.Check:
-        """What the records show about this lesson's claim (figures, passed or not)."""
-        return checks.CHECKS[self.slug](records)
+        """What the records show about this lesson's claim over their seeds (`checks.RULE`):
+        passed or not, the effect as mean ± spread, each seed's own check in `.seeds`."""
+        return checks.over_seeds(checks.CHECKS[self.slug], records)
 
 
 def _l(slug: str, title: str, teaser: str, lectures: str, papers: str, charts: str) -> Lesson:
@@ -136,7 +150,7 @@ LESSONS: dict[str, Lesson] = {
         _l(
             "feature_scaling",
             "Badly scaled inputs in a real net",
-            "Every other pixel ×100: the plain net diverges at lr 0.1; with BN it trains.",
+            "Every other pixel ×1,000: the plain net diverges at lr 0.1; with BN it trains.",
             "003 004",
             "LeCun et al. 1998, Efficient BackProp; Ioffe & Szegedy 2015",
             "acc loss",
@@ -242,7 +256,8 @@ LESSONS: dict[str, Lesson] = {
         _l(
             "regularization",
             "A little regularization, like dropout",
-            "On a small training set: the train–test gap of none, BN, dropout and both.",
+            "On a small training set: BN's effect on test accuracy is slight, next to the "
+            "train–test gaps of none, BN, dropout and both.",
             "001 002 004",
             "Ioffe & Szegedy 2015, §3.4",
             "gap acc",
@@ -261,7 +276,7 @@ LESSONS: dict[str, Lesson] = {
             "ics",
             "Does BN reduce internal covariate shift?",
             "Santurkar et al.'s measure per layer — how much a layer's gradient changes once the "
-            "layers before it have stepped — with and without BN.",
+            "layers before it have stepped — with and without BN, on raw and standardized inputs.",
             "000 001 003 004",
             "Ioffe & Szegedy 2015; Santurkar et al. 2018, §2.2",
             "ics acc",
@@ -270,7 +285,7 @@ LESSONS: dict[str, Lesson] = {
             "landscape",
             "A smoother loss landscape?",
             "Along each step's gradient: how much the loss and the gradient change, with and "
-            "without BN, and a 2-D slice of the loss at the end.",
+            "without BN, on raw and standardized inputs, and a 2-D slice of the loss at the end.",
             "000 002 003",
             "Santurkar et al. 2018, §3.1, Fig. 4; Li et al. 2018",
             "landscape slice",
@@ -278,7 +293,8 @@ LESSONS: dict[str, Lesson] = {
         _l(
             "gamma_beta_only",
             "Training only γ and β",
-            "A random BN net whose weights never change: only the norms' γ and β learn.",
+            "A random 8-layer BN net whose weights never change: only the norms' γ and β learn, "
+            "and beat training the last layer alone.",
             "002 003",
             "Frankle et al. 2021",
             "acc loss",

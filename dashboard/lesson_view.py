@@ -11,12 +11,12 @@ import html
 
 import streamlit as st
 
-from bnviz import charts
-from bnviz.checks import Check
+from bnviz import charts, seed_charts
+from bnviz.checks import RULE, Check
 from bnviz.config import RunConfig, from_dict
 from bnviz.jobs import GroupJob, RunState
-from bnviz.lessons import Lesson
-from bnviz.records import layer_series, sweep_axes, sweep_points
+from bnviz.lessons import MORE_SEEDS, Lesson
+from bnviz.records import group_labels, layer_series, sweep_axes, sweep_points
 
 from . import config_form, lesson_page, live, nav, present, state
 from .live_chart import live_chart
@@ -57,7 +57,8 @@ def render(lesson: Lesson) -> None:
         st.caption(f"Sources: {html.escape(lesson.sources())}")
         with st.expander("The runs of this lesson"):
             st.markdown(lesson.runs.description)
-            st.code(f"python -m bnviz train --preset {lesson.preset}", language="bash")
+            seeds = ",".join(map(str, lesson.seeds))
+            st.code(f"python -m bnviz check {lesson.slug} --seeds {seeds}", language="bash")
     with right:
         _live(lesson)
 
@@ -82,14 +83,28 @@ def _buttons(lesson: Lesson) -> None:
             "Run this experiment trains your own copy."
         )
     if run:
-        gid = manager.submit(lesson.runs.configs(), name=group_name(lesson), owner=state.owner())
-        st.session_state[f"lesson-{lesson.slug}"] = gid
-        manager.get(gid).first_rows.wait(timeout=1.0)  # type: ignore[union-attr]
+        submit(lesson, lesson.seeds)
     elif stop and can_stop:
         manager.stop(job.id, by=state.owner())  # type: ignore[union-attr]
     if lab:
         config_form.load_grid(from_dict(lesson.runs.base), lesson.runs.vary)
         st.switch_page(nav.page(""))
+
+
+def submit(lesson: Lesson, seeds: tuple[int, ...]) -> None:
+    """Train the lesson's runs at these seeds as one group, followed by this tab."""
+    manager = state.manager()
+    gid = manager.submit(lesson.configs(seeds), name=group_name(lesson), owner=state.owner())
+    st.session_state[f"lesson-{lesson.slug}"] = gid
+    manager.get(gid).first_rows.wait(timeout=1.0)  # type: ignore[union-attr]
+
+
+def more_seeds(seeds: list[int]) -> tuple[int, ...]:
+    """The group's seeds and MORE_SEEDS new ones after the largest: a new group trains them all
+    (the earlier seeds again: on the CPU equal configs give identical records, and the verdict
+    is computed from one group's records)."""
+    top = max(seeds, default=-1)
+    return (*seeds, *range(top + 1, top + 1 + MORE_SEEDS))
 
 
 def _live(lesson: Lesson, columns: int = 1) -> None:
@@ -117,12 +132,21 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
         else:
             # A sweep chart names its runs: the status line may count them. Elsewhere (e.g.
             # eight runs of no_norm) it is the only key to the curves' colours: name each.
+            # Over several seeds the charts' legends name the arms: the status line counts.
             many = 4 if "sweep" in lesson.charts else len(runs)
+            if len(seed_charts.seeds_of([r.config for r in runs])) > 1:
+                many = 0
             live.status_block(job, runs, labels, position, compact=True, count_over=many)
+        every = st.toggle(
+            "Show every seed",
+            key=f"seeds-{lesson.slug}",
+            help="Each seed's own test curve, thin, next to the mean and the band over seeds",
+        )
+        first = first_seed(runs)
         cols = st.columns(columns) if columns > 1 else [st.container()]
         for i, name in enumerate(lesson.charts):
-            tall = name == "bands" and len(runs) > 2 and columns == 1
-            fig = figure(name, runs, labels, lesson)
+            tall = name == "bands" and len(first) > 2 and columns == 1
+            fig = figure(name, runs, labels, lesson, show_seeds=every)
             # A chart that sizes itself (heatmaps: a panel per run) gets at least its height.
             own = fig.get("layout", {}).get("height") or 0
             with cols[i % len(cols)]:
@@ -141,8 +165,52 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
     view()
 
 
-def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -> dict:
-    """One of `lessons.CHARTS` for the runs as they are now (empty axes before any run)."""
+def first_seed(runs: list[RunState]) -> list[RunState]:
+    """The runs of the group's lowest seed: what the charts of one run per arm draw."""
+    seeds = seed_charts.seeds_of([r.config for r in runs])
+    return [r for r in runs if r.config.seed == seeds[0]] if seeds else runs
+
+
+def figure(
+    name: str,
+    runs: list[RunState],
+    labels: list[str],
+    lesson: Lesson,
+    show_seeds: bool = False,
+) -> dict:
+    """One of `lessons.CHARTS` for the runs as they are now (empty axes before any run).
+    Accuracy, loss and a sweep: each arm's mean over the seeds with its range (`seed_charts`);
+    the other views draw the lowest seed's runs (their titles say which seed)."""
+    if name in ("acc", "loss") and len(seed_charts.seeds_of([r.config for r in runs])) > 1:
+        arms = seed_charts.arms([r.config for r in runs])
+        fig = seed_charts.seed_curves(
+            [label for label, _ in arms],
+            [[runs[i].history for i in idx] for _, idx in arms],
+            name,
+            [[runs[i].config.seed for i in idx] for _, idx in arms],
+            show_seeds,
+        )
+        # the arms' legend under the axis (a row per two arms), the plot as high as the others
+        fig["layout"]["height"] = charts.legend_below(fig, len(arms), CHART_HEIGHT, per_row=2)
+        return fig
+    if name == "sweep" and len(seed_charts.seeds_of([r.config for r in runs])) > 1:
+        configs = [r.config for r in runs]
+        fig = seed_charts.seed_sweep(configs, [r.history for r in runs], [r.status for r in runs])
+        if fig is not None:
+            return fig
+    if len(seed_charts.seeds_of([r.config for r in runs])) > 1:
+        runs = first_seed(runs)
+        seed = runs[0].config.seed
+        labels = group_labels([r.config for r in runs])
+        fig = _figure(name, runs, labels, lesson)
+        title = fig.get("layout", {}).get("title")
+        if isinstance(title, dict) and title.get("text"):
+            title["text"] += f" · seed {seed}"
+        return fig
+    return _figure(name, runs, labels, lesson)
+
+
+def _figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -> dict:
     histories = [r.history for r in runs]
     statuses = [r.status for r in runs]
     if name in ("acc", "loss"):
@@ -186,22 +254,55 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
 
 
 def show_check(lesson: Lesson, job: GroupJob, runs: list[RunState]) -> None:
-    """ "What the records show": the lesson's check over this group's records, once it ended."""
+    """ "What the records show": the lesson's verdict over this group's seeds, once it ended:
+    the rule, each seed's figures in a column, and More seeds."""
     st.subheader("What the records show", anchor=False)
     if job.active:
         st.caption("The check is computed from the records when every run has ended.")
         return
     result: Check = lesson.check(runs)
+    n = len(result.seeds)
+    where = f"over {n} seeds" if n > 1 else "in this run"
     if result.passed is None:
         st.warning(result.summary)
     elif result.passed:
-        st.success(f"**The claim holds in this run.** {result.summary}")
+        st.success(f"**The claim holds {where}.** {result.summary}")
     else:
         # A finding, not a fault of the app: amber, not the red of an error.
-        st.warning(f"**The claim does not hold in this run.** {result.summary}")
-    if result.figures:
+        st.warning(f"**The claim does not hold {where}.** {result.summary}")
+    st.caption(f"The rule: {RULE}")
+    if result.seeds:
+        seeds = [s for s, _ in result.seeds]
+        per_seed = [dict(c.figures) for _, c in result.seeds]
+        labels = list(dict.fromkeys(label for c in per_seed for label in c))
+        head = "| figure | " + " | ".join(f"seed {s}" for s in seeds) + " |"
+        rule = "|---|" + "---|" * len(seeds)
+        rows = [
+            f"| {_cell(label)} | " + " | ".join(_cell(c.get(label, "–")) for c in per_seed) + " |"
+            for label in labels
+        ]
+        held = " | ".join("✓" if c.passed else "✗" for _, c in result.seeds)
+        effect = " | ".join(_cell(c.effect.text()) if c.effect else "–" for _, c in result.seeds)
+        rows += [f"| claim holds | {held} |", f"| effect | {effect} |"]
+        st.markdown("\n".join([head, rule, *rows]))
+        with st.expander("Each seed in words"):
+            for s, c in result.seeds:
+                st.markdown(
+                    f"**Seed {s}** ({'holds' if c.passed else 'does not hold'}): {c.summary}"
+                )
+    elif result.figures:
         rows = "\n".join(f"| {_cell(a)} | {_cell(b)} |" for a, b in result.figures)
         st.markdown(f"| figure | value |\n|---|---|\n{rows}")
+    if result.passed is not None:
+        nxt = more_seeds(seed_charts.seeds_of([r.config for r in runs]))
+        if st.button(
+            f"More seeds: train seeds {', '.join(map(str, nxt))}",
+            key=f"more-{lesson.slug}",
+            help=f"A new group of this lesson at these {len(nxt)} seeds; the verdict is "
+            "computed over all of them",
+        ):
+            submit(lesson, nxt)
+            st.rerun()
 
 
 def _cell(text: str) -> str:

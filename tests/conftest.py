@@ -12,13 +12,33 @@ from bnviz.records import RunRecord
 
 
 @pytest.fixture(scope="session")
-def preset_records() -> Callable[[str], list[RunRecord]]:
-    """`get(name)`: the records of PRESETS[name] trained at its defaults (CPU), trained on the
-    first call and cached, so every test module that asks for a preset shares one training."""
+def lesson_records() -> Callable[[str], list[RunRecord]]:
+    """`get(slug)`: the records of a training lesson at its own seeds (lessons.SEEDS, one
+    group, as its page trains them), trained on the first call and cached for the session."""
     from bnviz import train
+    from bnviz.lessons import LESSONS
+
+    @functools.cache
+    def get(slug: str) -> list[RunRecord]:
+        return train.train_group(LESSONS[slug].configs(), device="cpu")
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def preset_records(lesson_records) -> Callable[[str], list[RunRecord]]:
+    """`get(name)`: the records of PRESETS[name] at its defaults (seed 0, CPU), in the
+    preset's order. A lesson's preset is its seed-0 runs of `lesson_records` (the same runs:
+    each seed is a stack of its own), so the suite trains each lesson once."""
+    from bnviz import train
+    from bnviz.lessons import LESSONS
 
     @functools.cache
     def get(name: str) -> list[RunRecord]:
+        if name in LESSONS and LESSONS[name].trains and 0 in LESSONS[name].seeds:
+            runs = [r for r in lesson_records(name) if r.config.seed == 0]
+            assert [r.config for r in runs] == PRESETS[name].configs()
+            return runs
         return train.train_group(PRESETS[name].configs(), device="cpu")
 
     return get

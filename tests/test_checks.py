@@ -13,6 +13,7 @@ import pytest
 from bnviz import checks
 from bnviz.checks import CHECKS, Check
 from bnviz.config import PRESETS, RunConfig
+from bnviz.lessons import LESSONS
 
 LESSON_PRESETS = (
     "faster",
@@ -33,10 +34,6 @@ LESSON_PRESETS = (
     "bn_gradients",
     "gamma_beta_init",
 )
-# What each preset's check says on the real engine at its default seed: the claim holds, except
-# `landscape`, whose check asserts all three of Santurkar et al.'s Fig. 4 and fails honestly at
-# this scale (BN's effective β-smoothness was larger than the plain net's at seeds 0, 1 and 2).
-EXPECTED = {name: True for name in LESSON_PRESETS} | {"landscape": False}
 
 
 @dataclass
@@ -48,11 +45,11 @@ class Rec:
     history: list[dict] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)
     diverged_step: int | None = None
+    params: list[dict] = field(default_factory=list)
     units: list[dict] = field(default_factory=list)
     ics: list[dict] = field(default_factory=list)
     landscape: list[dict] = field(default_factory=list)
     slice: list[dict] = field(default_factory=list)
-    params: list[dict] = field(default_factory=list)
 
 
 def rec(
@@ -129,13 +126,16 @@ def test_feature_scaling() -> None:
     good = [
         rec([0.1, 0.8, 0.86], input_scale=1.0, norm="none"),
         rec([0.1, 0.95, 0.98], input_scale=1.0, norm="batch"),
-        rec([0.1, nan], status="diverged", input_scale=100.0, norm="none"),
-        rec([0.1, 0.9, 0.95], input_scale=100.0, norm="batch"),
+        rec([0.1, nan], status="diverged", input_scale=1000.0, norm="none"),
+        rec([0.1, 0.9, 0.95], input_scale=1000.0, norm="batch"),
     ]
-    bad = [*good[:2], rec([0.1, 0.6, 0.9], input_scale=100.0, norm="none"), good[3]]
+    bad = [*good[:2], rec([0.1, 0.6, 0.9], input_scale=1000.0, norm="none"), good[3]]
     ok, not_ok = check_cases("feature_scaling", good, bad)
     assert "diverged at step 10" in ok.summary and "95.0 %" in ok.summary
     assert "ended at 90.0 %" in not_ok.summary
+    assert ok.effect.value == pytest.approx(85.0)  # a diverged run counts as chance
+    weak_bn = [*good[:3], rec([0.1, 0.7, 0.75], input_scale=1000.0, norm="batch")]
+    assert checks.feature_scaling(weak_bn).passed is False
 
 
 def test_faster() -> None:
@@ -239,17 +239,39 @@ def test_batch_size() -> None:
     assert checks.batch_size(sizes(0.3, 0.94)).passed is True  # 2 points behind
 
 
+def sited(r: Rec, site: str) -> Rec:
+    """Layer probes as the engine records them with the norm before the activation (its input
+    differs from the linear output) or after it (a norm_out probe)."""
+    act_in = 1.0 if site == "before" else 0.7
+    r.layers = [
+        {"step": 0, "layer": 1, "point": "linear", "std": 0.7},
+        {"step": 0, "layer": 1, "point": "act_in", "std": act_in},
+    ] + ([{"step": 0, "layer": 1, "point": "norm_out", "std": 1.0}] if site == "after" else [])
+    return r
+
+
 def test_placement() -> None:
-    def runs(sigmoid_after: float) -> list[Rec]:
+    def runs(sigmoid_after: float, relu_after_site: str = "after") -> list[Rec]:
         return [
-            rec([0.1, 0.98], activation="relu", placement="before"),
-            rec([0.1, 0.97], activation="relu", placement="after"),
-            rec([0.1, 0.95], activation="sigmoid", placement="before"),
-            rec([0.1, sigmoid_after], activation="sigmoid", placement="after"),
+            sited(rec([0.1, 0.98], activation="relu", placement="before"), "before"),
+            sited(rec([0.1, 0.97], activation="relu", placement="after"), relu_after_site),
+            sited(rec([0.1, 0.95], activation="sigmoid", placement="before"), "before"),
+            sited(rec([0.1, sigmoid_after], activation="sigmoid", placement="after"), "after"),
         ]
 
     ok, _ = check_cases("placement", runs(0.96), runs(0.90))
     assert ("sigmoid: after", "96.0 %") in ok.figures
+    assert ("relu, after: the probes show the norm", "after") in ok.figures
+    assert ok.effect.value == pytest.approx(1.0) and ok.effect.direction == 0
+    # the "after" run is the "before" run relabelled: identical runs compare nothing
+    same = checks.placement(runs(0.96, relu_after_site="before"))
+    assert same.passed is False and "labelled 'after' has its norm before" in same.summary
+
+
+def normed(r: Rec) -> Rec:
+    """Parameter records holding a norm layer's γ/β, as the engine's params rows of a BN run."""
+    r.params = [{"step": 0, "layer": 1, "norm": {"weight": {"mean": 1.0}}}]
+    return r
 
 
 def test_regularization() -> None:
@@ -257,15 +279,21 @@ def test_regularization() -> None:
         return [
             rec([0.1, 0.95], train=1.0, norm="none", n_samples=300),
             rec([0.1, 0.94], train=0.97, norm="none", dropout=0.5, n_samples=300),
-            rec([0.1, bn_test], train=1.0, norm="batch", n_samples=300),
-            rec([0.1, 0.95], train=0.86, norm="batch", dropout=0.5, n_samples=300),
+            normed(rec([0.1, bn_test], train=1.0, norm="batch", n_samples=300)),
+            normed(rec([0.1, 0.95], train=0.86, norm="batch", dropout=0.5, n_samples=300)),
         ]
 
-    ok, bad = check_cases("regularization", runs(0.97), runs(0.94))
+    ok, bad = check_cases("regularization", runs(0.97), runs(0.90))
     assert ("train–test gap: plain", "5.0 points") in ok.figures
     assert ("train–test gap: BN", "3.0 points") in ok.figures
     assert ("train–test gap: BN + dropout 0.5", "−9.0 points") in ok.figures
-    assert "BN: 3.0" in ok.summary and "BN: 6.0" in bad.summary
+    assert "BN: 3.0" in ok.summary and "(+2.0 points)" in ok.summary
+    assert "(−5.0 points)" in bad.summary
+    # a plain run relabelled BN: its records hold no norm layer
+    plain_as_bn = runs(0.95)
+    plain_as_bn[2].params = []
+    result = checks.regularization(plain_as_bn)
+    assert result.passed is False and "records hold no norm layer" in result.summary
 
 
 def with_rows(r: Rec, **kinds: list[dict]) -> Rec:
@@ -291,6 +319,8 @@ def test_noisy_bn() -> None:
         ]
 
     ok, _ = check_cases("noisy_bn", runs(0.97, [0, 0.3, -0.3]), runs(0.90, [0, 0.3, -0.3]))
+    # 4 points below BN, 9 above the plain net: closer to BN, it trains like BN
+    assert checks.noisy_bn(runs(0.94, [0, 0.3, -0.3])).passed is True
     assert "0.45 σ on average with noisy BN" in ok.summary  # (0.3 + 0.6) / 2
     assert ("unit shift per probe (in σ): plain", "0.200") in ok.figures
     assert "the same noise without BN 50.0 %" in ok.summary
@@ -309,22 +339,31 @@ def ics_rows(rel: dict[int, float]) -> list[dict]:
     ]
 
 
+def ics_pair(plain_rel: dict, bn_rel: dict, input_norm: str) -> list[Rec]:
+    return [
+        with_rows(rec([0.1, 0.95], norm="none", input_norm=input_norm), ics=ics_rows(plain_rel)),
+        with_rows(rec([0.1, 0.98], norm="batch", input_norm=input_norm), ics=ics_rows(bn_rel)),
+    ]
+
+
 def test_ics() -> None:
-    plain = with_rows(rec([0.1, 0.95], norm="none"), ics=ics_rows({2: 0.1, 3: 0.1, 4: 0.2}))
-
-    def bn(rel: dict[int, float]) -> Rec:
-        return with_rows(rec([0.1, 0.98], norm="batch"), ics=ics_rows(rel))
-
-    ok, bad = check_cases(
-        "ics", [plain, bn({2: 0.3, 3: 0.2, 4: 0.2})], [plain, bn({2: 0.3, 3: 0.05, 4: 0.2})]
-    )
-    assert "larger with BN at every layer, as Santurkar et al. found" in ok.summary
-    assert ("layer 2: ‖G − G′‖/‖G‖, norm=batch", "0.3") in ok.figures
-    assert ("layer 3: cos(G, G′), norm=none", "0.900") in ok.figures
-    assert "larger with BN at layer 2, 4 and smaller at layer 3" in bad.summary
-    fewer = checks.ics([plain, bn({2: 0.01, 3: 0.01, 4: 0.01})])
-    assert fewer.passed is False and "smaller with BN at every layer, unlike" in fewer.summary
-    bare = [rec([0.1, 0.95], norm="none"), rec([0.1, 0.98], norm="batch")]
+    raw = ics_pair({2: 0.8, 3: 0.8, 4: 0.9}, {2: 0.4, 3: 0.4, 4: 0.3}, "none")
+    std = ics_pair({2: 0.1, 3: 0.2, 4: 0.3}, {2: 0.4, 3: 0.4, 4: 0.25}, "standardize")
+    same_std = ics_pair({2: 0.1, 3: 0.2, 4: 0.3}, {2: 0.1, 3: 0.2, 4: 0.3}, "standardize")
+    ok, bad = check_cases("ics", raw + std, raw + same_std)
+    assert "on raw inputs (0–16) 0.37 with BN vs 0.83 without" in ok.summary
+    assert "(larger with BN at 2 of 3 layers)" in ok.summary
+    assert "BN reduced it on raw inputs; on standardized ones BN's was larger, as" in ok.summary
+    assert ("raw inputs (0–16), layer 2: ‖G − G′‖/‖G‖, norm=batch", "0.4") in ok.figures
+    assert ok.effect.unit == "×" and ok.effect.value == pytest.approx(0.35 / 0.2)
+    assert "on standardized ones BN's was not larger." in bad.summary
+    one_setting = checks.ics(raw)
+    assert one_setting.passed is None and "raw and standardized" in one_setting.summary
+    bare = [
+        rec([0.1, 0.95], norm=n, input_norm=i)
+        for n in ("none", "batch")
+        for i in ("none", "standardize")
+    ]
     assert checks.ics(bare).passed is None
 
 
@@ -336,17 +375,36 @@ def land_rows(loss_var: float, diff: float, beta: float) -> list[dict]:
     ]
 
 
+def land_pair(plain: tuple, bn: tuple, input_norm: str) -> list[Rec]:
+    return [
+        with_rows(
+            rec([0.1, 0.95], norm="none", input_norm=input_norm), landscape=land_rows(*plain)
+        ),
+        with_rows(rec([0.1, 0.98], norm="batch", input_norm=input_norm), landscape=land_rows(*bn)),
+    ]
+
+
 def test_landscape() -> None:
     grid = [{"step": 99, "loss": [[0.5, 2.0], [1.0, 0.1]], "alphas": [-1, 1], "betas": [-1, 1]}]
-    plain = with_rows(rec([0.1, 0.95], norm="none"), landscape=land_rows(0.2, 0.5, 4.0))
-    plain.slice = grid
-    good = [plain, with_rows(rec([0.1, 0.98], norm="batch"), landscape=land_rows(0.1, 0.2, 2.0))]
-    bad = [plain, with_rows(rec([0.1, 0.98], norm="batch"), landscape=land_rows(0.1, 0.2, 6.0))]
-    ok, not_ok = check_cases("landscape", good, bad)
-    assert "3 of 3 as in Santurkar" in ok.summary
-    assert "β-smoothness 6 vs 4 (larger)" in not_ok.summary and "2 of 3" in not_ok.summary
-    assert ("2-D slice, highest loss on the grid: norm=none", "2") in ok.figures
-    bare = [rec([0.1, 0.95], norm="none"), rec([0.1, 0.98], norm="batch")]
+    raw = land_pair((0.2, 4.0, 15.0), (0.01, 0.4, 9.0), "none")
+    raw[0].slice = grid
+    std = land_pair((0.03, 0.5, 4.0), (0.01, 0.4, 8.0), "standardize")
+    smoother_std = land_pair((0.03, 0.5, 4.0), (0.01, 0.4, 3.0), "standardize")
+    ok, bad = check_cases("landscape", raw + std, raw + smoother_std)
+    assert "on raw inputs (0–16) 3 of 3 measures smaller with BN" in ok.summary
+    assert "on standardized inputs 2 of 3 measures smaller with BN" in ok.summary
+    assert "β-smoothness is larger on standardized ones" in ok.summary
+    assert ("raw inputs (0–16), 2-D slice, highest loss: norm=none", "2") in ok.figures
+    assert ok.effect.value == pytest.approx(15 / 9)  # the weakest ratio
+    assert "and on standardized ones too" in bad.summary
+    half = land_pair((0.2, 4.0, 5.0), (0.01, 0.4, 9.0), "none") + std
+    assert "shows on raw inputs only in part" in checks.landscape(half).summary
+    assert checks.landscape(half).passed is False
+    bare = [
+        rec([0.1, 0.95], norm=n, input_norm=i)
+        for n in ("none", "batch")
+        for i in ("none", "standardize")
+    ]
     assert checks.landscape(bare).passed is None
 
 
@@ -358,10 +416,14 @@ def test_gamma_beta_only() -> None:
             rec([0.1, 0.9], train_only="classifier"),
         ]
 
-    ok, _ = check_cases("gamma_beta_only", runs(0.8), runs(0.4))
-    assert "Training only γ and β (600 numbers) reached 80.0 %" in ok.summary
-    assert "8.0× chance" in ok.summary and "only the last layer 90.0 %" in ok.summary
+    ok, _ = check_cases("gamma_beta_only", runs(0.95), runs(0.4))
+    assert "Training only γ and β (600 numbers) reached 95.0 %" in ok.summary
+    assert (
+        "9.5× chance" in ok.summary and "only the last layer (1,010 numbers) 90.0 %" in ok.summary
+    )
+    assert ok.effect.value == pytest.approx(5.0)
     assert checks.gamma_beta_only(runs(0.99)).passed is False  # not below full training
+    assert checks.gamma_beta_only(runs(0.85)).passed is False  # below the last layer alone
 
 
 def deep(kaiming_agc: float, default_plain: float = 0.09) -> list[Rec]:
@@ -489,46 +551,177 @@ def test_preset_grids_span_what_the_lessons_claim() -> None:
 
 
 @pytest.mark.parametrize("name", LESSON_PRESETS)
-def test_preset_shows_its_effect(name: str, preset_records: Any) -> None:
-    """The real engine, at the preset's default seed: the lesson's claim holds."""
-    records = preset_records(name)
+def test_lesson_holds_over_its_seeds(name: str, lesson_records: Any) -> None:
+    """The real engine, at the lesson's own seeds (one group): the claim holds by RULE."""
+    records = lesson_records(name)
     assert all(r.status in ("finished", "diverged") for r in records), [r.message for r in records]
-    result = CHECKS[name](records)
-    assert result.passed is EXPECTED[name], (result.summary, result.figures)
+    result = LESSONS[name].check(records)
+    assert result.passed is True, (result.summary, result.figures)
+    n = len(LESSONS[name].seeds)
+    assert f"Held in {n} of {n} seeds" in result.summary and f"over {n} seeds" in result.summary
+    assert [s for s, _ in result.seeds] == list(LESSONS[name].seeds)
 
 
-def as_arm(control: Any, arm: Any) -> Rec:
-    """`control`'s rows under `arm`'s config: the effect's arm swapped for its control."""
-    return Rec(
-        arm.config,
-        control.status,
-        control.history,
-        control.layers,
-        control.diverged_step,
-        params=control.params,
-    )
+# --- every check fails on its control arm ------------------------------------------------------
 
 
-def test_swapping_the_effect_for_its_control_fails_the_check(preset_records: Any) -> None:
-    """The real engine: each new lesson's check fails once its effect's arm carries the
-    control's records (BN → its plain twin; the plain net trained long → trained 20 epochs)."""
-    runs = preset_records("bn_gradients")
-    deep = {r.config.norm: r for r in runs if len(r.config.hidden) == 16}
-    swapped = [as_arm(deep["none"], r) if r is deep["batch"] else r for r in runs]
-    assert checks.bn_gradients(runs).passed is True
-    assert checks.bn_gradients(swapped).passed is False
+def relabel(records: list[Any], effect: dict, control: dict) -> list[Any]:
+    """The records with each run matching `effect` (config fields) replaced by the run of its
+    seed that matches `control` (with the effect run's other fields), under the effect run's
+    config: the effect's arm swapped for its control, as a skeptic would test the check."""
+    out = []
+    for r in records:
+        if all(getattr(r.config, k) == v for k, v in effect.items()):
+            twin = r.config.replace(**control)
+            (src,) = [x for x in records if x.config == twin]
+            r = src.replace(config=r.config)
+        out.append(r)
+    assert out != records
+    return out
+
+
+def planted(r: Any, points: float) -> Any:
+    """A copy of a run whose test accuracy is `points` lower at every record."""
+    history = [row | {"test_acc": row["test_acc"] - points / 100} for row in r.history]
+    return r.replace(rows={**r.rows, "history": history})
+
+
+# lesson → (the effect's arm, its control): config fields that select them
+CONTROLS: dict[str, list[tuple[dict, dict]]] = {
+    "faster": [({"norm": "batch"}, {"norm": "none"})],
+    "ioffe_fig1": [({"norm": "batch"}, {"norm": "none"})],
+    "saturation": [({"norm": "batch"}, {"norm": "none"})],
+    "lr_ladder": [({"norm": "batch"}, {"norm": "none"})],
+    "init_scale": [({"norm": "batch"}, {"norm": "none"})],
+    "batch_size": [({"norm": "batch"}, {"norm": "layer"})],  # a norm that ignores the batch
+    "feature_scaling": [({"norm": "batch"}, {"norm": "none"})],
+    "noisy_bn": [({"norm": "noisy_batch"}, {"norm": "noise_only"})],
+    "regularization": [({"norm": "batch"}, {"norm": "none"})],
+    "ics": [
+        ({"norm": "batch", "input_norm": "none"}, {"norm": "none"}),
+        ({"norm": "batch", "input_norm": "standardize"}, {"norm": "none"}),
+    ],
+    "landscape": [
+        ({"norm": "batch", "input_norm": "none"}, {"norm": "none"}),
+        ({"norm": "batch", "input_norm": "standardize"}, {"norm": "none"}),
+    ],
+    "gamma_beta_only": [({"train_only": "norm"}, {"train_only": "classifier"})],
+    "no_norm": [({"norm": "none", "init": "kaiming", "agc": 0.01}, {"agc": 0.0})],
+    # a claim of no difference: the "after" arm is the "before" run (identical runs)
+    "placement": [({"placement": "after"}, {"placement": "before"})],
+    "sigmoid_plateau": [({"norm": "batch"}, {"norm": "none"})],
+    "bn_gradients": [({"norm": "batch"}, {"norm": "none"})],
+}
+# Lessons whose control is not an arm of their group but the same runs trained otherwise:
+# lesson → the fields that, set on every run, remove the effect (γ and β frozen: only the
+# classifier trains, so they cannot move).
+TRAINED_CONTROLS: dict[str, dict] = {"gamma_beta_init": {"train_only": "classifier"}}
+
+
+def test_every_lesson_has_a_control() -> None:
+    assert set(CONTROLS) | set(TRAINED_CONTROLS) == set(LESSON_PRESETS)
+    assert not set(CONTROLS) & set(TRAINED_CONTROLS)
+
+
+@pytest.mark.parametrize("name", LESSON_PRESETS)
+def test_check_fails_on_its_control_arm(name: str, preset_records: Any) -> None:
+    """The effect's arm swapped for its control (BN → its no-BN twin, noisy BN → the same noise
+    without BN, γ/β only → the last layer only, AGC → no AGC, …): the check fails, at one
+    seed and over the seeds."""
+    records = preset_records(name)
+    assert CHECKS[name](records).passed is True
+    if name in TRAINED_CONTROLS:
+        from bnviz import train
+
+        configs = [r.config.replace(**TRAINED_CONTROLS[name]) for r in records]
+        control_runs = train.train_group(configs, device="cpu")
+        assert CHECKS[name](control_runs).passed is False
+        assert checks.over_seeds(CHECKS[name], control_runs).passed is False
+    for effect, control in CONTROLS.get(name, []):
+        swapped = relabel(records, effect, control)
+        result = CHECKS[name](swapped)
+        assert result.passed is False, (effect, result.summary)
+        assert checks.over_seeds(CHECKS[name], swapped).passed is False
+
+
+@pytest.mark.parametrize(
+    ("name", "arm"), [("placement", {}), ("regularization", {"norm": "batch", "dropout": 0.0})]
+)
+def test_sigmoid_plateau_fails_when_the_plain_net_trains_as_briefly_as_ioffe_fig1(
+    preset_records: Any,
+) -> None:
+    """The "train longer" claim needs the long run: the plain net's records from `ioffe_fig1`
+    (a few hundred steps, still on its plateau) in place of the long one fail it."""
     long = {r.config.norm: r for r in preset_records("sigmoid_plateau")}
-    assert (
-        checks.sigmoid_plateau([long["none"], as_arm(long["none"], long["batch"])]).passed is False
-    )
     short = {r.config.norm: r for r in preset_records("ioffe_fig1")}
-    assert (
-        checks.sigmoid_plateau([as_arm(short["none"], long["none"]), long["batch"]]).passed is False
-    )
-    # γ and β frozen (only the classifier trains): the same nets, their γ/β never move
-    from bnviz import train
+    swapped = [short["none"].replace(config=long["none"].config), long["batch"]]
+    assert checks.sigmoid_plateau(swapped).passed is False
 
-    preset = PRESETS["gamma_beta_init"].configs()
-    frozen = train.train_group([c.replace(train_only="classifier") for c in preset], device="cpu")
-    assert checks.gamma_beta_init(preset_records("gamma_beta_init")).passed is True
-    assert checks.gamma_beta_init(frozen).passed is False
+
+def test_no_difference_claim_fails_on_a_planted_difference(
+    name: str, arm: dict, preset_records: Any
+) -> None:
+    """A claim of no difference (placement, BN's slight regularization) fails once one arm is
+    10 points lower than it trained (the bound is 3 points)."""
+    records = preset_records(name)
+    target = {"placement": "after", "activation": "sigmoid"} if name == "placement" else arm
+    out = [
+        planted(r, 10.0) if all(getattr(r.config, k) == v for k, v in target.items()) else r
+        for r in records
+    ]
+    assert CHECKS[name](out).passed is False
+
+
+# --- the verdict over seeds --------------------------------------------------------------------
+
+
+def seeded(records: list[Rec], seed: int) -> list[Rec]:
+    for r in records:
+        r.config = r.config.replace(seed=seed, data_seed=seed)
+    return records
+
+
+def fig1(plain: float, bn: float, seed: int) -> list[Rec]:
+    return seeded([rec([0.1, plain], norm="none"), rec([0.1, bn], norm="batch")], seed)
+
+
+def test_over_seeds_counts_the_seeds_and_gives_the_effect_with_its_spread() -> None:
+    records = fig1(0.1, 0.96, 0) + fig1(0.08, 0.97, 1) + fig1(0.12, 0.95, 2)
+    result = assert_any_order(lambda r: checks.over_seeds(checks.ioffe_fig1, r), records)
+    assert result.passed is True
+    assert "Held in 3 of 3 seeds (0, 1, 2)" in result.summary
+    # BN − plain: 86, 89, 83 points → mean 86, sample std 3
+    assert "BN − plain, final test accuracy = +86.0 ± 3.0 points over 3 seeds" in result.summary
+    assert ("final test acc: norm=batch", "96.0 % · 97.0 % · 95.0 %") in result.figures
+    assert [s for s, _ in result.seeds] == [0, 1, 2]
+    assert all(c.passed for _, c in result.seeds)
+
+
+def test_over_seeds_fails_when_one_seed_fails() -> None:
+    records = fig1(0.1, 0.96, 0) + fig1(0.3, 0.97, 5)
+    result = checks.over_seeds(checks.ioffe_fig1, records)
+    assert result.passed is False and "Held in 1 of 2 seeds (0, 5)" in result.summary
+    assert ("held in", "1 of 2 seeds (0 ✓, 5 ✗)") in result.figures
+
+
+def test_over_seeds_fails_when_the_effect_is_within_its_spread() -> None:
+    """Every seed passes its own check, but the effect swings: not larger than its spread."""
+    effects = [0.5, 20.0, 0.5]
+
+    def check(records: list[Rec]) -> Check:
+        e = effects[records[0].config.seed]
+        return Check(True, "ok.", (("x", "1"),), checks.Effect("gain", e))
+
+    records = [seeded([rec([0.1, 0.5])], s)[0] for s in range(3)]
+    result = checks.over_seeds(check, records)
+    assert result.passed is False and "not larger than its spread" in result.summary
+    effects[1] = 1.0
+    assert checks.over_seeds(check, records).passed is True
+
+
+def test_over_seeds_waits_for_every_seed() -> None:
+    records = [*fig1(0.1, 0.96, 0), seeded([Rec(RunConfig(norm="none"), "running")], 1)[0]]
+    records.append(seeded([rec([0.1, 0.96], norm="batch")], 1)[0])
+    result = checks.over_seeds(checks.ioffe_fig1, records)
+    assert result.passed is None and result.summary.startswith("Seed 1: ")
+    assert checks.over_seeds(checks.ioffe_fig1, []).passed is None

@@ -376,6 +376,14 @@ def test_presets_build_valid_configs() -> None:
         assert len(cs) == math.prod(len(v) for v in p.vary.values())
         assert all(isinstance(c, RunConfig) for c in cs)
     ioffe = PRESETS["ioffe_fig1"].configs()
+    seeded = PRESETS["ioffe_fig1"].seeded([3, 5])
+    assert [(c.seed, c.data_seed, c.norm) for c in seeded] == [
+        (3, 3, "none"),
+        (3, 3, "batch"),
+        (5, 5, "none"),
+        (5, 5, "batch"),
+    ]
+    assert [c.replace(seed=0, data_seed=0) for c in seeded[:2]] == ioffe
     assert [c.norm for c in ioffe] == ["none", "batch"]
     for c in ioffe:
         assert c.hidden == (100, 100, 100) and c.activation == "sigmoid"

@@ -72,4 +72,4 @@ def test_feature_scaling_check_on_the_real_engine(preset_records):
     result = checks.CHECKS["feature_scaling"](records)
     assert result.passed, result.summary
     labels = [f for f, _ in result.figures]
-    assert any("input_scale=100" in f and "norm=none" in f for f in labels)
+    assert any("input_scale=1000" in f and "norm=none" in f for f in labels)

@@ -100,8 +100,11 @@ def test_lesson_page_shows_what_the_records_show(slug, preset_records):
     shown = [e.value for e in (at.success if result.passed else at.warning)]
     assert any(result.summary in s for s in shown), (shown, result.summary)
     table = " ".join(m.value for m in at.markdown)
-    for label, _ in result.figures:
-        assert label.split(":")[0] in table
+    assert result.seeds and "| claim holds |" in table and "| effect |" in table
+    for seed, per_seed in result.seeds:
+        assert f"seed {seed}" in table
+        for label, _ in per_seed.figures:
+            assert label.split(":")[0] in table
 
 
 def test_tour_lists_every_lesson_in_order():
@@ -133,8 +136,9 @@ def test_open_in_the_lab_loads_the_lessons_runs():
 
 
 def test_run_this_experiment_trains_the_preset_live():
-    """The button submits exactly the preset's configs to the shared worker, and the page
-    keeps showing that group (live) until it ends, then shows the check."""
+    """The button submits exactly the lesson's configs at its seeds to the shared worker, and
+    the page keeps showing that group (live) until it ends, then shows the verdict over the
+    seeds, its rule, and More seeds, which trains a larger group."""
     slug = "ioffe_fig1"
     at = open_page(slug)
     next(b for b in at.button if b.label == "Run this experiment").click().run()
@@ -143,11 +147,20 @@ def test_run_this_experiment_trains_the_preset_live():
 
     gid = at.session_state[f"lesson-{slug}"]
     job = state.manager().get(gid)
-    assert job.configs == PRESETS[slug].configs()
+    assert job.configs == LESSONS[slug].configs()
     end = time.time() + 120
     while job.active and time.time() < end:
         time.sleep(0.3)
     assert not job.active
     at.run()
     assert not at.exception
-    assert at.success or at.warning
+    shown = [e.value for e in (*at.success, *at.warning)]
+    assert any("over 3 seeds" in v and "Held in " in v for v in shown), shown
+    assert any(checks.RULE in c.value for c in at.caption)
+    # More seeds: a new group of the lesson at the earlier seeds and two new ones
+    more = next(b for b in at.button if b.label.startswith("More seeds"))
+    assert more.label == "More seeds: train seeds 0, 1, 2, 3, 4"
+    more.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    bigger = state.manager().get(at.session_state[f"lesson-{slug}"])
+    assert bigger.id != gid and bigger.configs == LESSONS[slug].configs((0, 1, 2, 3, 4))
