@@ -3,6 +3,7 @@ widgets change what is computed; the numbers shown are the library's."""
 
 from __future__ import annotations
 
+import ast
 import json
 
 import pytest
@@ -96,3 +97,27 @@ def test_train_vs_eval_shows_the_pitfalls():
     assert not at.exception
     z = spec(at, "tve-mates")["data"][0]["z"]
     assert len(z) == 7  # eval row + 4 random + 2 one-class batches
+
+
+def _ends(w) -> list:
+    """A widget's two extreme values (slider, select_slider or number_input)."""
+    if w.type == "select_slider":  # options as shown: numbers on these pages
+        return [ast.literal_eval(w.options[0]), ast.literal_eval(w.options[-1])]
+    return [w.proto.min, w.proto.max]
+
+
+@pytest.mark.parametrize("slug", PAGES)
+def test_every_slider_at_both_ends_of_its_range(slug):
+    """No crash at either end of any slider or number box of a mechanics page (train_vs_eval's
+    batch of 64 asked for 63 batch-mates of a class with 29–42 test digits). AppTest renders
+    every tab at once, so every tab's widgets are here."""
+    at = open_page(slug)
+    kinds = ("slider", "select_slider", "number_input")
+    keys = [(kind, w.key) for kind in kinds for w in getattr(at, kind) if w.key]
+    assert keys, slug
+    for kind, key in keys:
+        for end in (0, 1):
+            w = next(x for x in getattr(at, kind) if x.key == key)  # fresh after each run
+            value = _ends(w)[end]
+            w.set_value(int(value) if kind == "number_input" else value).run()
+            assert not at.exception, (slug, key, value, [e.value for e in at.exception])

@@ -70,8 +70,11 @@ def batch_mates() -> None:
     names = [f"random batch {k + 1}" for k in range(4)]
     for k in (label, (label + 1) % 10):
         pool = others[y_test[others] == k]
-        sets.append(rng.choice(pool, size - 1, replace=False))
-        names.append(f"batch-mates all {k}s")
+        # A class has 29–42 test digits: a batch larger than that repeats some (and says so).
+        short = len(pool) < size - 1
+        sets.append(rng.choice(pool, size - 1, replace=short))
+        repeated = f" ({len(pool)} digits, repeated)" if short else ""
+        names.append(f"batch-mates all {k}s{repeated}")
     probs = pf.with_batch_mates(net, x_test, int(target), sets)
     logits = pf.forward(net, x_test[[target]], "eval")[0]
     e = np.exp(logits - logits.max())
