@@ -62,14 +62,41 @@ def render(lesson: Lesson) -> None:
         _live(lesson)
 
 
-def _buttons(lesson: Lesson) -> None:
+def _run(lesson: Lesson) -> None:
+    """Run this experiment (a callback: it runs before the page is drawn, so the buttons
+    below are drawn for the group it started — Stop enabled, Run disabled)."""
+    job, mine = _group(lesson)
+    if mine and job is not None and job.active:
+        return  # a second click while the first group trains: never a duplicate group
     manager = state.manager()
+    gid = manager.submit(lesson.runs.configs(), name=group_name(lesson), owner=state.owner())
+    st.session_state[f"lesson-{lesson.slug}"] = gid
+    manager.get(gid).first_rows.wait(timeout=1.0)  # type: ignore[union-attr]
+
+
+def _stop(lesson: Lesson) -> None:
+    job, mine = _group(lesson)
+    if mine and job is not None and job.active:
+        state.manager().stop(job.id, by=state.owner())
+
+
+def _buttons(lesson: Lesson) -> None:
     job, mine = _group(lesson)
     # One row of buttons at their natural widths: no label is ever cut.
     row = st.container(horizontal=True, vertical_alignment="center")
-    run = row.button("Run this experiment", type="primary", key=f"run-{lesson.slug}")
-    can_stop = bool(mine and job is not None and job.active)
-    stop = row.button("Stop", disabled=not can_stop, key=f"stop-{lesson.slug}")
+    training = bool(mine and job is not None and job.active)
+    row.button(
+        "Run this experiment",
+        type="primary",
+        key=f"run-{lesson.slug}",
+        disabled=training,
+        on_click=_run,
+        args=(lesson,),
+        help="Stop it first to train again" if training else None,
+    )
+    row.button(
+        "Stop", disabled=not training, key=f"stop-{lesson.slug}", on_click=_stop, args=(lesson,)
+    )
     lab = row.button(
         "Open in the lab",
         key=f"lab-{lesson.slug}",
@@ -81,12 +108,6 @@ def _buttons(lesson: Lesson) -> None:
             "Started elsewhere; you are following it (only its owner can stop it). "
             "Run this experiment trains your own copy."
         )
-    if run:
-        gid = manager.submit(lesson.runs.configs(), name=group_name(lesson), owner=state.owner())
-        st.session_state[f"lesson-{lesson.slug}"] = gid
-        manager.get(gid).first_rows.wait(timeout=1.0)  # type: ignore[union-attr]
-    elif stop and can_stop:
-        manager.stop(job.id, by=state.owner())  # type: ignore[union-attr]
     if lab:
         config_form.load_grid(from_dict(lesson.runs.base), lesson.runs.vary)
         st.switch_page(nav.page(""))

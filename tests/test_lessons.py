@@ -140,3 +140,26 @@ def test_run_this_experiment_trains_the_preset_live():
     at.run()
     assert not at.exception
     assert at.success or at.warning
+
+
+def test_stop_works_while_the_lessons_group_trains():
+    """Right after Run this experiment: Stop is enabled and Run disabled (a second click
+    queued a second group that Stop alone could cancel); Stop cancels the lesson's group."""
+    slug = "no_norm"  # its runs train for many seconds
+    at = open_page(slug)
+    next(b for b in at.button if b.label == "Run this experiment").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from dashboard import state
+
+    job = state.manager().get(at.session_state[f"lesson-{slug}"])
+    assert job.active
+    assert next(b for b in at.button if b.label == "Run this experiment").disabled
+    stop = next(b for b in at.button if b.label == "Stop")
+    assert not stop.disabled
+    stop.click().run()
+    end = time.time() + 30
+    while job.active and time.time() < end:
+        time.sleep(0.1)
+    assert not job.active
+    assert any(r.status == "cancelled" for r in job.snapshot())
+    assert len([g for g in state.manager().groups() if g.name.endswith(LESSONS[slug].title)]) == 1
