@@ -30,6 +30,10 @@ def _layout(title: str, height: int = 360, **kw: Any) -> dict:
         "hovermode": "closest",
     }
     base.update(kw)
+    # automargin: the axis titles sit past the tick labels (at 1024 px the tick labels ran
+    # into the titles: "8" over "batch size")
+    for k in ("xaxis", "yaxis"):
+        base[k] = {"automargin": True, **base.get(k, {})}
     return base
 
 
@@ -43,8 +47,9 @@ def _side_by_side(layout: dict, titles: Sequence[str], gap: float = 0.12, **axis
     ann = layout.setdefault("annotations", [])
     for i, (dom, t) in enumerate(zip(_panels(len(titles), gap), titles), start=1):
         s = "" if i == 1 else str(i)
-        layout[f"xaxis{s}"] = {"domain": dom, "anchor": f"y{s}", **axis.get("x", {})}
-        layout[f"yaxis{s}"] = {"anchor": f"x{s}", **axis.get("y", {})}
+        x, y = axis.get("x", {}), axis.get("y", {})
+        layout[f"xaxis{s}"] = {"domain": dom, "anchor": f"y{s}", "automargin": True, **x}
+        layout[f"yaxis{s}"] = {"anchor": f"x{s}", "automargin": True, **y}
         ann.append(
             {
                 "text": t,
@@ -194,7 +199,13 @@ def spread_chart(
     _side_by_side(
         layout,
         ["μ_B: additive noise", "σ_B: multiplicative noise"],
-        x={"title": {"text": "batch size"}, "type": "category"},
+        # level ticks in smaller type: eight sizes fit a 200-pixel panel without turning
+        x={
+            "title": {"text": "batch size"},
+            "type": "category",
+            "tickangle": 0,
+            "tickfont": {"size": 12},
+        },
     )
     return {"data": data, "layout": layout}
 

@@ -25,6 +25,15 @@ def spec(at, key: str) -> dict:
     raise AssertionError(f"no chart {key}")
 
 
+TAB_KEYS = {"bn_step_by_step": "sbs-tab", "bn_inference": "inf-tab", "train_vs_eval": "tve-tab"}
+
+
+def open_tab(at, slug: str, label: str):
+    """The page with one tab open (only the open tab's content is drawn)."""
+    at.session_state[TAB_KEYS[slug]] = label
+    return at.run()
+
+
 def widget(seq, key: str):
     return next(w for w in seq if w.key == key)
 
@@ -49,7 +58,7 @@ def test_page_renders_text_sources_and_charts(slug):
 
 
 def test_gamma_slider_and_undo():
-    at = open_page("bn_step_by_step")
+    at = open_tab(open_page("bn_step_by_step"), "bn_step_by_step", "γ and β")
     before = spec(at, "sbs-affine")
     widget(at.slider, "sbs-gamma").set_value(2.5).run()
     assert not at.exception
@@ -62,7 +71,7 @@ def test_gamma_slider_and_undo():
 
 
 def test_coupling_moves_the_other_samples():
-    at = open_page("bn_step_by_step")
+    at = open_tab(open_page("bn_step_by_step"), "bn_step_by_step", "Coupling and gradient")
     widget(at.slider, "sbs-delta").set_value(5.0).run()
     text = " ".join(m.value for m in at.markdown)
     moved = float(text.split("moved by up to **")[1].split("**")[0])
@@ -79,7 +88,7 @@ def test_error_surface_lr_diverges_raw_only():
 
 
 def test_inference_folded_map_is_eval_mode():
-    at = open_page("bn_inference")
+    at = open_tab(open_page("bn_inference"), "bn_inference", "Folded map")
     widget(at.slider, "inf-gamma").set_value(2.0).run()
     text = " ".join(m.value for m in at.markdown)
     diff = float(text.split("eval mode| = **")[1].split("**")[0])
@@ -93,6 +102,7 @@ def test_train_vs_eval_shows_the_pitfalls():
     acc = dict(zip(bars["y"], bars["x"], strict=True))
     assert acc["eval(): running statistics"] > 90
     assert acc["train mode, test batches of 1"] < 20
+    open_tab(at, "train_vs_eval", "Batch-mates")
     widget(at.number_input, "tve-example").set_value(5).run()
     assert not at.exception
     z = spec(at, "tve-mates")["data"][0]["z"]
@@ -108,16 +118,35 @@ def _ends(w) -> list:
 
 @pytest.mark.parametrize("slug", PAGES)
 def test_every_slider_at_both_ends_of_its_range(slug):
-    """No crash at either end of any slider or number box of a mechanics page (train_vs_eval's
-    batch of 64 asked for 63 batch-mates of a class with 29–42 test digits). AppTest renders
-    every tab at once, so every tab's widgets are here."""
+    """No crash at either end of any slider or number box of a mechanics page, in every tab
+    (train_vs_eval's batch of 64 asked for 63 batch-mates of a class with 29–42 test digits)."""
     at = open_page(slug)
+    labels = [t.label for t in at.tabs] or [None]
     kinds = ("slider", "select_slider", "number_input")
-    keys = [(kind, w.key) for kind in kinds for w in getattr(at, kind) if w.key]
-    assert keys, slug
-    for kind, key in keys:
-        for end in (0, 1):
-            w = next(x for x in getattr(at, kind) if x.key == key)  # fresh after each run
-            value = _ends(w)[end]
-            w.set_value(int(value) if kind == "number_input" else value).run()
-            assert not at.exception, (slug, key, value, [e.value for e in at.exception])
+    seen = 0
+    for label in labels:
+        if label is not None:
+            open_tab(at, slug, label)
+            assert not at.exception, (slug, label, [e.value for e in at.exception])
+        keys = [(kind, w.key) for kind in kinds for w in getattr(at, kind) if w.key]
+        seen += len(keys)
+        for kind, key in keys:
+            for end in (0, 1):
+                w = next(x for x in getattr(at, kind) if x.key == key)  # fresh after each run
+                value = _ends(w)[end]
+                w.set_value(int(value) if kind == "number_input" else value).run()
+                assert not at.exception, (slug, label, key, value, [e.value for e in at.exception])
+    assert seen, slug
+
+
+def test_only_the_open_tab_is_drawn():
+    """A chart drawn in a hidden tab was laid out at zero width (labels cut to "()"): each
+    tab's charts exist only while it is open."""
+    at = open_page("bn_step_by_step")
+
+    def drawn(key: str) -> bool:
+        return any(key in c.proto.id for c in at.get("component_instance"))
+
+    assert drawn("sbs-hist") and not drawn("sbs-affine")
+    open_tab(at, "bn_step_by_step", "γ and β")
+    assert drawn("sbs-affine") and not drawn("sbs-hist")
