@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .palette import GUIDE, INK, INK_SOFT
 from .records import BASIS_POINTS
 
 PALETTE = (
@@ -306,7 +307,7 @@ def percentile_bands(
                     "showlegend": i == 1,
                     "x": x,
                     "y": [r[key] for r in rows],
-                    "line": {"color": "#222", "dash": dash, "width": 2},
+                    "line": {"color": INK, "dash": dash, "width": 2},
                     **_ax(i),
                 }
             )
@@ -449,7 +450,7 @@ def per_layer_lines(
                 "x1": 1,
                 "y0": guide,
                 "y1": guide,
-                "line": {"color": "#888", "dash": "dash"},
+                "line": {"color": GUIDE, "dash": "dash"},
             }
             for j in range(1, len(layers) + 1)
         ]
@@ -509,7 +510,12 @@ LOG_FIELDS = ("lr", "init_scale", "batch_size")  # swept over orders of magnitud
 def _sweep_x_axis(xs: Sequence[Any], field: str) -> dict:
     """Categorical for text values; log for LOG_FIELDS and positive numbers spanning ≥ 10×,
     with a tick at every swept value (2, 8, 32, 128 read better than 10, 100)."""
-    axis: dict[str, Any] = {"title": {"text": field, "standoff": 8}, "automargin": True}
+    # ticklabelstandoff: on an empty chart the x axis's "−1" met the y axis's "0%"
+    axis: dict[str, Any] = {
+        "title": {"text": field, "standoff": 8},
+        "automargin": True,
+        "ticklabelstandoff": 8,
+    }
     if any(isinstance(x, str) for x in xs):
         axis["type"] = "category"
         return axis
@@ -593,7 +599,7 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
                     "name": text,
                     "x": [None],
                     "y": [None],
-                    "marker": {"symbol": symbol, "size": 12, "color": "#444"},
+                    "marker": {"symbol": symbol, "size": 12, "color": INK_SOFT},
                     "hoverinfo": "skip",
                 }
             )
@@ -605,7 +611,7 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
                 "name": text,
                 "x": [None],
                 "y": [None],
-                "line": {"color": "#444", "dash": dash, "width": 2},
+                "line": {"color": INK_SOFT, "dash": dash, "width": 2},
                 "hoverinfo": "skip",
             }
         )

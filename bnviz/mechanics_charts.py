@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .charts import FONT, PALETTE
+from .palette import INK
 
 Figure = dict[str, Any]
 # One colour per quantity of Alg. 1, the same on every chart.
@@ -149,7 +150,7 @@ def axes_diagram(acts: np.ndarray, channel: int, max_cols: int = 16) -> Figure:
         "x1": x1,
         "y0": -0.5,
         "y1": n - 0.5,
-        "line": {"color": "black", "width": 4},
+        "line": {"color": INK, "width": 4},
     }
     layout = _layout(
         title,
@@ -189,7 +190,7 @@ def spread_chart(
                 "mode": "lines",
                 "x": [str(sizes[0]), str(sizes[-1])],
                 "y": [ref, ref],
-                "line": {"dash": "dot", "color": "black"},
+                "line": {"dash": "dot", "color": INK},
                 "name": "whole training set",
                 "showlegend": j == 1,
                 **_ax(j),
@@ -326,7 +327,7 @@ def running_chart(
                 "y": [ref, ref],
                 "name": "population (whole pass)",
                 "showlegend": j == 1,
-                "line": {"dash": "dot", "color": "black"},
+                "line": {"dash": "dot", "color": INK},
                 **_ax(j),
             }
         )
@@ -366,7 +367,7 @@ def unbiased_chart(
             "x": [xs[0], xs[-1]],
             "y": [full_var, full_var],
             "name": "variance over the training set",
-            "line": {"dash": "dot", "color": "black"},
+            "line": {"dash": "dot", "color": INK},
         },
     ]
     layout = _layout(
@@ -398,7 +399,7 @@ def fold_chart(x: np.ndarray, y_train: np.ndarray, a: float, c: float) -> Figure
             "x": xs,
             "y": [a * v + c for v in xs],
             "name": f"eval mode: y = {a:.3g}·x + {c:.3g}",
-            "line": {"color": "black", "width": 3},
+            "line": {"color": INK, "width": 3},
         },
     ]
     layout = _layout(
@@ -519,7 +520,7 @@ def surface_chart(panels: Sequence[dict]) -> Figure:
                 "y": [float(p["w_star"][1])],
                 "name": "minimum",
                 "showlegend": j == 1,
-                "marker": {"symbol": "x", "size": 14, "color": "black"},
+                "marker": {"symbol": "x", "size": 14, "color": INK},
                 **_ax(j),
             }
         )

@@ -21,7 +21,10 @@ from bnviz.records import layer_series, sweep_axes, sweep_points
 from . import config_form, lesson_page, live, nav, present, state
 from .live_chart import live_chart
 
-CHART_HEIGHT = 330  # px: two charts and the status line fit above the fold at 1280×800
+CHART_HEIGHT = 330  # px
+# The key chart in normal mode: with the status line above and the verdict below, all three
+# fit above the fold at 1280×800 (at 330 the verdict began at 700 px and ended below 800).
+KEY_HEIGHT = 290
 
 
 def group_name(lesson: Lesson) -> str:
@@ -140,26 +143,49 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
             # eight runs of no_norm) it is the only key to the curves' colours: name each.
             many = 4 if "sweep" in lesson.charts else len(runs)
             live.status_block(job, runs, labels, position, compact=True, count_over=many)
-        cols = st.columns(columns) if columns > 1 else [st.container()]
-        for i, name in enumerate(lesson.charts):
-            tall = name == "bands" and len(runs) > 2 and columns == 1
-            fig = figure(name, runs, labels, lesson)
-            # A chart that sizes itself (heatmaps: a panel per run) gets at least its height.
-            own = fig.get("layout", {}).get("height") or 0
-            with cols[i % len(cols)]:
-                live_chart(
-                    fig,
-                    key=f"lesson-{lesson.slug}-{name}",
-                    height=max(CHART_HEIGHT + (120 if tall else 0), own),
-                )
-        if job is not None:
+        # The key chart (the lesson's first) and the verdict come first: at 1024×768
+        # presenting, and at 1280×800 in normal mode, both are above the fold; the other
+        # charts follow below.
+        key, *rest = lesson.charts
+        if columns > 1:  # presenting: the verdict beside the key chart
+            left, right = st.columns([3, 2], gap="medium")
+            with left:
+                _chart(key, runs, labels, lesson, columns)
+            with right:
+                show_check(lesson, job, runs)
+            for col, name in zip(st.columns(len(rest)) if rest else [], rest):
+                with col:
+                    _chart(name, runs, labels, lesson, columns)
+        else:
+            _chart(key, runs, labels, lesson, columns, KEY_HEIGHT)
             show_check(lesson, job, runs)
+            for name in rest:
+                _chart(name, runs, labels, lesson, columns)
         if job is not None and job.active != active:
             st.rerun()  # the group started or ended: turn the timer on or off
         if warming and ready:
             st.rerun()  # once: the worker is up, stop polling
 
     view()
+
+
+def _chart(
+    name: str,
+    runs: list[RunState],
+    labels: list[str],
+    lesson: Lesson,
+    columns: int,
+    height: int = CHART_HEIGHT,
+) -> None:
+    tall = name == "bands" and len(runs) > 2 and columns == 1
+    fig = figure(name, runs, labels, lesson)
+    # A chart that sizes itself (heatmaps: a panel per run) gets at least its height.
+    own = fig.get("layout", {}).get("height") or 0
+    live_chart(
+        fig,
+        key=f"lesson-{lesson.slug}-{name}",
+        height=max(height + (120 if tall else 0), own),
+    )
 
 
 def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -> dict:
@@ -198,23 +224,28 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
     raise KeyError(name)
 
 
-def show_check(lesson: Lesson, job: GroupJob, runs: list[RunState]) -> None:
-    """ "What the records show": the lesson's check over this group's records, once it ended."""
-    st.subheader("What the records show", anchor=False)
-    if job.active:
-        st.caption("The check is computed from the records when every run has ended.")
-        return
-    result: Check = lesson.check(runs)
-    if result.passed is None:
-        st.warning(result.summary)
-    elif result.passed:
-        st.success(f"**The claim holds in this run.** {result.summary}")
-    else:
-        # A finding, not a fault of the app: amber, not the red of an error.
-        st.warning(f"**The claim does not hold in this run.** {result.summary}")
-    if result.figures:
-        rows = "\n".join(f"| {_cell(a)} | {_cell(b)} |" for a, b in result.figures)
-        st.markdown(f"| figure | value |\n|---|---|\n{rows}")
+def show_check(lesson: Lesson, job: GroupJob | None, runs: list[RunState]) -> None:
+    """ "What the records show": the lesson's check over this group's records, once it ended
+    (before a run, where it will be: the verdict keeps its place on the page)."""
+    with st.container(key="verdict"):
+        st.markdown("**What the records show**")
+        if job is None:
+            st.caption("Run this experiment: the check is computed from its records.")
+            return
+        if job.active:
+            st.caption("The check is computed from the records when every run has ended.")
+            return
+        result: Check = lesson.check(runs)
+        if result.passed is None:
+            st.warning(result.summary)
+        elif result.passed:
+            st.success(f"**The claim holds in this run.** {result.summary}")
+        else:
+            # A finding, not a fault of the app: amber, not the red of an error.
+            st.warning(f"**The claim does not hold in this run.** {result.summary}")
+        if result.figures:
+            rows = "\n".join(f"| {_cell(a)} | {_cell(b)} |" for a, b in result.figures)
+            st.markdown(f"| figure | value |\n|---|---|\n{rows}")
 
 
 def _cell(text: str) -> str:

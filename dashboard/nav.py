@@ -44,6 +44,11 @@ def page(name: str) -> StreamlitPage:
     return _lesson_page(name)
 
 
+def url_paths() -> list[str]:
+    """Every page's URL path ("" for Train)."""
+    return [*LAB, TOUR[0], *LESSONS]
+
+
 def navigation() -> StreamlitPage:
     """The page list, grouped; returns the page to run."""
     # On top, not in the sidebar: lesson pages then use the whole width of a projector, and

@@ -150,3 +150,39 @@ def test_only_the_open_tab_is_drawn():
     assert drawn("sbs-hist") and not drawn("sbs-affine")
     open_tab(at, "bn_step_by_step", "γ and β")
     assert drawn("sbs-affine") and not drawn("sbs-hist")
+
+
+def _colors(obj) -> set[str]:
+    """Every colour string in a figure (any key ending in "color")."""
+    out: set[str] = set()
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k.endswith("color") and isinstance(v, str):
+                out.add(v.lower())
+            elif k.endswith("color") and isinstance(v, list):
+                out |= {x.lower() for x in v if isinstance(x, str)}
+            else:
+                out |= _colors(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            out |= _colors(v)
+    return out
+
+
+@pytest.mark.parametrize("slug", PAGES)
+def test_no_chart_ink_vanishes_on_the_dark_theme(slug):
+    """Dark lines and markers (the minimum's ✖, the eval-mode line, dotted population lines)
+    are the palette's inks, which the live chart swaps for the theme's text colour: black
+    vanished on the dark theme's black background."""
+    from bnviz.palette import GUIDE, INK, INK_SOFT
+
+    at = open_page(slug)
+    labels = [t.label for t in at.tabs] or [None]
+    dark = {"black", "#000", "#000000", "#111", "#111111", "#222222", "#333", "#333333"}
+    for label in labels:
+        if label is not None:
+            open_tab(at, slug, label)
+        for chart in at.get("component_instance"):
+            colors = _colors(json.loads(chart.proto.json_args)["figure"]["data"])
+            assert not colors & dark, (slug, label, chart.proto.id, colors & dark)
+    assert {INK, INK_SOFT, GUIDE} <= {"#222", "#444", "#888"}  # live_chart's INK set
