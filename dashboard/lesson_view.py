@@ -141,7 +141,7 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
         else:
             # A sweep chart names its runs: the status line may count them. Elsewhere (e.g.
             # eight runs of no_norm) it is the only key to the curves' colours: name each.
-            many = 4 if "sweep" in lesson.charts else len(runs)
+            many = _named(lesson, runs)
             live.status_block(job, runs, labels, position, compact=True, count_over=many)
         # The key chart (the lesson's first) and the verdict come first: at 1024×768
         # presenting, and at 1280×800 in normal mode, both are above the fold; the other
@@ -169,6 +169,12 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
     view()
 
 
+def _named(lesson: Lesson, runs: list[RunState]) -> int:
+    """How many runs the status line names one by one (past that it counts them): all, but
+    four on a sweep's page (the sweep chart names its points) and eight at most."""
+    return 4 if "sweep" in lesson.charts else min(len(runs), 8)
+
+
 def _chart(
     name: str,
     runs: list[RunState],
@@ -193,15 +199,20 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
     histories = [r.history for r in runs]
     statuses = [r.status for r in runs]
     if name in ("acc", "loss"):
-        # No legend: the status line right above names every run in its colour.
-        return charts.without_legend(charts.curves(labels, histories, name, statuses))
+        fig = charts.curves(labels, histories, name, statuses, live.colors(runs))
+        if len(runs) <= _named(lesson, runs):
+            # No legend: the status line right above names every run in its colour.
+            return charts.without_legend(fig)
+        # Past that, a key under the chart: "the batch-2 curves" must be findable.
+        fig["layout"]["height"] = charts.legend_below(fig, len(runs), CHART_HEIGHT)
+        return fig
     if name == "sweep":
         configs = [r.config for r in runs] or lesson.runs.configs()
         axes = sweep_axes(configs)
         field, by = axes if axes else ("norm", None)
         return charts.sweep(sweep_points(configs, histories, statuses, field, by), field, by)
     if name == "gap":
-        return charts.gap(labels, histories)
+        return charts.gap(labels, histories, live.colors(runs))
     depth = len((runs[0].config if runs else RunConfig()).hidden)
     if name == "bands":
         # What the last hidden layer's norm puts out: with placement=before that is the
@@ -216,7 +227,7 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
             if after
             else f"Layer {depth}: {charts.POINT_NAMES['act_in']} over training"
         )
-        return charts.percentile_bands(labels, series, title, cols=2)
+        return charts.percentile_bands(labels, series, title, cols=2, colors=live.colors(runs))
     if name == "saturation":
         return live.detail_figure("saturation / dead units", runs, labels, "act_out", depth, depth)
     if name in live.MEASURE_VIEWS:  # the measures' views: records kinds of config.measures

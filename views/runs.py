@@ -53,11 +53,12 @@ if chosen:
     ]
     marks = [picked.index(g) for g, _ in chosen]
     statuses = [r.status for r in runs]
-    st.markdown(history.compare_key(jobs, tags, chosen, run_labels), unsafe_allow_html=True)
+    colors = live.colors(runs)
+    st.markdown(history.compare_key(jobs, tags, chosen, run_labels, colors), unsafe_allow_html=True)
     col1, col2 = st.columns(2)
     for col, metric in ((col1, "acc"), (col2, "loss")):
         fig = charts.compare_curves(
-            names, hovers, marks, [r.history for r in runs], metric, statuses
+            names, hovers, marks, [r.history for r in runs], metric, statuses, colors
         )
         with col:
             live_chart(charts.without_legend(fig), key=f"cmp-{metric}", height=380)
@@ -88,7 +89,13 @@ if job is not None:
     if c2.button("Rename", disabled=not mine or new.strip() in ("", job.name)):
         manager.rename(job.id, new, by=state.owner())
         st.rerun()
-    fig = charts.curves(job.labels(), [r.history for r in runs], "acc", [r.status for r in runs])
+    fig = charts.curves(
+        job.labels(),
+        [r.history for r in runs],
+        "acc",
+        [r.status for r in runs],
+        live.colors(runs),
+    )
     history.downloads(job, runs, fig, f"dl-{job.id}")
     with st.expander("Delete this group"):
         sure = st.checkbox(
