@@ -113,6 +113,10 @@ def _buttons(lesson: Lesson) -> None:
         )
     if lab:
         config_form.load_grid(from_dict(lesson.runs.base), lesson.runs.vary)
+        # The lab shows the lesson's runs (read-only when another tab trained them) until the
+        # student trains their own; then one click compares the two groups.
+        state.show_group(job.id if job is not None else None)
+        present.leave()  # the lab's configuration is in the sidebar that presenting hides
         st.switch_page(nav.page(""))
 
 

@@ -60,6 +60,12 @@ def toggle(container: Any, key: str) -> None:
         st.rerun(scope="app")
 
 
+def leave() -> None:
+    """Presenting off (before a switch to the lab, whose configuration is in the sidebar)."""
+    st.session_state[KEY] = False
+    st.query_params.pop(KEY, None)
+
+
 def apply() -> None:
     """Every run, before the page: the CSS while presenting, and `present=1` in the URL —
     a page link (Next, Previous) clears the URL's parameters, and a reload then lost the mode."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 _JS = """<script>
 const store = window.parent.localStorage;
@@ -49,4 +48,4 @@ def keep(pages: list[str], here: str) -> None:
     st.html(_CSS)
     with st.container(key="bnviz-theme-sync"):
         js = _JS.replace("__PAGES__", json.dumps(pages)).replace("__HERE__", json.dumps(here))
-        components.html(js, height=0)
+        st.iframe(js, height=1)

@@ -112,6 +112,8 @@ def test_train_page_fits_every_projector_in_both_modes():
         while "present=1" in page.evaluate("location.href") and time.time() < end:
             time.sleep(0.2)
         assert "present=1" not in page.evaluate("location.href")
+        # leaving presentation mode gives the configuration sidebar back
+        page.locator('section[data-testid="stSidebar"]').get_by_text("Configuration").wait_for()
         assert not problems, "\n".join(problems)
 
 
@@ -198,6 +200,7 @@ def test_every_lesson_shows_its_key_chart_and_verdict_above_the_fold():
         # Presenting survives Next and a reload: present=1 stays in the URL.
         nxt = neighbours(slugs[0])[1].slug  # type: ignore[union-attr]
         page.goto(f"{base}/{slugs[0]}?present=1")
+        page.locator(".st-key-verdict").wait_for(timeout=60_000)  # the page has run
         page.get_by_role("link", name="Next").click()
         wait_until(lambda: f"/{nxt}" in page.url, 30, "the next lesson")
         wait_until(lambda: "present=1" in page.url, 30, "present=1 kept by Next")

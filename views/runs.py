@@ -22,10 +22,15 @@ if not groups:
 st.subheader("Compare any runs")
 ids = [g.id for g in groups]
 current = st.session_state.get("group_id")
+# "Compare with the previous group" on the Train page sends both groups here.
+asked = [g for g in st.session_state.pop("compare_groups", None) or [] if g in ids]
+if asked:
+    st.session_state.pop("runs-groups", None)  # the picker starts from the asked groups
 picked = st.multiselect(
     "groups",
     ids,
-    default=[current if current in ids else ids[0]],
+    default=asked or [current if current in ids else ids[0]],
+    key="runs-groups",
     format_func=lambda i: history.group_title(manager.get(i)),
     max_selections=len(charts.SYMBOLS),
 )
