@@ -526,6 +526,21 @@ def surface_chart(panels: Sequence[dict]) -> Figure:
         )
         titles.append(p["title"])
     _side_by_side(layout, titles, gap=0.17)  # room for the right panel's w2 title
+    for dom, p in zip(_panels(len(panels), 0.17), panels):
+        if p.get("diverged") is not None:  # the path leaves the plot: say so where it does
+            layout["annotations"].append(
+                {
+                    "text": f"diverged at step {p['diverged']}<br>(off the plot)",
+                    "x": sum(dom) / 2,
+                    "y": 0.97,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "yanchor": "top",
+                    "showarrow": False,
+                    "font": {"size": 14, "color": C_Y},
+                    "bgcolor": "rgba(255,255,255,0.8)",
+                }
+            )
     layout["uirevision"] = repr([p["box"] for p in panels])  # new ranges: drop the user's zoom
     for j, p in enumerate(panels, start=1):
         s = "" if j == 1 else str(j)
@@ -534,21 +549,54 @@ def surface_chart(panels: Sequence[dict]) -> Figure:
     return {"data": data, "layout": layout}
 
 
-def surface_losses(paths: dict[str, np.ndarray], best: dict[str, float]) -> Figure:
-    """Loss above the minimum (log) against the step, one line per problem."""
+LOSS_CAP = 1e30  # L − L_min drawn at most this high: a diverged loss overflows float32
+
+
+def surface_losses(
+    paths: dict[str, np.ndarray],
+    best: dict[str, float],
+    diverged: dict[str, int | None] | None = None,
+) -> Figure:
+    """Loss above the minimum (log) against the step, one line per problem. A problem that
+    diverged (`diverged`: its first step past 1e6 × the start) ends in a ✖ with its step: at
+    s = 1000 the raw inputs diverge at step 1, and the line of two points, the second
+    overflowing float32, drew nothing at all."""
     data = []
     for k, (label, losses) in enumerate(paths.items()):
-        gap = np.maximum(np.asarray(losses) - best[label], 1e-12)
+        gap = np.asarray(losses, dtype=np.float64) - best[label]
+        gap = np.clip(np.nan_to_num(gap, nan=LOSS_CAP, posinf=LOSS_CAP), 1e-12, LOSS_CAP)
+        colour = (C_X, C_Y, GREEN)[k % 3]
         data.append(
             {
                 "type": "scatter",
-                "mode": "lines",
+                "mode": "lines+markers" if len(gap) < 12 else "lines",
                 "x": list(range(len(gap))),
-                "y": _f32(gap),
+                "y": [float(f"{v:.5g}") for v in gap],
                 "name": label,
-                "line": {"color": (C_X, C_Y, GREEN)[k % 3], "width": 3},
+                "line": {"color": colour, "width": 3},
+                "marker": {"color": colour, "size": 7},
             }
         )
+        step = (diverged or {}).get(label)
+        if step is not None:
+            # The path stops before the step that diverged: its loss is past 1e6 × the start
+            # (surface.descend's test); the ✖ sits there, dotted from the last kept step.
+            over = float(f"{min(LOSS_CAP, 1e6 * float(losses[0]) - best[label]):.5g}")
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers+text",
+                    "x": [len(gap) - 1, step],
+                    "y": [float(f"{gap[-1]:.5g}"), over],
+                    "line": {"color": colour, "dash": "dot", "width": 2},
+                    "marker": {"symbol": ["circle", "x"], "size": [1, 16], "color": colour},
+                    "text": ["", f"{label}: diverged at step {step} (L > 10⁶ × its start)"],
+                    "textposition": "bottom right",
+                    "textfont": {"color": colour},
+                    "showlegend": False,
+                    "hoverinfo": "skip",
+                }
+            )
     layout = _layout(
         "L − L_min over the steps",
         height=330,

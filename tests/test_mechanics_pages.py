@@ -186,3 +186,17 @@ def test_no_chart_ink_vanishes_on_the_dark_theme(slug):
             colors = _colors(json.loads(chart.proto.json_args)["figure"]["data"])
             assert not colors & dark, (slug, label, chart.proto.id, colors & dark)
     assert {INK, INK_SOFT, GUIDE} <= {"#222", "#444", "#888"}  # live_chart's INK set
+
+
+def test_error_surface_shows_a_divergence_at_step_one_on_a_chart():
+    """At s = 1000 the raw inputs diverge at step 1: the loss chart marks it (✖ with its step)
+    and the contour panel says so — it was only in the table."""
+    at = open_page("error_surface")
+    widget(at.select_slider, "es-scale").set_value(1000).run()
+    assert not at.exception
+    losses = spec(at, "es-losses")
+    marks = [t for t in losses["data"] if "diverged at step 1" in str(t.get("text"))]
+    assert len(marks) == 1 and marks[0]["x"][-1] == 1
+    assert all(v is not None for t in losses["data"] for v in t["y"])  # nothing overflowed
+    notes = [a["text"] for a in spec(at, "es-surface")["layout"]["annotations"]]
+    assert sum("diverged at step 1" in n for n in notes) == 1
