@@ -208,7 +208,8 @@ def figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) -
             # No legend: the status line right above names every run in its colour.
             return charts.without_legend(fig)
         # Past that, a key under the chart: "the batch-2 curves" must be findable.
-        fig["layout"]["height"] = charts.legend_below(fig, len(runs), CHART_HEIGHT)
+        # Two a row: three ran into each other in the ~680-pixel column at 1280×800.
+        fig["layout"]["height"] = charts.legend_below(fig, len(runs), CHART_HEIGHT, per_row=2)
         return fig
     if name == "sweep":
         configs = [r.config for r in runs] or lesson.runs.configs()
