@@ -24,7 +24,7 @@ from .live_chart import live_chart
 CHART_HEIGHT = 330  # px
 # The key chart in normal mode: with the status line above and the verdict below, all three
 # fit above the fold at 1280×800 (at 330 the verdict began at 700 px and ended below 800).
-KEY_HEIGHT = 290
+KEY_HEIGHT = 280
 
 
 def group_name(lesson: Lesson) -> str:
