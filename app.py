@@ -6,7 +6,7 @@ config kept alive across page switches, the URL — is set up once, in `dashboar
 
 import streamlit as st
 
-from dashboard import lesson_view, nav, present, state
+from dashboard import lesson_view, nav, present, state, theme
 
 st.set_page_config(page_title="bnviz", page_icon="📊", layout="wide")
 # Streamlit leaves ~6rem above the first element and 5rem on each side: on a 1024×768
@@ -22,4 +22,5 @@ state.ensure_config_state()
 present.apply()
 if present.is_on() and page.url_path in ("runs", "layers", "tour"):
     present.toggle(st, "present-top")  # the header is hidden: the way back is here
+theme.keep(nav.url_paths(), page.url_path)
 page.run()

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .palette import GUIDE, INK, INK_SOFT, NORM_COLORS
 from .records import BASIS_POINTS
 
 PALETTE = (
@@ -40,6 +41,12 @@ Figure = dict[str, Any]
 
 def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
+
+
+def _colors(colors: Sequence[str] | None, n: int) -> list[str]:
+    """Each run's colour: the caller's (`palette.run_colors`: its norm's, shaded by the other
+    varied fields), else the n-th of PALETTE."""
+    return list(colors) if colors is not None else [color(i) for i in range(n)]
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -88,7 +95,13 @@ def _grid(n: int, cols: int, hgap: float = 0.06, vgap: float = 0.14) -> list[dic
         r, c = divmod(i, cols)
         x0 = c * (w + hgap)
         y1 = 1 - r * (h + vgap)
-        out.append({"x": [x0, x0 + w], "y": [y1 - h, y1]})
+        # rounded into [0, 1]: 3 panels with a 0.09 gap summed to 1.0000000000000002
+        out.append(
+            {
+                "x": [round(x0, 9), min(1.0, round(x0 + w, 9))],
+                "y": [max(0.0, round(y1 - h, 9)), round(y1, 9)],
+            }
+        )
     return out
 
 
@@ -106,14 +119,44 @@ def _panel_note(layout: dict, domain: dict, text: str) -> None:
     )
 
 
-def _axes(layout: dict, domains: list[dict], titles: Sequence[str], **yaxis: Any) -> None:
-    """Add xaxis/yaxis pairs with panel titles as annotations."""
+PANEL_TICKS = {"size": 13}  # a panel of a multi-panel chart is ~150 px wide at 1024
+
+
+def _axes(
+    layout: dict,
+    domains: list[dict],
+    titles: Sequence[str],
+    x_title: str | None = None,
+    **yaxis: Any,
+) -> None:
+    """Add xaxis/yaxis pairs with panel titles as annotations; `x_title` under the bottom
+    row's x axes. Level ticks in smaller type, few on x: at 1024 px plotly turned a panel's
+    step ticks on their side, into the axis title and the legend below."""
     ann = layout.setdefault("annotations", [])
+    bottom = min((d["y"][0] for d in domains), default=0)
+    if "subtitle" in str(layout.get("title")) and domains:
+        # the subtitle's line sits where the panel titles are: lift the title above them
+        layout["margin"] = {**layout["margin"], "t": max(layout["margin"]["t"], 116)}
     for i, (d, t) in enumerate(zip(domains, titles), start=1):
         sfx = "" if i == 1 else str(i)
         # ticklabelstandoff: the lowest y label and the first x label meet at the corner
-        layout[f"xaxis{sfx}"] = {"domain": d["x"], "anchor": f"y{sfx}", "ticklabelstandoff": 8}
-        layout[f"yaxis{sfx}"] = {"domain": d["y"], "anchor": f"x{sfx}", **yaxis}
+        layout[f"xaxis{sfx}"] = {
+            "domain": d["x"],
+            "anchor": f"y{sfx}",
+            "ticklabelstandoff": 8,
+            "tickangle": 0,
+            "nticks": 4,
+            "tickfont": PANEL_TICKS,
+            "automargin": True,
+        }
+        if x_title and d["y"][0] == bottom:
+            layout[f"xaxis{sfx}"]["title"] = {"text": x_title, "font": {"size": 14}, "standoff": 2}
+        layout[f"yaxis{sfx}"] = {
+            "domain": d["y"],
+            "anchor": f"x{sfx}",
+            "tickfont": PANEL_TICKS,
+            **yaxis,
+        }
         ann.append(
             {
                 "text": t,
@@ -160,8 +203,10 @@ def curves(
     histories: Sequence[Sequence[dict]],
     metric: str = "acc",
     statuses: Sequence[str] | None = None,
+    colors: Sequence[str] | None = None,
 ) -> Figure:
     """Train (dashed) and test (solid) loss or accuracy of every run against epochs."""
+    cs = _colors(colors, len(labels))
     data = []
     for i, (label, rows) in enumerate(zip(labels, histories)):
         x = [r["epoch"] for r in rows]
@@ -175,7 +220,7 @@ def curves(
                     "showlegend": split == "test",
                     "x": x,
                     "y": [r[f"{split}_{metric}"] for r in rows],
-                    "line": {"color": color(i), "dash": dash, "width": 3 if split == "test" else 2},
+                    "line": {"color": cs[i], "dash": dash, "width": 3 if split == "test" else 2},
                 }
             )
         if statuses and statuses[i] == "diverged" and rows:
@@ -185,7 +230,7 @@ def curves(
                     "mode": "markers+text",
                     "x": [rows[-1]["epoch"]],
                     "y": [rows[-1].get(f"test_{metric}") or 0],
-                    "marker": {"symbol": "x", "size": 16, "color": color(i)},
+                    "marker": {"symbol": "x", "size": 16, "color": cs[i]},
                     "text": ["diverged"],
                     "textposition": "middle right",
                     "showlegend": False,
@@ -222,9 +267,14 @@ def curves(
 
 
 def histograms(
-    labels: Sequence[str], latest: Sequence[dict[int, dict]], point: str, cols: int = 4
+    labels: Sequence[str],
+    latest: Sequence[dict[int, dict]],
+    point: str,
+    cols: int = 4,
+    colors: Sequence[str] | None = None,
 ) -> Figure:
     """The current distribution of every layer at one probe point, runs overlaid."""
+    cs = _colors(colors, len(labels))
     layers = sorted({k for d in latest for k in d})
     domains = _grid(len(layers), cols)
     data = []
@@ -246,7 +296,7 @@ def histograms(
                     "x": centers,
                     "y": [c / total / w if w else 0 for c, w in zip(counts, width)],
                     "width": width,
-                    "marker": {"color": _rgba(color(i), 0.45), "line": {"color": color(i)}},
+                    "marker": {"color": _rgba(cs[i], 0.45), "line": {"color": cs[i]}},
                     "hovertemplate": f"{label}<br>%{{x:.3g}}: %{{y:.3g}}<extra>step "
                     f"{row['step']}</extra>",
                     **_ax(j),
@@ -263,6 +313,7 @@ def percentile_bands(
     title: str,
     x_key: str = "step",
     cols: int | None = None,
+    colors: Sequence[str] | None = None,
 ) -> Figure:
     """TensorBoard-style bands (9 basis points: ±0.5/1/1.5σ and min/max) and the 15/50/85th
     percentiles (Ioffe & Szegedy Fig. 1b–c) of one layer over training, one panel per run.
@@ -275,9 +326,10 @@ def percentile_bands(
     domains = _grid(n, cols, vgap=0.3 if n > cols else 0.2)
     data: list[dict] = []
     n_q = len(BASIS_POINTS)
+    cs = _colors(colors, n)
     for i, (_label, rows) in enumerate(zip(labels, series), start=1):
         x = [r[x_key] for r in rows]
-        c = color(i - 1)
+        c = cs[i - 1]
         for k in range(n_q // 2):  # outermost band first so inner ones draw on top
             lo = [r["quantiles"][k] for r in rows]
             hi = [r["quantiles"][n_q - 1 - k] for r in rows]
@@ -306,22 +358,48 @@ def percentile_bands(
                     "showlegend": i == 1,
                     "x": x,
                     "y": [r[key] for r in rows],
-                    "line": {"color": "#222", "dash": dash, "width": 2},
+                    "line": {"color": INK, "dash": dash, "width": 2},
                     **_ax(i),
                 }
             )
-    inner = [v for rows in series for r in rows for v in (r["quantiles"][1], r["quantiles"][7])]
-    inner = [v for v in inner if v is not None and math.isfinite(v)]
+    ranges = [_band_range(rows) for rows in series]
+    own = _outliers(ranges)
+    shared = [r for r, o in zip(ranges, own) if r and not o]
     yaxis: dict[str, Any] = {"nticks": 4}  # small panels: a few ticks that never touch
-    if inner:
-        lo, hi = min(inner), max(inner)
-        pad = 0.1 * (hi - lo or 1.0)
-        yaxis["range"] = [lo - pad, hi + pad]
+    if shared:
+        yaxis["range"] = _padded(min(r[0] for r in shared), max(r[1] for r in shared))
     layout = _layout(title)
-    _axes(layout, domains, list(labels), **yaxis)
+    # A run whose band is far wider (one that diverged: ±50k) gets its own y scale, marked in
+    # its panel's title; on the shared one it flattened every other run's band to a line.
+    titles = [f"{lab} · own y scale" if o else lab for lab, o in zip(labels, own)]
+    _axes(layout, domains, titles, x_title=x_key, **yaxis)
+    for i, (r, o) in enumerate(zip(ranges, own), start=1):
+        if o and r:
+            layout[f"yaxis{'' if i == 1 else i}"]["range"] = _padded(*r)
     for a in layout["annotations"]:
         a["font"] = {"size": 14}  # run names above small panels: keep them from colliding
     return {"data": data, "layout": layout}
+
+
+def _band_range(rows: Sequence[dict]) -> tuple[float, float] | None:
+    """The ±1.5σ band's extent over a run's rows (finite values only)."""
+    vals = [v for r in rows for v in (r["quantiles"][1], r["quantiles"][7])]
+    vals = [v for v in vals if v is not None and math.isfinite(v)]
+    return (min(vals), max(vals)) if vals else None
+
+
+def _outliers(ranges: Sequence[tuple[float, float] | None], factor: float = 20.0) -> list[bool]:
+    """Which runs' extents are more than `factor`× the median run's (at least two runs)."""
+    spans = sorted(r[1] - r[0] for r in ranges if r)
+    if len(spans) < 2:
+        return [False] * len(ranges)
+    median = spans[(len(spans) - 1) // 2] or 1e-12
+    return [bool(r) and (r[1] - r[0]) > factor * median for r in ranges]
+
+
+def _padded(lo: float, hi: float) -> list[float]:
+    pad = 0.1 * (hi - lo or 1.0)
+    return [lo - pad, hi + pad]
 
 
 def heatmaps(
@@ -413,9 +491,11 @@ def per_layer_lines(
     log: bool = False,
     guide: float | None = None,
     cols: int = 4,
+    colors: Sequence[str] | None = None,
 ) -> Figure:
     """One panel per layer, a line per run: value(row) over steps (rows filtered by layer)."""
-    domains = _grid(len(layers), cols)
+    cs = _colors(colors, len(labels))
+    domains = _grid(len(layers), cols, hgap=0.09)  # the gap holds the next panel's y ticks
     data = []
     for i, (label, rows) in enumerate(zip(labels, rows_per_run)):
         for j, layer in enumerate(layers, start=1):
@@ -430,13 +510,13 @@ def per_layer_lines(
                     "showlegend": j == 1,
                     "x": [p[0] for p in pts],
                     "y": [p[1] for p in pts],
-                    "line": {"color": color(i), "width": 2.5},
+                    "line": {"color": cs[i], "width": 2.5},
                     **_ax(j),
                 }
             )
     layout = _layout(title)
     yaxis: dict[str, Any] = {"type": "log"} if log else {}
-    _axes(layout, domains, [f"layer {k}" for k in layers], **yaxis)
+    _axes(layout, domains, [f"layer {k}" for k in layers], x_title="step", **yaxis)
     _log_ticks(layout, data)
     layout["yaxis"]["title"] = {"text": y_title}
     if guide is not None:
@@ -449,16 +529,21 @@ def per_layer_lines(
                 "x1": 1,
                 "y0": guide,
                 "y1": guide,
-                "line": {"color": "#888", "dash": "dash"},
+                "line": {"color": GUIDE, "dash": "dash"},
             }
             for j in range(1, len(layers) + 1)
         ]
     return {"data": data, "layout": layout}
 
 
-def gap(labels: Sequence[str], histories: Sequence[Sequence[dict]]) -> Figure:
+def gap(
+    labels: Sequence[str],
+    histories: Sequence[Sequence[dict]],
+    colors: Sequence[str] | None = None,
+) -> Figure:
     """Train and test accuracy of every run at its last record, side by side: the gap between
     the two bars is what a regularizer should shrink."""
+    cs = _colors(colors, len(labels))
     last = [rows[-1] if rows else {} for rows in histories]
     data = []
     for split, alpha in (("train", 0.45), ("test", 1.0)):
@@ -469,7 +554,7 @@ def gap(labels: Sequence[str], histories: Sequence[Sequence[dict]]) -> Figure:
                 "name": split,
                 "x": list(labels),
                 "y": ys,
-                "marker": {"color": [_rgba(color(i), alpha) for i in range(len(labels))]},
+                "marker": {"color": [_rgba(c, alpha) for c in cs]},
                 "text": [f"{y:.0%}" if y is not None else "" for y in ys],
                 "textposition": "inside",
                 "insidetextanchor": "end",
@@ -509,7 +594,12 @@ LOG_FIELDS = ("lr", "init_scale", "batch_size")  # swept over orders of magnitud
 def _sweep_x_axis(xs: Sequence[Any], field: str) -> dict:
     """Categorical for text values; log for LOG_FIELDS and positive numbers spanning ≥ 10×,
     with a tick at every swept value (2, 8, 32, 128 read better than 10, 100)."""
-    axis: dict[str, Any] = {"title": {"text": field, "standoff": 8}, "automargin": True}
+    # ticklabelstandoff: on an empty chart the x axis's "−1" met the y axis's "0%"
+    axis: dict[str, Any] = {
+        "title": {"text": field, "standoff": 8},
+        "automargin": True,
+        "ticklabelstandoff": 8,
+    }
     if any(isinstance(x, str) for x in xs):
         axis["type"] = "category"
         return axis
@@ -540,6 +630,7 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
         if not any(isinstance(p["x"], str) for p in pts):
             pts = sorted(pts, key=lambda p: p["x"])  # text values keep the grid's order
         label = f"{by}={name}" if by is not None else "test accuracy"
+        c = NORM_COLORS.get(str(name), color(i)) if by == "norm" else color(i)
         notes = [_sweep_note(p) for p in pts]
         symbols = [
             "x" if p["status"] == "diverged" else "circle-open" if p["stalled"] else "circle"
@@ -554,12 +645,12 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
                 "legendgroup": label,
                 "x": x,
                 "y": [p["final"] for p in pts],
-                "line": {"color": color(i), "width": 3},
+                "line": {"color": c, "width": 3},
                 "marker": {
-                    "color": color(i),
+                    "color": c,
                     "symbol": symbols,
                     "size": [16 if s == "x" else 12 for s in symbols],
-                    "line": {"width": 2, "color": color(i)},
+                    "line": {"width": 2, "color": c},
                 },
                 "customdata": notes,
                 "hovertemplate": f"{label}<br>{field}=%{{x}}<br>final test acc %{{y:.1%}}"
@@ -575,7 +666,7 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
                 "showlegend": False,
                 "x": x,
                 "y": [p["best"] for p in pts],
-                "line": {"color": color(i), "width": 2, "dash": "dot"},
+                "line": {"color": c, "width": 2, "dash": "dot"},
                 "customdata": notes,
                 "hovertemplate": f"{label}<br>{field}=%{{x}}<br>best test acc %{{y:.1%}}"
                 "<br>%{customdata}<extra></extra>",
@@ -593,7 +684,7 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
                     "name": text,
                     "x": [None],
                     "y": [None],
-                    "marker": {"symbol": symbol, "size": 12, "color": "#444"},
+                    "marker": {"symbol": symbol, "size": 12, "color": INK_SOFT},
                     "hoverinfo": "skip",
                 }
             )
@@ -605,7 +696,7 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
                 "name": text,
                 "x": [None],
                 "y": [None],
-                "line": {"color": "#444", "dash": dash, "width": 2},
+                "line": {"color": INK_SOFT, "dash": dash, "width": 2},
                 "hoverinfo": "skip",
             }
         )
@@ -638,11 +729,12 @@ def compare_curves(
     histories: Sequence[Sequence[dict]],
     metric: str = "acc",
     statuses: Sequence[str] | None = None,
+    colors: Sequence[str] | None = None,
 ) -> Figure:
     """`curves` of runs from several groups: short `names` in the legend, the long `hovers`
     (group name, time, run) on hover, and the test line of a run of group g marked with
     SYMBOLS[g] (a dozen markers along it), so two groups' runs of one colour differ."""
-    fig = curves(names, histories, metric, statuses)
+    fig = curves(names, histories, metric, statuses, colors)
     run = {name: i for i, name in enumerate(names)}
     several = len(set(groups)) > 1
     for t in fig["data"]:
@@ -685,7 +777,11 @@ def legend_below(fig: Figure, entries: int, height: int, per_row: int = 3, row_p
     return margin["t"] + plot + bottom
 
 
-def landscape_bands(labels: Sequence[str], rows_per_run: Sequence[Sequence[dict]]) -> Figure:
+def landscape_bands(
+    labels: Sequence[str],
+    rows_per_run: Sequence[Sequence[dict]],
+    colors: Sequence[str] | None = None,
+) -> Figure:
     """Santurkar et al.'s Fig. 4 style: three panels over training, a band (min–max over the
     step sizes along the gradient) per run — the loss, the gradient predictiveness
     ‖∇L(w − ηg) − g‖ — and the effective β-smoothness as a line (log y)."""
@@ -694,7 +790,8 @@ def landscape_bands(labels: Sequence[str], rows_per_run: Sequence[Sequence[dict]
         ("grad_diff_min", "grad_diff_max", "‖∇L(w − ηg) − g‖"),
         ("beta", "beta", "β-smoothness"),
     )
-    domains = _grid(3, 3)
+    domains = _grid(3, 3, hgap=0.09)
+    cs = _colors(colors, len(labels))
     data: list[dict] = []
     for i, (label, rows) in enumerate(zip(labels, rows_per_run)):
         for j, (lo, hi, _t) in enumerate(panels, start=1):
@@ -710,7 +807,7 @@ def landscape_bands(labels: Sequence[str], rows_per_run: Sequence[Sequence[dict]
                         "x": x + x[::-1],
                         "y": [p[2] for p in pts] + [p[1] for p in pts][::-1],
                         "fill": "toself",
-                        "fillcolor": _rgba(color(i), 0.3),
+                        "fillcolor": _rgba(cs[i], 0.3),
                         "line": {"width": 0},
                         "showlegend": False,
                         "hoverinfo": "skip",
@@ -723,7 +820,7 @@ def landscape_bands(labels: Sequence[str], rows_per_run: Sequence[Sequence[dict]
                     "mode": "lines",
                     "x": x,
                     "y": [p[2] for p in pts],
-                    "line": {"color": color(i), "width": 2},
+                    "line": {"color": cs[i], "width": 2},
                     "showlegend": j == 1,
                     **common,
                 }
@@ -734,7 +831,7 @@ def landscape_bands(labels: Sequence[str], rows_per_run: Sequence[Sequence[dict]
             "subtitle": {"text": "bands: min–max over the step sizes η", "font": {"size": 14}},
         }
     )
-    _axes(layout, domains, [t for _, _, t in panels], type="log")
+    _axes(layout, domains, [t for _, _, t in panels], x_title="step", type="log")
     _log_ticks(layout, data)
     return {"data": data, "layout": layout}
 

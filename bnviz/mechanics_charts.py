@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .charts import FONT, PALETTE
+from .palette import INK
 
 Figure = dict[str, Any]
 # One colour per quantity of Alg. 1, the same on every chart.
@@ -30,6 +31,10 @@ def _layout(title: str, height: int = 360, **kw: Any) -> dict:
         "hovermode": "closest",
     }
     base.update(kw)
+    # automargin: the axis titles sit past the tick labels (at 1024 px the tick labels ran
+    # into the titles: "8" over "batch size")
+    for k in ("xaxis", "yaxis"):
+        base[k] = {"automargin": True, **base.get(k, {})}
     return base
 
 
@@ -43,8 +48,9 @@ def _side_by_side(layout: dict, titles: Sequence[str], gap: float = 0.12, **axis
     ann = layout.setdefault("annotations", [])
     for i, (dom, t) in enumerate(zip(_panels(len(titles), gap), titles), start=1):
         s = "" if i == 1 else str(i)
-        layout[f"xaxis{s}"] = {"domain": dom, "anchor": f"y{s}", **axis.get("x", {})}
-        layout[f"yaxis{s}"] = {"anchor": f"x{s}", **axis.get("y", {})}
+        x, y = axis.get("x", {}), axis.get("y", {})
+        layout[f"xaxis{s}"] = {"domain": dom, "anchor": f"y{s}", "automargin": True, **x}
+        layout[f"yaxis{s}"] = {"anchor": f"x{s}", "automargin": True, **y}
         ann.append(
             {
                 "text": t,
@@ -144,7 +150,7 @@ def axes_diagram(acts: np.ndarray, channel: int, max_cols: int = 16) -> Figure:
         "x1": x1,
         "y0": -0.5,
         "y1": n - 0.5,
-        "line": {"color": "black", "width": 4},
+        "line": {"color": INK, "width": 4},
     }
     layout = _layout(
         title,
@@ -184,7 +190,7 @@ def spread_chart(
                 "mode": "lines",
                 "x": [str(sizes[0]), str(sizes[-1])],
                 "y": [ref, ref],
-                "line": {"dash": "dot", "color": "black"},
+                "line": {"dash": "dot", "color": INK},
                 "name": "whole training set",
                 "showlegend": j == 1,
                 **_ax(j),
@@ -194,7 +200,13 @@ def spread_chart(
     _side_by_side(
         layout,
         ["μ_B: additive noise", "σ_B: multiplicative noise"],
-        x={"title": {"text": "batch size"}, "type": "category"},
+        # level ticks in smaller type: eight sizes fit a 200-pixel panel without turning
+        x={
+            "title": {"text": "batch size"},
+            "type": "category",
+            "tickangle": 0,
+            "tickfont": {"size": 12},
+        },
     )
     return {"data": data, "layout": layout}
 
@@ -315,7 +327,7 @@ def running_chart(
                 "y": [ref, ref],
                 "name": "population (whole pass)",
                 "showlegend": j == 1,
-                "line": {"dash": "dot", "color": "black"},
+                "line": {"dash": "dot", "color": INK},
                 **_ax(j),
             }
         )
@@ -355,7 +367,7 @@ def unbiased_chart(
             "x": [xs[0], xs[-1]],
             "y": [full_var, full_var],
             "name": "variance over the training set",
-            "line": {"dash": "dot", "color": "black"},
+            "line": {"dash": "dot", "color": INK},
         },
     ]
     layout = _layout(
@@ -387,7 +399,7 @@ def fold_chart(x: np.ndarray, y_train: np.ndarray, a: float, c: float) -> Figure
             "x": xs,
             "y": [a * v + c for v in xs],
             "name": f"eval mode: y = {a:.3g}·x + {c:.3g}",
-            "line": {"color": "black", "width": 3},
+            "line": {"color": INK, "width": 3},
         },
     ]
     layout = _layout(
@@ -508,12 +520,27 @@ def surface_chart(panels: Sequence[dict]) -> Figure:
                 "y": [float(p["w_star"][1])],
                 "name": "minimum",
                 "showlegend": j == 1,
-                "marker": {"symbol": "x", "size": 14, "color": "black"},
+                "marker": {"symbol": "x", "size": 14, "color": INK},
                 **_ax(j),
             }
         )
         titles.append(p["title"])
     _side_by_side(layout, titles, gap=0.17)  # room for the right panel's w2 title
+    for dom, p in zip(_panels(len(panels), 0.17), panels):
+        if p.get("diverged") is not None:  # the path leaves the plot: say so where it does
+            layout["annotations"].append(
+                {
+                    "text": f"diverged at step {p['diverged']}<br>(off the plot)",
+                    "x": sum(dom) / 2,
+                    "y": 0.97,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "yanchor": "top",
+                    "showarrow": False,
+                    "font": {"size": 14, "color": C_Y},
+                    "bgcolor": "rgba(255,255,255,0.8)",
+                }
+            )
     layout["uirevision"] = repr([p["box"] for p in panels])  # new ranges: drop the user's zoom
     for j, p in enumerate(panels, start=1):
         s = "" if j == 1 else str(j)
@@ -522,21 +549,54 @@ def surface_chart(panels: Sequence[dict]) -> Figure:
     return {"data": data, "layout": layout}
 
 
-def surface_losses(paths: dict[str, np.ndarray], best: dict[str, float]) -> Figure:
-    """Loss above the minimum (log) against the step, one line per problem."""
+LOSS_CAP = 1e30  # L − L_min drawn at most this high: a diverged loss overflows float32
+
+
+def surface_losses(
+    paths: dict[str, np.ndarray],
+    best: dict[str, float],
+    diverged: dict[str, int | None] | None = None,
+) -> Figure:
+    """Loss above the minimum (log) against the step, one line per problem. A problem that
+    diverged (`diverged`: its first step past 1e6 × the start) ends in a ✖ with its step: at
+    s = 1000 the raw inputs diverge at step 1, and the line of two points, the second
+    overflowing float32, drew nothing at all."""
     data = []
     for k, (label, losses) in enumerate(paths.items()):
-        gap = np.maximum(np.asarray(losses) - best[label], 1e-12)
+        gap = np.asarray(losses, dtype=np.float64) - best[label]
+        gap = np.clip(np.nan_to_num(gap, nan=LOSS_CAP, posinf=LOSS_CAP), 1e-12, LOSS_CAP)
+        colour = (C_X, C_Y, GREEN)[k % 3]
         data.append(
             {
                 "type": "scatter",
-                "mode": "lines",
+                "mode": "lines+markers" if len(gap) < 12 else "lines",
                 "x": list(range(len(gap))),
-                "y": _f32(gap),
+                "y": [float(f"{v:.5g}") for v in gap],
                 "name": label,
-                "line": {"color": (C_X, C_Y, GREEN)[k % 3], "width": 3},
+                "line": {"color": colour, "width": 3},
+                "marker": {"color": colour, "size": 7},
             }
         )
+        step = (diverged or {}).get(label)
+        if step is not None:
+            # The path stops before the step that diverged: its loss is past 1e6 × the start
+            # (surface.descend's test); the ✖ sits there, dotted from the last kept step.
+            over = float(f"{min(LOSS_CAP, 1e6 * float(losses[0]) - best[label]):.5g}")
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers+text",
+                    "x": [len(gap) - 1, step],
+                    "y": [float(f"{gap[-1]:.5g}"), over],
+                    "line": {"color": colour, "dash": "dot", "width": 2},
+                    "marker": {"symbol": ["circle", "x"], "size": [1, 16], "color": colour},
+                    "text": ["", f"{label}: diverged at step {step} (L > 10⁶ × its start)"],
+                    "textposition": "bottom right",
+                    "textfont": {"color": colour},
+                    "showlegend": False,
+                    "hoverinfo": "skip",
+                }
+            )
     layout = _layout(
         "L − L_min over the steps",
         height=330,

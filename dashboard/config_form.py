@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import streamlit as st
@@ -281,9 +282,25 @@ def _shape(vary: Mapping[str, Sequence[Any]]) -> str:
     return " × ".join(f"{n} ({len(v)})" for n, v in vary.items())
 
 
+CUSTOM = "(your own settings)"  # the preset box when what is loaded is no preset
+
+
+@cache
+def _preset_configs(name: str) -> tuple[RunConfig, ...]:
+    return tuple(PRESETS[name].configs())
+
+
+def loaded_preset(cfg: RunConfig | None) -> str:
+    """The preset whose runs the form would train now, else CUSTOM."""
+    configs = tuple(group_configs(cfg)[0]) if cfg is not None else ()
+    return next((n for n in PRESETS if configs and _preset_configs(n) == configs), CUSTOM)
+
+
 def _load_preset() -> None:
-    p = PRESETS[st.session_state["cmp_preset"]]
-    load_grid(from_dict(p.base), p.vary)
+    name = st.session_state["cmp_preset"]
+    if name in PRESETS:
+        p = PRESETS[name]
+        load_grid(from_dict(p.base), p.vary)
 
 
 def compare_form(cfg: RunConfig | None, box: Any = None) -> None:
@@ -291,15 +308,18 @@ def compare_form(cfg: RunConfig | None, box: Any = None) -> None:
     same net without normalization. `box`: the container to draw in (the sidebar's Compare
     section on the Train page), one (field, values) row per varied field."""
     box = box or st.container()
+    # The box names what is loaded — a preset, or your own settings once a field differs —
+    # and picking a preset loads it: it showed one preset while another was loaded.
+    st.session_state["cmp_preset"] = loaded_preset(cfg)
     box.selectbox(
         "preset",
-        list(PRESETS),
+        [CUSTOM, *PRESETS],
         key="cmp_preset",
-        format_func=lambda n: f"{n} — {PRESETS[n].description}",
-        help="A stored comparison (also `python -m bnviz train --preset NAME`): loading it "
+        format_func=lambda n: n if n == CUSTOM else f"{n} — {PRESETS[n].description}",
+        on_change=_load_preset,
+        help="A stored comparison (also `python -m bnviz train --preset NAME`): picking it "
         "sets every field and the grid below",
     )
-    box.button("Load preset", on_click=_load_preset, width="stretch")
     rows = _rows()
     for i, (name, _) in enumerate(rows):
         f, v = row_keys(i)

@@ -32,17 +32,19 @@ def compare_key(
     tags: dict[str, str],
     chosen: list[tuple[str, int]],
     run_labels: dict[tuple[str, int], str],
+    colors: list[str] | None = None,
 ) -> str:
     """HTML naming the compared runs, instead of Plotly's legends (long names wrapped them into
     a scrolling column that squashed the plots): per group its tag and marker (when several),
-    name and time, then its chosen runs in their colours (the n-th chosen run: color(n))."""
+    name and time, then its chosen runs in their colours (`colors`, per chosen run; else the
+    n-th chosen run's color(n))."""
     several = len(jobs) > 1
     out = []
     for k, j in enumerate(jobs):
         glyph = charts.GLYPHS[k % len(charts.GLYPHS)] if several else "━"
         head = f"{glyph} <b>{tags[j.id]}</b> " if several else ""
         items = [
-            f'<span style="color:{charts.color(n)};font-weight:700">'
+            f'<span style="color:{colors[n] if colors else charts.color(n)};font-weight:700">'
             f"{glyph} {html.escape(run_labels[c])}</span>"
             for n, c in enumerate(chosen)
             if c[0] == j.id

@@ -50,6 +50,14 @@ def text(lesson: Lesson) -> None:
     st.caption(f"Sources: {html.escape(lesson.sources())}")
 
 
+def tabs(names: list[str], key: str) -> list:
+    """Tabs whose content is drawn only while open (`tab.open`): a chart drawn in a hidden
+    tab was laid out at zero width, and Plotly kept it so (legends over the plot, bar and
+    heatmap labels cut to "()"), even after a resize. A click on a tab reruns the page and
+    the chart is created visible, at its width. `key`: the open tab's label in the session."""
+    return st.tabs(names, key=key, on_change="rerun")
+
+
 def table(columns: dict[str, list]) -> None:
     """A small table as markdown (large type on a projector, never cut): column → cells."""
     names = list(columns)

@@ -21,7 +21,10 @@ from bnviz.records import group_labels, layer_series, sweep_axes, sweep_points
 from . import config_form, lesson_page, live, nav, present, state
 from .live_chart import live_chart
 
-CHART_HEIGHT = 330  # px: two charts and the status line fit above the fold at 1280×800
+CHART_HEIGHT = 330  # px
+# The key chart in normal mode: with the status line above and the verdict below, all three
+# fit above the fold at 1280×800 (at 330 the verdict began at 700 px and ended below 800).
+KEY_HEIGHT = 280
 
 
 def group_name(lesson: Lesson) -> str:
@@ -63,32 +66,13 @@ def render(lesson: Lesson) -> None:
         _live(lesson)
 
 
-def _buttons(lesson: Lesson) -> None:
-    manager = state.manager()
+def _run(lesson: Lesson) -> None:
+    """Run this experiment (a callback: it runs before the page is drawn, so the buttons
+    below are drawn for the group it started — Stop enabled, Run disabled)."""
     job, mine = _group(lesson)
-    # One row of buttons at their natural widths: no label is ever cut.
-    row = st.container(horizontal=True, vertical_alignment="center")
-    run = row.button("Run this experiment", type="primary", key=f"run-{lesson.slug}")
-    can_stop = bool(mine and job is not None and job.active)
-    stop = row.button("Stop", disabled=not can_stop, key=f"stop-{lesson.slug}")
-    lab = row.button(
-        "Open in the lab",
-        key=f"lab-{lesson.slug}",
-        help="The Train page with this lesson's runs loaded, to change a field and train again",
-    )
-    lesson_page.links(row, lesson.slug)
-    if job is not None and job.active and not mine:
-        st.caption(
-            "Started elsewhere; you are following it (only its owner can stop it). "
-            "Run this experiment trains your own copy."
-        )
-    if run:
-        submit(lesson, lesson.seeds)
-    elif stop and can_stop:
-        manager.stop(job.id, by=state.owner())  # type: ignore[union-attr]
-    if lab:
-        config_form.load_grid(from_dict(lesson.runs.base), lesson.runs.vary)
-        st.switch_page(nav.page(""))
+    if mine and job is not None and job.active:
+        return  # a second click while the first group trains: never a duplicate group
+    submit(lesson, lesson.seeds)
 
 
 def submit(lesson: Lesson, seeds: tuple[int, ...]) -> None:
@@ -105,6 +89,49 @@ def more_seeds(seeds: list[int]) -> tuple[int, ...]:
     is computed from one group's records)."""
     top = max(seeds, default=-1)
     return (*seeds, *range(top + 1, top + 1 + MORE_SEEDS))
+
+
+def _stop(lesson: Lesson) -> None:
+    job, mine = _group(lesson)
+    if mine and job is not None and job.active:
+        state.manager().stop(job.id, by=state.owner())
+
+
+def _buttons(lesson: Lesson) -> None:
+    job, mine = _group(lesson)
+    # One row of buttons at their natural widths: no label is ever cut.
+    row = st.container(horizontal=True, vertical_alignment="center")
+    training = bool(mine and job is not None and job.active)
+    row.button(
+        "Run this experiment",
+        type="primary",
+        key=f"run-{lesson.slug}",
+        disabled=training,
+        on_click=_run,
+        args=(lesson,),
+        help="Stop it first to train again" if training else None,
+    )
+    row.button(
+        "Stop", disabled=not training, key=f"stop-{lesson.slug}", on_click=_stop, args=(lesson,)
+    )
+    lab = row.button(
+        "Open in the lab",
+        key=f"lab-{lesson.slug}",
+        help="The Train page with this lesson's runs loaded, to change a field and train again",
+    )
+    lesson_page.links(row, lesson.slug)
+    if job is not None and job.active and not mine:
+        st.caption(
+            "Started elsewhere; you are following it (only its owner can stop it). "
+            "Run this experiment trains your own copy."
+        )
+    if lab:
+        config_form.load_grid(from_dict(lesson.runs.base), lesson.runs.vary)
+        # The lab shows the lesson's runs (read-only when another tab trained them) until the
+        # student trains their own; then one click compares the two groups.
+        state.show_group(job.id if job is not None else None)
+        present.leave()  # the lab's configuration is in the sidebar that presenting hides
+        st.switch_page(nav.page(""))
 
 
 def _live(lesson: Lesson, columns: int = 1) -> None:
@@ -132,37 +159,68 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
         else:
             # A sweep chart names its runs: the status line may count them. Elsewhere (e.g.
             # eight runs of no_norm) it is the only key to the curves' colours: name each.
-            # Over several seeds the charts' legends name the arms: the status line counts.
-            many = 4 if "sweep" in lesson.charts else len(runs)
-            if len(seed_charts.seeds_of([r.config for r in runs])) > 1:
-                many = 0
+            many = _named(lesson, runs)
             live.status_block(job, runs, labels, position, compact=True, count_over=many)
-        every = st.toggle(
-            "Show every seed",
-            key=f"seeds-{lesson.slug}",
-            help="Each seed's own test curve, thin, next to the mean and the band over seeds",
-        )
-        first = first_seed(runs)
-        cols = st.columns(columns) if columns > 1 else [st.container()]
-        for i, name in enumerate(lesson.charts):
-            tall = name == "bands" and len(first) > 2 and columns == 1
-            fig = figure(name, runs, labels, lesson, show_seeds=every)
-            # A chart that sizes itself (heatmaps: a panel per run) gets at least its height.
-            own = fig.get("layout", {}).get("height") or 0
-            with cols[i % len(cols)]:
-                live_chart(
-                    fig,
-                    key=f"lesson-{lesson.slug}-{name}",
-                    height=max(CHART_HEIGHT + (120 if tall else 0), own),
-                )
-        if job is not None:
+        every = False
+        if len(seed_charts.seeds_of([r.config for r in runs])) > 1:
+            every = st.toggle(
+                "Show every seed",
+                key=f"seeds-{lesson.slug}",
+                help="Each seed's own test curve, thin, next to the mean and the band over seeds",
+            )
+        # The key chart (the lesson's first) and the verdict come first: at 1024×768
+        # presenting, and at 1280×800 in normal mode, both are above the fold; the other
+        # charts follow below.
+        key, *rest = lesson.charts
+        if columns > 1:  # presenting: the verdict beside the key chart
+            left, right = st.columns([3, 2], gap="medium")
+            with left:
+                _chart(key, runs, labels, lesson, columns, every=every)
+            with right:
+                show_check(lesson, job, runs)
+            for col, name in zip(st.columns(len(rest)) if rest else [], rest):
+                with col:
+                    _chart(name, runs, labels, lesson, columns, every=every)
+        else:
+            _chart(key, runs, labels, lesson, columns, KEY_HEIGHT, every=every)
             show_check(lesson, job, runs)
+            for name in rest:
+                _chart(name, runs, labels, lesson, columns, every=every)
         if job is not None and job.active != active:
             st.rerun()  # the group started or ended: turn the timer on or off
         if warming and ready:
             st.rerun()  # once: the worker is up, stop polling
 
     view()
+
+
+def _named(lesson: Lesson, runs: list[RunState]) -> int:
+    """How many runs the status line names one by one (past that it counts them): all, but
+    four on a sweep's page (the sweep chart names its points) and eight at most; none over
+    several seeds (the charts' legends name the arms)."""
+    if len(seed_charts.seeds_of([r.config for r in runs])) > 1:
+        return 0
+    return 4 if "sweep" in lesson.charts else min(len(runs), 8)
+
+
+def _chart(
+    name: str,
+    runs: list[RunState],
+    labels: list[str],
+    lesson: Lesson,
+    columns: int,
+    height: int = CHART_HEIGHT,
+    every: bool = False,
+) -> None:
+    tall = name == "bands" and len(first_seed(runs)) > 2 and columns == 1
+    fig = figure(name, runs, labels, lesson, show_seeds=every, height=height)
+    # A chart that sizes itself (heatmaps: a panel per run) gets at least its height.
+    own = fig.get("layout", {}).get("height") or 0
+    live_chart(
+        fig,
+        key=f"lesson-{lesson.slug}-{name}",
+        height=max(height + (120 if tall else 0), own),
+    )
 
 
 def first_seed(runs: list[RunState]) -> list[RunState]:
@@ -177,6 +235,7 @@ def figure(
     labels: list[str],
     lesson: Lesson,
     show_seeds: bool = False,
+    height: int = CHART_HEIGHT,
 ) -> dict:
     """One of `lessons.CHARTS` for the runs as they are now (empty axes before any run).
     Accuracy, loss and a sweep: each arm's mean over the seeds with its range (`seed_charts`);
@@ -191,7 +250,7 @@ def figure(
             show_seeds,
         )
         # the arms' legend under the axis (a row per two arms), the plot as high as the others
-        fig["layout"]["height"] = charts.legend_below(fig, len(arms), CHART_HEIGHT, per_row=2)
+        fig["layout"]["height"] = charts.legend_below(fig, len(arms), height, per_row=2)
         return fig
     if name == "sweep" and len(seed_charts.seeds_of([r.config for r in runs])) > 1:
         configs = [r.config for r in runs]
@@ -214,15 +273,21 @@ def _figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) 
     histories = [r.history for r in runs]
     statuses = [r.status for r in runs]
     if name in ("acc", "loss"):
-        # No legend: the status line right above names every run in its colour.
-        return charts.without_legend(charts.curves(labels, histories, name, statuses))
+        fig = charts.curves(labels, histories, name, statuses, live.colors(runs))
+        if len(runs) <= _named(lesson, runs):
+            # No legend: the status line right above names every run in its colour.
+            return charts.without_legend(fig)
+        # Past that, a key under the chart: "the batch-2 curves" must be findable.
+        # Two a row: three ran into each other in the ~680-pixel column at 1280×800.
+        fig["layout"]["height"] = charts.legend_below(fig, len(runs), CHART_HEIGHT, per_row=2)
+        return fig
     if name == "sweep":
         configs = [r.config for r in runs] or lesson.runs.configs()
         axes = sweep_axes(configs)
         field, by = axes if axes else ("norm", None)
         return charts.sweep(sweep_points(configs, histories, statuses, field, by), field, by)
     if name == "gap":
-        return charts.gap(labels, histories)
+        return charts.gap(labels, histories, live.colors(runs))
     if name == "grad_depth":
         title = "Gradient norm of each layer's weights at the first step"
         params = [r.params for r in runs]
@@ -242,7 +307,7 @@ def _figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) 
             if after
             else f"Layer {depth}: {charts.POINT_NAMES['act_in']} over training"
         )
-        return charts.percentile_bands(labels, series, title, cols=2)
+        return charts.percentile_bands(labels, series, title, cols=2, colors=live.colors(runs))
     if name in ("gamma", "beta"):
         view = "γ (weight)" if name == "gamma" else "β (bias)"
         return live.detail_figure(view, runs, labels, "act_in", depth, depth)
@@ -253,56 +318,64 @@ def _figure(name: str, runs: list[RunState], labels: list[str], lesson: Lesson) 
     raise KeyError(name)
 
 
-def show_check(lesson: Lesson, job: GroupJob, runs: list[RunState]) -> None:
-    """ "What the records show": the lesson's verdict over this group's seeds, once it ended:
+def show_check(lesson: Lesson, job: GroupJob | None, runs: list[RunState]) -> None:
+    """ "What the records show": the lesson's verdict over this group's seeds, once it ended
+    (before a run, where it will be: the verdict keeps its place on the page): the verdict,
     the rule, each seed's figures in a column, and More seeds."""
-    st.subheader("What the records show", anchor=False)
-    if job.active:
-        st.caption("The check is computed from the records when every run has ended.")
-        return
-    result: Check = lesson.check(runs)
-    n = len(result.seeds)
-    where = f"over {n} seeds" if n > 1 else "in this run"
-    if result.passed is None:
-        st.warning(result.summary)
-    elif result.passed:
-        st.success(f"**The claim holds {where}.** {result.summary}")
-    else:
-        # A finding, not a fault of the app: amber, not the red of an error.
-        st.warning(f"**The claim does not hold {where}.** {result.summary}")
-    st.caption(f"The rule: {RULE}")
-    if result.seeds:
-        seeds = [s for s, _ in result.seeds]
-        per_seed = [dict(c.figures) for _, c in result.seeds]
-        labels = list(dict.fromkeys(label for c in per_seed for label in c))
-        head = "| figure | " + " | ".join(f"seed {s}" for s in seeds) + " |"
-        rule = "|---|" + "---|" * len(seeds)
-        rows = [
-            f"| {_cell(label)} | " + " | ".join(_cell(c.get(label, "–")) for c in per_seed) + " |"
-            for label in labels
-        ]
-        held = " | ".join("✓" if c.passed else "✗" for _, c in result.seeds)
-        effect = " | ".join(_cell(c.effect.text()) if c.effect else "–" for _, c in result.seeds)
-        rows += [f"| claim holds | {held} |", f"| effect | {effect} |"]
-        st.markdown("\n".join([head, rule, *rows]))
-        with st.expander("Each seed in words"):
-            for s, c in result.seeds:
-                st.markdown(
-                    f"**Seed {s}** ({'holds' if c.passed else 'does not hold'}): {c.summary}"
-                )
-    elif result.figures:
-        rows = "\n".join(f"| {_cell(a)} | {_cell(b)} |" for a, b in result.figures)
-        st.markdown(f"| figure | value |\n|---|---|\n{rows}")
-    if result.passed is not None:
-        nxt = more_seeds(seed_charts.seeds_of([r.config for r in runs]))
-        if st.button(
-            f"More seeds: train seeds {', '.join(map(str, nxt))}",
-            key=f"more-{lesson.slug}",
-            help=f"A new group of this lesson at these {len(nxt)} seeds; the verdict is "
-            "computed over all of them",
-        ):
-            submit(lesson, nxt)
-            st.rerun()
+    with st.container(key="verdict"):
+        st.markdown("**What the records show**")
+        if job is None:
+            st.caption("Run this experiment: the check is computed from its records.")
+            return
+        if job.active:
+            st.caption("The check is computed from the records when every run has ended.")
+            return
+        result: Check = lesson.check(runs)
+        n = len(result.seeds)
+        where = f"over {n} seeds" if n > 1 else "in this run"
+        if result.passed is None:
+            st.warning(result.summary)
+        elif result.passed:
+            st.success(f"**The claim holds {where}.** {result.summary}")
+        else:
+            # A finding, not a fault of the app: amber, not the red of an error.
+            st.warning(f"**The claim does not hold {where}.** {result.summary}")
+        st.caption(f"The rule: {RULE}")
+        if result.seeds:
+            # On a projector the verdict above stays in view; the figures open on a click.
+            with st.expander("The figures, seed by seed", expanded=not present.is_on()):
+                _seed_table(result)
+        elif result.figures:
+            rows = "\n".join(f"| {_cell(a)} | {_cell(b)} |" for a, b in result.figures)
+            st.markdown(f"| figure | value |\n|---|---|\n{rows}")
+        if result.passed is not None:
+            nxt = more_seeds(seed_charts.seeds_of([r.config for r in runs]))
+            if st.button(
+                f"More seeds: train seeds {', '.join(map(str, nxt))}",
+                key=f"more-{lesson.slug}",
+                help=f"A new group of this lesson at these {len(nxt)} seeds; the verdict is "
+                "computed over all of them",
+            ):
+                submit(lesson, nxt)
+                st.rerun()  # the whole page: its Run and Stop buttons follow the new group
+
+
+def _seed_table(result: Check) -> None:
+    seeds = [s for s, _ in result.seeds]
+    per_seed = [dict(c.figures) for _, c in result.seeds]
+    labels = list(dict.fromkeys(label for c in per_seed for label in c))
+    head = "| figure | " + " | ".join(f"seed {s}" for s in seeds) + " |"
+    rule = "|---|" + "---|" * len(seeds)
+    rows = [
+        f"| {_cell(label)} | " + " | ".join(_cell(c.get(label, "–")) for c in per_seed) + " |"
+        for label in labels
+    ]
+    held = " | ".join("✓" if c.passed else "✗" for _, c in result.seeds)
+    effect = " | ".join(_cell(c.effect.text()) if c.effect else "–" for _, c in result.seeds)
+    rows += [f"| claim holds | {held} |", f"| effect | {effect} |"]
+    st.markdown("\n".join([head, rule, *rows]))
+    for s, c in result.seeds:
+        st.caption(f"Seed {s} ({'holds' if c.passed else 'does not hold'}): {c.summary}")
 
 
 def _cell(text: str) -> str:

@@ -12,13 +12,19 @@ import time
 
 import streamlit as st
 
-from bnviz import charts
+from bnviz import charts, palette
 from bnviz.jobs import GroupJob, JobManager, RunState
 from bnviz.records import latest_layers, layer_series, status_text, sweep_axes, sweep_points
 
 from .live_chart import live_chart
 
 REFRESH_S = 0.5
+
+
+def colors(runs: list[RunState]) -> list[str]:
+    """Each run's colour on every chart and status line: its norm's, shaded by the other
+    varied fields (`bnviz.palette`)."""
+    return palette.run_colors([r.config for r in runs])
 
 
 def status_block(
@@ -64,13 +70,14 @@ def status_block(
         text = f"{ended} on {job.device or 'cpu'} after {secs:.1f} s"
     st.progress(min(1.0, frac), text=text)
     lines = []
+    cs = colors(runs)
     for i, (r, label) in enumerate(zip(runs, labels)):
         last = r.history[-1] if r.history else {}
         acc = last.get("test_acc")
         acc_txt = f" · test acc {acc:.1%}" if acc is not None else ""
         lines.append(
             f'<div class="bnviz-run" data-status="{r.status}" data-group="{job.id}">'
-            f'<span style="color:{charts.color(i)};font-weight:700">■ {html.escape(label)}</span>'
+            f'<span style="color:{cs[i]};font-weight:700">■ {html.escape(label)}</span>'
             f" — <b>{html.escape(status_text(r.status, r.message, r.diverged_step))}</b>"
             f"{acc_txt}</div>"
         )
@@ -99,7 +106,7 @@ def curves_block(
     histories = [r.history for r in runs]
     c1, c2 = st.columns(2)
     for col, metric in ((c1, "acc"), (c2, "loss")):
-        fig = charts.curves(labels, histories, metric, statuses)
+        fig = charts.curves(labels, histories, metric, statuses, colors(runs))
         # Past four runs the legend crowds the plot; the status lines name each run's colour.
         with col:
             live_chart(
@@ -164,6 +171,7 @@ def _ics_view(runs: list[RunState], labels: list[str], layer: int) -> dict:
         },
         "relative ICS",
         log=True,
+        colors=colors(runs),
     )
 
 
@@ -174,7 +182,9 @@ MEASURE_VIEWS = {
     "ics": ("internal covariate shift", _ics_view),
     "landscape": (
         "loss landscape",
-        lambda runs, labels, layer: charts.landscape_bands(labels, [r.landscape for r in runs]),
+        lambda runs, labels, layer: charts.landscape_bands(
+            labels, [r.landscape for r in runs], colors(runs)
+        ),
     ),
     "slice": (
         "2-D loss slice",
@@ -223,7 +233,7 @@ def detail_figure(
     if view == "percentile bands":
         series = [layer_series(r.layers, point, layer) for r in runs]
         title = f"Layer {layer}, {charts.POINT_NAMES[point]} over training"
-        return charts.percentile_bands(labels, series, title, cols=cols)
+        return charts.percentile_bands(labels, series, title, cols=cols, colors=colors(runs))
     if view == "saturation / dead units":
         act_rows = [[x for x in r.layers if x["point"] == "act_out"] for r in runs]
         return charts.per_layer_lines(
@@ -231,8 +241,15 @@ def detail_figure(
             act_rows,
             layers,
             lambda x: x.get("saturated", x.get("dead")),
-            "Saturated (sigmoid/tanh: output near its bounds) or dead (ReLU: never active) share",
+            {
+                "text": "Saturated or dead units",
+                "subtitle": {
+                    "text": "sigmoid/tanh: output near its bounds · ReLU: never active",
+                    "font": {"size": 14},
+                },
+            },
             "share",
+            colors=colors(runs),
         )
     if view == "gradient norm":
         return charts.per_layer_lines(
@@ -243,6 +260,7 @@ def detail_figure(
             "Gradient norm of each layer's weights",
             "‖∇W‖",
             log=True,
+            colors=colors(runs),
         )
     if view == "update : data":
         return charts.per_layer_lines(
@@ -254,6 +272,7 @@ def detail_figure(
             "ratio",
             log=True,
             guide=1e-3,
+            colors=colors(runs),
         )
     name = _BN_KEYS[view]
     bn = [[p for p in rows if "norm" in p] for rows in params]
@@ -264,6 +283,7 @@ def detail_figure(
         lambda x: x["norm"].get(name, {}).get("mean"),
         f"{view}: mean over the layer's units (runs with BN only)",
         name,
+        colors=colors(runs),
     )
 
 
@@ -277,7 +297,11 @@ def layers_block(runs: list[RunState], labels: list[str], key: str) -> None:
     latest = [latest_layers(r.layers, point) for r in runs]
     # Drawn before the first record too (empty): a chart that appeared later would load
     # plotly.js first and show blank meanwhile.
-    live_chart(charts.histograms(labels, latest, point), key=f"{key}-hist", height=340)
+    live_chart(
+        charts.histograms(labels, latest, point, colors=colors(runs)),
+        key=f"{key}-hist",
+        height=340,
+    )
     # Depth from act_out, which every hidden layer has (norm_out: only normed layers, some runs)
     every = latest if point == "act_out" else [latest_layers(r.layers, "act_out") for r in runs]
     depth = max((max(d) for d in every if d), default=1)

@@ -50,6 +50,11 @@ def page(name: str) -> StreamlitPage:
     return _lesson_page(name)
 
 
+def url_paths() -> list[str]:
+    """Every page's URL path ("" for Train)."""
+    return [*LAB, TOUR[0], *LESSONS]
+
+
 def navigation(lesson_body: Callable[[Lesson], None]) -> StreamlitPage:
     """The page list, grouped; returns the page to run. lesson_body(lesson) draws the lessons
     that have no page file (dashboard.lesson_view.render)."""

@@ -60,7 +60,16 @@ def toggle(container: Any, key: str) -> None:
         st.rerun(scope="app")
 
 
+def leave() -> None:
+    """Presenting off (before a switch to the lab, whose configuration is in the sidebar)."""
+    st.session_state[KEY] = False
+    st.query_params.pop(KEY, None)
+
+
 def apply() -> None:
-    """Every run, before the page: the CSS while presenting."""
+    """Every run, before the page: the CSS while presenting, and `present=1` in the URL —
+    a page link (Next, Previous) clears the URL's parameters, and a reload then lost the mode."""
     if is_on():
         st.html(_CSS)
+        if st.query_params.get(KEY) != "1":
+            st.query_params[KEY] = "1"

@@ -103,6 +103,21 @@ def ensure_config_state() -> list[str]:
     return st.session_state.get("_url_problems", [])
 
 
+def show_group(gid: str | None) -> None:
+    """The group the Train page shows from now on; the one it showed before becomes the
+    previous group (what "Compare with the previous group" compares it with)."""
+    old = st.session_state.get("group_id")
+    if old and old != gid:
+        st.session_state["previous_group"] = old
+    st.session_state["group_id"] = gid
+
+
+def previous_group() -> str | None:
+    """The group the Train page showed before its current one, if it still exists."""
+    gid = st.session_state.get("previous_group")
+    return gid if gid and gid != st.session_state.get("group_id") and manager().get(gid) else None
+
+
 def clear_url_problems() -> None:
     """The user has acted on the page (pressed Train): the link's problems are old news."""
     st.session_state["_url_problems"] = []

@@ -208,15 +208,21 @@ def test_preset_load_gives_the_presets_configs_as_the_cli_does(monkeypatch):
     at = grid_rows(app(lr="0.7", epochs="3"), ("seed", "1,2"), ("dropout", "0.1,0.2"))
 
     def load(name: str) -> None:
-        at.selectbox(key="cmp_preset").set_value(name).run()
-        next(b for b in at.button if b.label == "Load preset").click().run()
+        at.selectbox(key="cmp_preset").set_value(name).run()  # picking it loads it
 
+    assert at.selectbox(key="cmp_preset").value == config_form.CUSTOM
     for name, preset in PRESETS.items():
         load(name)
         assert not at.exception
         configs, problems = group_of(at, monkeypatch)
         assert not problems, (name, problems)
         assert configs == preset.configs() == build_configs(preset=name), name
+        # the box names what is loaded (it showed another preset than the one loaded)
+        assert at.selectbox(key="cmp_preset").value == name
+    # a field changed by hand: the box says so, not the preset's name
+    at.session_state[config_form.key("seed")] = 12345
+    at.run()
+    assert at.selectbox(key="cmp_preset").value == config_form.CUSTOM
     # and Train submits exactly those configs (stopped at once)
     load(next(iter(PRESETS)))
     next(b for b in at.button if b.label == "Train").click().run()

@@ -282,3 +282,43 @@ def test_first_step_by_layer_draws_each_runs_first_step_per_layer():
     (line,) = fig["data"]  # the run without rows draws nothing
     assert line["x"] == [1, 2, 3] and line["y"] == [10.0, 5.0, 10.0 / 3]
     assert fig["layout"]["yaxis"]["type"] == "log"
+
+
+def test_a_diverged_runs_wide_band_gets_its_own_scale_not_everyones(runs):
+    """One run's ±50k band flattened every other run's band on a shared axis: that run gets
+    its own y scale (marked in its title); the others keep one shared scale."""
+    series = [layer_series(r.layers, "act_in", 2) for r in runs]
+    wild = [
+        {**r, "quantiles": [q * 1e5 for q in r["quantiles"]]} for r in series[1]
+    ]  # the diverged one
+    fig = charts.percentile_bands(["a", "b", "wild"], [series[0], series[0], wild], "t")
+    valid(fig)
+    titles = [a["text"] for a in fig["layout"]["annotations"][:3]]
+    assert titles == ["a", "b", "wild · own y scale"]
+    shared = fig["layout"]["yaxis"]["range"]
+    assert fig["layout"]["yaxis2"]["range"] == shared
+    assert fig["layout"]["yaxis3"]["range"][1] > 100 * shared[1]
+    assert shared[1] - shared[0] < 100  # not stretched by the wild run
+    # alike runs: one shared scale, no mark
+    fig = charts.percentile_bands(["a", "b"], series, "t")
+    assert not any("own y scale" in a["text"] for a in fig["layout"]["annotations"])
+
+
+def test_multi_panel_axes_keep_ticks_level_and_title_the_step_axis(runs):
+    """At 1024 px plotly turned a panel's step ticks on their side, into the legend; the
+    step axes had no title next to the epoch axes; a subtitle sat over the panel titles."""
+    params = [r.params for r in runs]
+    fig = charts.per_layer_lines(
+        ["bn", "none"],
+        params,
+        [1, 2],
+        lambda x: x.get("grad_norm"),
+        {"text": "t", "subtitle": {"text": "s"}},
+        "g",
+    )
+    for k in ("xaxis", "xaxis2"):
+        assert fig["layout"][k]["tickangle"] == 0
+        assert fig["layout"][k]["title"]["text"] == "step"
+    assert fig["layout"]["margin"]["t"] >= 110
+    land = charts.landscape_bands(["a"], [[]])
+    assert land["layout"]["xaxis3"]["title"]["text"] == "step"

@@ -17,9 +17,17 @@ pytestmark = pytest.mark.browser
 SLUG = "ioffe_fig1"  # the lecture's first figure; trains in a few seconds
 
 
-def test_a_lesson_from_the_tour_runs_live_and_shows_its_check():
-    lesson = LESSONS[SLUG]
+@pytest.fixture(scope="module")
+def server():
+    """One server and one browser for the module (a start costs ~10 s on a loaded machine)."""
     with serve() as base, launch() as browser:
+        yield base, browser
+
+
+def test_a_lesson_from_the_tour_runs_live_and_shows_its_check(server):
+    lesson = LESSONS[SLUG]
+    base, browser = server
+    if True:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(base + "/")
         page.get_by_role("link", name="New here? Take the tour").click()
@@ -69,3 +77,26 @@ def test_a_lesson_from_the_tour_runs_live_and_shows_its_check():
         page.get_by_role("button", name="Train", exact=True).wait_for(timeout=60_000)
         wait_until(lambda: "activation=sigmoid" in page.url, 30, "the lab's URL")
         shot(page, "lesson_4_lab_1024")
+
+
+def test_stop_during_a_lesson_run(server):
+    """Stop is enabled as soon as the lesson's group trains (it stayed disabled for a whole
+    run), Run is disabled meanwhile (a second click queued a second group), and Stop ends
+    the run the page shows."""
+    base, browser = server
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    page.goto(base + "/no_norm")  # its runs train for many seconds
+    run = page.get_by_role("button", name="Run this experiment")
+    run.click(timeout=60_000)
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    wait_until(stop.is_enabled, 15, "Stop enabled while the lesson trains")
+    assert run.is_disabled()
+    # over several seeds the status line counts the runs: "24 runs: 3 running, 21 queued"
+    training = re.compile(r"\d+ runs: [^\n]*running")
+    wait_until(lambda: training.search(page.inner_text("body")), 30, "the runs training")
+    assert run.is_disabled() and stop.is_enabled()
+    stop.click()
+    wait_until(lambda: page.get_by_text("stopped on").count() > 0, 30, "the group stopped")
+    wait_until(run.is_enabled, 15, "Run enabled again")
+    assert stop.is_disabled()
+    page.close()

@@ -164,3 +164,65 @@ def test_run_this_experiment_trains_the_preset_live():
     assert not at.exception, [e.value for e in at.exception]
     bigger = state.manager().get(at.session_state[f"lesson-{slug}"])
     assert bigger.id != gid and bigger.configs == LESSONS[slug].configs((0, 1, 2, 3, 4))
+
+
+def test_stop_works_while_the_lessons_group_trains():
+    """Right after Run this experiment: Stop is enabled and Run disabled (a second click
+    queued a second group that Stop alone could cancel); Stop cancels the lesson's group."""
+    slug = "no_norm"  # its runs train for many seconds
+    at = open_page(slug)
+    next(b for b in at.button if b.label == "Run this experiment").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from dashboard import state
+
+    job = state.manager().get(at.session_state[f"lesson-{slug}"])
+    assert job.active
+    assert next(b for b in at.button if b.label == "Run this experiment").disabled
+    stop = next(b for b in at.button if b.label == "Stop")
+    assert not stop.disabled
+    stop.click().run()
+    end = time.time() + 30
+    while job.active and time.time() < end:
+        time.sleep(0.1)
+    assert not job.active
+    assert any(r.status == "cancelled" for r in job.snapshot())
+    assert len([g for g in state.manager().groups() if g.name.endswith(LESSONS[slug].title)]) == 1
+
+
+def test_open_in_the_lab_shows_the_lessons_runs_then_compares_in_one_click():
+    """The student's path: a lesson's group (trained by the lecturer's tab), Open in the lab
+    from presentation mode: the lab shows that group, with its sidebar (presenting off) and
+    the preset box naming the lesson's preset; the student trains; one click compares the
+    two groups on the Runs page."""
+    from dashboard import state
+
+    slug = "ioffe_fig1"
+    lesson = LESSONS[slug]
+    lecturer = state.manager().submit(
+        lesson.runs.configs(), name=lesson_view.group_name(lesson), owner="lecturer"
+    )
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["present"] = "1"
+    at.run()
+    at._page_hash = calc_hash(slug)
+    at.run()
+    assert at.session_state["present"]
+    next(b for b in at.button if b.label == "Open in the lab").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["group_id"] == lecturer  # the lesson's runs, shown in the lab
+    assert not at.session_state["present"]  # the lab's sidebar is back
+    assert at.selectbox(key="cmp_preset").value == slug
+    assert not any(b.label == "Compare with the previous group" for b in at.button)
+    state.manager().stop(lecturer, by="lecturer")
+    at._page_hash = calc_hash("")  # AppTest reruns the page it was given: now the lab's
+    next(b for b in at.button if b.label == "Train").click().run()
+    mine = at.session_state["group_id"]
+    assert mine != lecturer
+    state.manager().stop(mine, by=at.session_state["_owner"])
+    at.run()
+    compare = next(b for b in at.button if b.label == "Compare with the previous group")
+    compare.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    at._page_hash = calc_hash("runs")
+    at.run()
+    assert at.multiselect(key="runs-groups").value == [mine, lecturer]

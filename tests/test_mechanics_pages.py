@@ -3,6 +3,7 @@ widgets change what is computed; the numbers shown are the library's."""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 
@@ -23,6 +24,15 @@ def spec(at, key: str) -> dict:
         if key in chart.proto.id:
             return json.loads(chart.proto.json_args)["figure"]
     raise AssertionError(f"no chart {key}")
+
+
+TAB_KEYS = {"bn_step_by_step": "sbs-tab", "bn_inference": "inf-tab", "train_vs_eval": "tve-tab"}
+
+
+def open_tab(at, slug: str, label: str):
+    """The page with one tab open (only the open tab's content is drawn)."""
+    at.session_state[TAB_KEYS[slug]] = label
+    return at.run()
 
 
 def widget(seq, key: str):
@@ -55,7 +65,7 @@ def test_page_renders_text_sources_and_charts(slug):
 
 
 def test_gamma_slider_and_undo():
-    at = open_page("bn_step_by_step")
+    at = open_tab(open_page("bn_step_by_step"), "bn_step_by_step", "γ and β")
     before = spec(at, "sbs-affine")
     widget(at.slider, "sbs-gamma").set_value(2.5).run()
     assert not at.exception
@@ -68,7 +78,7 @@ def test_gamma_slider_and_undo():
 
 
 def test_coupling_moves_the_other_samples():
-    at = open_page("bn_step_by_step")
+    at = open_tab(open_page("bn_step_by_step"), "bn_step_by_step", "Coupling and gradient")
     widget(at.slider, "sbs-delta").set_value(5.0).run()
     text = " ".join(m.value for m in at.markdown)
     moved = float(text.split("moved by up to **")[1].split("**")[0])
@@ -85,7 +95,7 @@ def test_error_surface_lr_diverges_raw_only():
 
 
 def test_inference_folded_map_is_eval_mode():
-    at = open_page("bn_inference")
+    at = open_tab(open_page("bn_inference"), "bn_inference", "Folded map")
     widget(at.slider, "inf-gamma").set_value(2.0).run()
     text = " ".join(m.value for m in at.markdown)
     diff = float(text.split("eval mode| = **")[1].split("**")[0])
@@ -99,6 +109,7 @@ def test_train_vs_eval_shows_the_pitfalls():
     acc = dict(zip(bars["y"], bars["x"], strict=True))
     assert acc["eval(): running statistics"] > 90
     assert acc["train mode, test batches of 1"] < 20
+    open_tab(at, "train_vs_eval", "Batch-mates")
     widget(at.number_input, "tve-example").set_value(5).run()
     assert not at.exception
     z = spec(at, "tve-mates")["data"][0]["z"]
@@ -127,3 +138,96 @@ def test_whitening_at_either_end_of_every_slider(rho, scale, m):
     if m > 2:
         assert abs(corr["whitened"]) < 0.01
     assert "On the digits" in " ".join(t.value for t in at.markdown)
+
+
+def _ends(w) -> list:
+    """A widget's two extreme values (slider, select_slider or number_input)."""
+    if w.type == "select_slider":  # options as shown: numbers on these pages
+        return [ast.literal_eval(w.options[0]), ast.literal_eval(w.options[-1])]
+    return [w.proto.min, w.proto.max]
+
+
+@pytest.mark.parametrize("slug", PAGES)
+def test_every_slider_at_both_ends_of_its_range(slug):
+    """No crash at either end of any slider or number box of a mechanics page, in every tab
+    (train_vs_eval's batch of 64 asked for 63 batch-mates of a class with 29–42 test digits)."""
+    at = open_page(slug)
+    labels = [t.label for t in at.tabs] or [None]
+    kinds = ("slider", "select_slider", "number_input")
+    seen = 0
+    for label in labels:
+        if label is not None:
+            open_tab(at, slug, label)
+            assert not at.exception, (slug, label, [e.value for e in at.exception])
+        keys = [(kind, w.key) for kind in kinds for w in getattr(at, kind) if w.key]
+        seen += len(keys)
+        for kind, key in keys:
+            for end in (0, 1):
+                w = next(x for x in getattr(at, kind) if x.key == key)  # fresh after each run
+                value = _ends(w)[end]
+                w.set_value(int(value) if kind == "number_input" else value).run()
+                assert not at.exception, (slug, label, key, value, [e.value for e in at.exception])
+    assert seen, slug
+
+
+def test_only_the_open_tab_is_drawn():
+    """A chart drawn in a hidden tab was laid out at zero width (labels cut to "()"): each
+    tab's charts exist only while it is open."""
+    at = open_page("bn_step_by_step")
+
+    def drawn(key: str) -> bool:
+        return any(key in c.proto.id for c in at.get("component_instance"))
+
+    assert drawn("sbs-hist") and not drawn("sbs-affine")
+    open_tab(at, "bn_step_by_step", "γ and β")
+    assert drawn("sbs-affine") and not drawn("sbs-hist")
+
+
+def _colors(obj) -> set[str]:
+    """Every colour string in a figure (any key ending in "color")."""
+    out: set[str] = set()
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k.endswith("color") and isinstance(v, str):
+                out.add(v.lower())
+            elif k.endswith("color") and isinstance(v, list):
+                out |= {x.lower() for x in v if isinstance(x, str)}
+            else:
+                out |= _colors(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            out |= _colors(v)
+    return out
+
+
+@pytest.mark.parametrize("slug", PAGES)
+def test_no_chart_ink_vanishes_on_the_dark_theme(slug):
+    """Dark lines and markers (the minimum's ✖, the eval-mode line, dotted population lines)
+    are the palette's inks, which the live chart swaps for the theme's text colour: black
+    vanished on the dark theme's black background."""
+    from bnviz.palette import GUIDE, INK, INK_SOFT
+
+    at = open_page(slug)
+    labels = [t.label for t in at.tabs] or [None]
+    dark = {"black", "#000", "#000000", "#111", "#111111", "#222222", "#333", "#333333"}
+    for label in labels:
+        if label is not None:
+            open_tab(at, slug, label)
+        for chart in at.get("component_instance"):
+            colors = _colors(json.loads(chart.proto.json_args)["figure"]["data"])
+            assert not colors & dark, (slug, label, chart.proto.id, colors & dark)
+    assert {INK, INK_SOFT, GUIDE} <= {"#222", "#444", "#888"}  # live_chart's INK set
+
+
+def test_error_surface_shows_a_divergence_at_step_one_on_a_chart():
+    """At s = 1000 the raw inputs diverge at step 1: the loss chart marks it (✖ with its step)
+    and the contour panel says so — it was only in the table."""
+    at = open_page("error_surface")
+    widget(at.select_slider, "es-scale").set_value(1000).run()
+    assert not at.exception
+    losses = spec(at, "es-losses")
+    marks = [t for t in losses["data"] if "diverged at step 1" in str(t.get("text"))]
+    assert len(marks) == 1 and marks[0]["x"][-1] == 1
+    assert all(v is not None for t in losses["data"] for v in t["y"])  # nothing overflowed
+    notes = [a["text"] for a in spec(at, "es-surface")["layout"]["annotations"]]
+    assert sum("diverged at step 1" in n for n in notes) == 1

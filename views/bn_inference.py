@@ -30,56 +30,64 @@ with right:
     m = c1.select_slider("batch size m", [*SIZES[1:], 128], value=32, key="inf-m")
     epochs = c2.select_slider("epochs", [1, 2, 3, 5, 10], value=2, key="inf-epochs")
     unit = c3.selectbox("unit", range(UNITS), index=0, key="inf-unit")
-    running, unbiased, folded = st.tabs(["Running statistics", "m/(m−1)", "Folded map"])
+    running, unbiased, folded = lesson_page.tabs(
+        ["Running statistics", "m/(m−1)", "Folded map"], "inf-tab"
+    )
 
 index = mx.batches(len(z), m, np.random.default_rng(0), n_batches=epochs * (len(z) // m))
 means, variances = mx.batch_stats(z, index)
 pop_mean, pop_var = mx.population_stats(means, variances, m)
 
-with running:
-    traces = {k: mx.running_trace(means, variances, m, v) for k, v in MOMENTA.items()}
-    unbiased_batches = variances[:, unit] * m / (m - 1)
-    lesson_page.plot(
-        mc.running_chart(
-            means[:, unit],
-            unbiased_batches,
-            {k: (rm[:, unit], rv[:, unit]) for k, (rm, rv) in traces.items()},
-            (float(pop_mean[unit]), float(pop_var[unit])),
-        ),
-        "inf-running",
-    )
-    rows = {k: (rm[-1, unit], rv[-1, unit]) for k, (rm, rv) in traces.items()}
-    lesson_page.table(
-        {
-            f"after {len(means)} steps": [*rows, "Alg. 2: E[μ_B], m/(m−1)·E[σ²_B]"],
-            "running_mean": [float(v[0]) for v in rows.values()] + [float(pop_mean[unit])],
-            "running_var": [float(v[1]) for v in rows.values()] + [float(pop_var[unit])],
-        }
-    )
-    st.caption(
-        "PyTorch's `momentum` weights the new batch: running = (1 − momentum)·running + "
-        "momentum·μ_B. Lecture 003 writes μ̄ ← p·μ̄ + (1 − p)·μ_t, where p weights the old "
-        "average, and recalls p = 0.1 for PyTorch: in its notation PyTorch's default is p = 0.9."
-    )
+if running.open:
+    with running:
+        traces = {k: mx.running_trace(means, variances, m, v) for k, v in MOMENTA.items()}
+        unbiased_batches = variances[:, unit] * m / (m - 1)
+        lesson_page.plot(
+            mc.running_chart(
+                means[:, unit],
+                unbiased_batches,
+                {k: (rm[:, unit], rv[:, unit]) for k, (rm, rv) in traces.items()},
+                (float(pop_mean[unit]), float(pop_var[unit])),
+            ),
+            "inf-running",
+        )
+        rows = {k: (rm[-1, unit], rv[-1, unit]) for k, (rm, rv) in traces.items()}
+        lesson_page.table(
+            {
+                f"after {len(means)} steps": [*rows, "Alg. 2: E[μ_B], m/(m−1)·E[σ²_B]"],
+                "running_mean": [float(v[0]) for v in rows.values()] + [float(pop_mean[unit])],
+                "running_var": [float(v[1]) for v in rows.values()] + [float(pop_var[unit])],
+            }
+        )
+        st.caption(
+            "PyTorch's `momentum` weights the new batch: running = (1 − momentum)·running + "
+            "momentum·μ_B. Lecture 003 writes μ̄ ← p·μ̄ + (1 − p)·μ_t, where p weights the old "
+            "average, and recalls p = 0.1 for PyTorch: in its notation PyTorch's default is "
+            "p = 0.9."
+        )
 
-with unbiased:
-    rng = np.random.default_rng(1)
-    stats = [mx.batch_stats(z[:, unit : unit + 1], mx.batches(len(z), k, rng, 300)) for k in SIZES]
-    biased = [float(v.mean()) for _, v in stats]
-    lesson_page.plot(
-        mc.unbiased_chart(
-            SIZES,
-            biased,
-            [b * k / (k - 1) for b, k in zip(biased, SIZES)],
-            float(z[:, unit].var(ddof=1)),
-        ),
-        "inf-unbiased",
-    )
-    st.caption(
-        "σ²_B divides by m, so over many batches it averages (m−1)/m of the variance: at m = 2, "
-        f"half ({biased[0]:.3f} vs {z[:, unit].var(ddof=1):.3f}). Alg. 2 and PyTorch's "
-        "running_var multiply by m/(m−1); training itself normalizes with the biased σ²_B."
-    )
+if unbiased.open:
+    with unbiased:
+        rng = np.random.default_rng(1)
+        stats = [
+            mx.batch_stats(z[:, unit : unit + 1], mx.batches(len(z), k, rng, 300)) for k in SIZES
+        ]
+        biased = [float(v.mean()) for _, v in stats]
+        lesson_page.plot(
+            mc.unbiased_chart(
+                SIZES,
+                biased,
+                [b * k / (k - 1) for b, k in zip(biased, SIZES)],
+                float(z[:, unit].var(ddof=1)),
+            ),
+            "inf-unbiased",
+        )
+        st.caption(
+            "σ²_B divides by m, so over many batches it averages (m−1)/m of the variance: "
+            "at m = 2, "
+            f"half ({biased[0]:.3f} vs {z[:, unit].var(ddof=1):.3f}). Alg. 2 and PyTorch's "
+            "running_var multiply by m/(m−1); training itself normalizes with the biased σ²_B."
+        )
 
 
 @st.fragment
@@ -106,5 +114,6 @@ def fold() -> None:
     )
 
 
-with folded:
-    fold()
+if folded.open:
+    with folded:
+        fold()

@@ -30,26 +30,27 @@ with right:
     first = c2.number_input("batch", 0, len(z) // m - 1, 0, key="sbs-batch") * m
     unit = c3.selectbox("unit", range(UNITS), index=0, key="sbs-unit")
     batch = z[first : first + m]
-    alg1, affine, noise, coupling, axes = st.tabs(
-        ["Alg. 1", "γ and β", "Batch noise", "Coupling and gradient", "Dense vs conv"]
+    alg1, affine, noise, coupling, axes = lesson_page.tabs(
+        ["Alg. 1", "γ and β", "Batch noise", "Coupling and gradient", "Dense vs conv"], "sbs-tab"
     )
 
-with alg1:
-    s = mx.normalize(batch)
-    units = sorted({unit, (unit + 1) % UNITS, (unit + 2) % UNITS})
-    lesson_page.plot(mc.steps_histograms(s.x, s.xhat, s.y, units), "sbs-hist")
-    lesson_page.table(
-        {
-            "unit": units,
-            "μ_B": [float(s.mean[u]) for u in units],
-            "σ²_B": [float(s.var[u]) for u in units],
-            "√(σ²_B+ε)": [float(np.sqrt(s.var[u] + s.eps)) for u in units],
-            **{
-                f"sample {i}: x → x̂": [f"{s.x[i, u]:.3f} → {s.xhat[i, u]:.3f}" for u in units]
-                for i in range(2)
-            },
-        }
-    )
+if alg1.open:
+    with alg1:
+        s = mx.normalize(batch)
+        units = sorted({unit, (unit + 1) % UNITS, (unit + 2) % UNITS})
+        lesson_page.plot(mc.steps_histograms(s.x, s.xhat, s.y, units), "sbs-hist")
+        lesson_page.table(
+            {
+                "unit": units,
+                "μ_B": [float(s.mean[u]) for u in units],
+                "σ²_B": [float(s.var[u]) for u in units],
+                "√(σ²_B+ε)": [float(np.sqrt(s.var[u] + s.eps)) for u in units],
+                **{
+                    f"sample {i}: x → x̂": [f"{s.x[i, u]:.3f} → {s.xhat[i, u]:.3f}" for u in units]
+                    for i in range(2)
+                },
+            }
+        )
 
 
 @st.fragment
@@ -71,26 +72,28 @@ def gamma_beta() -> None:
     lesson_page.plot(mc.steps_histograms(t.x, t.xhat, t.y, [unit]), "sbs-affine")
 
 
-with affine:
-    gamma_beta()
+if affine.open:
+    with affine:
+        gamma_beta()
 
-with noise:
-    spreads = mx.spread(z, unit, SIZES, n_batches=200)
-    lesson_page.plot(
-        mc.spread_chart(
-            SIZES,
-            [p.means for p in spreads],
-            [p.stds for p in spreads],
-            (z[:, unit].mean(), z[:, unit].std()),
-        ),
-        "sbs-spread",
-    )
-    st.caption(
-        "Spread (std over 200 batches) of μ_B: "
-        + ", ".join(f"m={p.m}: {p.mean_sd:.3f}" for p in spreads)
-        + f" — about σ/√m (σ = {z[:, unit].std():.3f}); of σ_B: "
-        + ", ".join(f"{p.std_sd:.3f}" for p in spreads)
-    )
+if noise.open:
+    with noise:
+        spreads = mx.spread(z, unit, SIZES, n_batches=200)
+        lesson_page.plot(
+            mc.spread_chart(
+                SIZES,
+                [p.means for p in spreads],
+                [p.stds for p in spreads],
+                (z[:, unit].mean(), z[:, unit].std()),
+            ),
+            "sbs-spread",
+        )
+        st.caption(
+            "Spread (std over 200 batches) of μ_B: "
+            + ", ".join(f"m={p.m}: {p.mean_sd:.3f}" for p in spreads)
+            + f" — about σ/√m (σ = {z[:, unit].std():.3f}); of σ_B: "
+            + ", ".join(f"{p.std_sd:.3f}" for p in spreads)
+        )
 
 
 @st.fragment
@@ -119,16 +122,18 @@ def couple() -> None:
     )
 
 
-with coupling:
-    couple()
+if coupling.open:
+    with coupling:
+        couple()
 
-with axes:
-    conv = mx.conv_layer(images[:8], 4, seed=0)
-    channel = min(unit, 3)
-    lesson_page.plot(mc.axes_diagram(batch[:8], unit), "sbs-dense")
-    st.caption(f"μ_B of feature {unit} over these 8 samples: {batch[:8, unit].mean():.4f}")
-    lesson_page.plot(mc.axes_diagram(conv, channel), "sbs-conv")
-    st.caption(
-        f"A fresh Conv2d(1, 4, 3) on 8 digits: μ_B of channel {channel} over 8 × 8 × 8 = "
-        f"{8 * 64} values: {mx.normalize(conv).mean[channel]:.4f}"
-    )
+if axes.open:
+    with axes:
+        conv = mx.conv_layer(images[:8], 4, seed=0)
+        channel = min(unit, 3)
+        lesson_page.plot(mc.axes_diagram(batch[:8], unit), "sbs-dense")
+        st.caption(f"μ_B of feature {unit} over these 8 samples: {batch[:8, unit].mean():.4f}")
+        lesson_page.plot(mc.axes_diagram(conv, channel), "sbs-conv")
+        st.caption(
+            f"A fresh Conv2d(1, 4, 3) on 8 digits: μ_B of channel {channel} over 8 × 8 × 8 = "
+            f"{8 * 64} values: {mx.normalize(conv).mean[channel]:.4f}"
+        )

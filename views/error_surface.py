@@ -23,7 +23,7 @@ def surface() -> None:
     scale = c1.select_slider("x2 ranges over [0, s]: s =", SCALES, value=10, key="es-scale")
     lr = c2.select_slider("learning rate (both)", RATES, value=0.05, key="es-lr")
     problems = sf.make_problems(float(scale))
-    panels, losses, best, rows = [], {}, {}, []
+    panels, losses, best, rows, diverged = [], {}, {}, [], {}
     for name, p in problems.items():
         path = sf.descend(p, lr, STEPS)
         box = sf.view_box(p, path)
@@ -38,9 +38,11 @@ def surface() -> None:
                 path=path.w,
                 w_star=p.w_star,
                 box=box,
+                diverged=path.diverged_step,
             )
         )
         losses[name], best[name] = path.losses, float(sf.loss(p, p.w_star))
+        diverged[name] = path.diverged_step
         reached = sf.steps_to(path, p)
         if path.diverged_step is not None:
             result = f"diverged at step {path.diverged_step}"
@@ -58,7 +60,7 @@ def surface() -> None:
             f"lr {lr:g}, {STEPS} steps": [r[3] for r in rows],
         }
     )
-    lesson_page.plot(mc.surface_losses(losses, best), "es-losses")
+    lesson_page.plot(mc.surface_losses(losses, best, diverged), "es-losses")
 
 
 with right:

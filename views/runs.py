@@ -22,10 +22,15 @@ if not groups:
 st.subheader("Compare any runs")
 ids = [g.id for g in groups]
 current = st.session_state.get("group_id")
+# "Compare with the previous group" on the Train page sends both groups here.
+asked = [g for g in st.session_state.pop("compare_groups", None) or [] if g in ids]
+if asked:
+    st.session_state.pop("runs-groups", None)  # the picker starts from the asked groups
 picked = st.multiselect(
     "groups",
     ids,
-    default=[current if current in ids else ids[0]],
+    default=asked or [current if current in ids else ids[0]],
+    key="runs-groups",
     format_func=lambda i: history.group_title(manager.get(i)),
     max_selections=len(charts.SYMBOLS),
 )
@@ -53,11 +58,12 @@ if chosen:
     ]
     marks = [picked.index(g) for g, _ in chosen]
     statuses = [r.status for r in runs]
-    st.markdown(history.compare_key(jobs, tags, chosen, run_labels), unsafe_allow_html=True)
+    colors = live.colors(runs)
+    st.markdown(history.compare_key(jobs, tags, chosen, run_labels, colors), unsafe_allow_html=True)
     col1, col2 = st.columns(2)
     for col, metric in ((col1, "acc"), (col2, "loss")):
         fig = charts.compare_curves(
-            names, hovers, marks, [r.history for r in runs], metric, statuses
+            names, hovers, marks, [r.history for r in runs], metric, statuses, colors
         )
         with col:
             live_chart(charts.without_legend(fig), key=f"cmp-{metric}", height=380)
@@ -88,7 +94,13 @@ if job is not None:
     if c2.button("Rename", disabled=not mine or new.strip() in ("", job.name)):
         manager.rename(job.id, new, by=state.owner())
         st.rerun()
-    fig = charts.curves(job.labels(), [r.history for r in runs], "acc", [r.status for r in runs])
+    fig = charts.curves(
+        job.labels(),
+        [r.history for r in runs],
+        "acc",
+        [r.status for r in runs],
+        live.colors(runs),
+    )
     history.downloads(job, runs, fig, f"dl-{job.id}")
     with st.expander("Delete this group"):
         sure = st.checkbox(

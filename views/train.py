@@ -52,6 +52,15 @@ def live_view() -> None:
     copy = following and row.button(
         "Train my own copy", help="The same runs, trained again as your own group"
     )
+    previous = state.previous_group()
+    if previous and row.button(
+        "Compare with the previous group",
+        icon=":material/compare_arrows:",
+        help="The Runs page with this group and the one shown before it (e.g. a lesson's "
+        "runs opened in the lab), their curves on one chart",
+    ):
+        st.session_state["compare_groups"] = [gid, previous]
+        st.switch_page(nav.page("runs"))
     present.toggle(row, "present-train")
     row.caption(
         ("Started elsewhere; you are following it" if job.active else "Started elsewhere")
@@ -67,7 +76,8 @@ def live_view() -> None:
     if train or copy:
         state.clear_url_problems()
         configs = group if train else job.configs  # type: ignore[union-attr]
-        gid = st.session_state["group_id"] = manager.submit(configs, owner=state.owner())
+        gid = manager.submit(configs, owner=state.owner())
+        state.show_group(gid)
         job = manager.get(gid)
         # A warm worker sends its first records within a few hundred ms: wait for them, so
         # the first draw after the click already shows points.
