@@ -14,7 +14,7 @@ import streamlit as st
 from bnviz import charts
 from bnviz.checks import Check
 from bnviz.config import RunConfig, from_dict
-from bnviz.jobs import GroupJob, RunState
+from bnviz.jobs import GroupJob, QueueFull, RunState
 from bnviz.lessons import Lesson
 from bnviz.records import layer_series, sweep_axes, sweep_points
 
@@ -82,9 +82,15 @@ def _buttons(lesson: Lesson) -> None:
             "Run this experiment trains your own copy."
         )
     if run:
-        gid = manager.submit(lesson.runs.configs(), name=group_name(lesson), owner=state.owner())
-        st.session_state[f"lesson-{lesson.slug}"] = gid
-        manager.get(gid).first_rows.wait(timeout=1.0)  # type: ignore[union-attr]
+        try:
+            gid = manager.submit(
+                lesson.runs.configs(), name=group_name(lesson), owner=state.owner()
+            )
+        except QueueFull as e:
+            st.warning(str(e))
+        else:
+            st.session_state[f"lesson-{lesson.slug}"] = gid
+            manager.get(gid).first_rows.wait(timeout=1.0)  # type: ignore[union-attr]
     elif stop and can_stop:
         manager.stop(job.id, by=state.owner())  # type: ignore[union-attr]
     if lab:
@@ -99,8 +105,11 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
     # Until the warm worker is up (a fresh server on a busy laptop: seconds), say so and poll.
     warming = not active and manager.warm_enabled and not manager.warm_ready()
 
-    @st.fragment(run_every=live.REFRESH_S if active else 1.0 if warming else None)
+    refresh = live.REFRESH_S if active else 1.0 if warming or manager.store_error else None
+
+    @st.fragment(run_every=refresh)
     def view() -> None:
+        state.store_error_notice()  # in the live view: a failing write shows within a refresh
         job, _ = _group(lesson)
         runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
         position = manager.position(job.id) if job else None
