@@ -157,15 +157,20 @@ class GroupJob:
     # set once every run has a history row (or the group ended): the page's first draw waits
     first_rows: threading.Event = field(default_factory=threading.Event, repr=False)
 
+    def _heads(self) -> list[RunState]:
+        """The runs without reading a stored group's rows (configs, statuses)."""
+        return list(list.__iter__(self.runs))
+
     @property
     def configs(self) -> list[RunConfig]:
-        return [r.config for r in self.runs]
+        return [r.config for r in self._heads()]
 
     @property
     def state(self) -> str:
         """queued | running | done | interrupted (the server stopped while it trained)."""
         if self.closed:
-            return "interrupted" if any(r.status == "interrupted" for r in self.runs) else "done"
+            interrupted = any(r.status == "interrupted" for r in self._heads())
+            return "interrupted" if interrupted else "done"
         return "queued" if self.started is None else "running"
 
     @property
@@ -183,7 +188,8 @@ class GroupJob:
     def progress(self) -> tuple[float, float | None]:
         """(fraction done over all runs, seconds left or None) from the epochs recorded."""
         with self.lock:
-            fracs = [run_progress(r.status, r.history, r.config.epochs) for r in self.runs]
+            # a stored group's runs have all ended: their progress needs no rows
+            fracs = [run_progress(r.status, r.history, r.config.epochs) for r in self._heads()]
             frac = sum(fracs) / len(fracs)
             eta = None
             if self.started and 0.02 < frac < 1:
