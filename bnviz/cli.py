@@ -12,12 +12,14 @@ failed or the records could not be written; 2 bad input; 130 interrupted by Ctrl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import os
 import shutil
 import signal
+import stat
 import sys
 import threading
 import time
@@ -37,12 +39,18 @@ from .config import (
     parse_values,
     value_text,
 )
-from .limits import check_group
+from .limits import MAX_RUNS, check_group
 from .records import ENDED, group_labels, run_progress, status_text, summary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROG = "python -m bnviz"
 REFRESH_S = 0.1  # at most ~10 progress-bar redraws per second: redrawing is not free
+MAX_CONFIG_BYTES = 2**20  # a config file is a table of a few dozen fields
+
+
+def _short(path: str, most: int = 120) -> str:
+    """A path as shown in an error: a 4,000-character name is cut, not printed whole."""
+    return path if len(path) <= most else path[: most - 1] + "…"
 
 
 class CLIError(Exception):
@@ -59,11 +67,20 @@ def read_config_file(path: str) -> dict[str, Any]:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in (".json", ".toml"):
-        raise CLIError(f"config file {path} must end in .json or .toml")
+        raise CLIError(f"config file {_short(path)} must end in .json or .toml")
     try:
-        raw = p.read_bytes()
+        # a FIFO would block the open, a device (/dev/zero) never end: regular files only
+        info = p.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise CLIError(f"config file {_short(path)} is not a regular file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise CLIError(f"config file {_short(path)} is larger than 1 MB: not a config")
+        with p.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
-        raise CLIError(f"cannot read config file {path}: {e.strerror or e}") from None
+        raise CLIError(f"cannot read config file {_short(path)}: {e.strerror or e}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise CLIError(f"config file {_short(path)} is larger than 1 MB: not a config")
     try:
         if suffix == ".toml":
             data: Any = tomllib.loads(raw.decode("utf-8"))
@@ -120,6 +137,11 @@ def build_configs(
             if name in vary:
                 raise CLIError(f"--vary {name} is given twice; list all its values in one --vary")
             vary[name] = parse_values(name, values)
+            runs = math.prod(len(v) for v in vary.values())
+            if runs > MAX_RUNS:  # before the grid is built: three flags can make a million
+                raise CLIError(
+                    f"--vary makes {runs} runs; one group has at most {MAX_RUNS}: vary fewer values"
+                )
     base = from_dict(merged)
     configs = grid(base, vary)
     devices = {c.device for c in configs}
@@ -315,13 +337,19 @@ def _check_out_path(path: str) -> Path:
     if not path.strip():
         raise CLIError("--out needs a file name, e.g. --out runs.json")
     p = Path(path)
-    if p.is_dir():
-        raise CLIError(f"--out {path} is a folder; give a file name such as {p / 'runs.json'}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise CLIError(f"--out {path}: folder {parent} does not exist")
+    shown = _short(path)
+    if any(len(part.encode()) > 255 for part in p.parts):
+        raise CLIError(f"--out {shown}: a file or folder name is longer than 255 bytes")
+    try:
+        if p.is_dir():
+            raise CLIError(f"--out {shown} is a folder; give a file name such as runs.json")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise CLIError(f"--out {shown}: folder {_short(str(parent))} does not exist")
+    except OSError as e:  # a path too long, a loop of links
+        raise CLIError(f"--out {shown}: {e.strerror or e}") from None
     if not os.access(parent, os.W_OK):
-        raise CLIError(f"--out {path}: folder {parent} is not writable")
+        raise CLIError(f"--out {shown}: folder {_short(str(parent))} is not writable")
     return p
 
 
@@ -366,6 +394,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if problems:
         raise CLIError(problems[0])
     out = _check_out_path(args.out) if args.out is not None else None
+    _check_threads_env()
+    # a store that cannot take the group is said before training, not after it
+    store = _open_store() if args.store else None
     # torch is imported only now: bad flags are reported without paying for it
     from .train import records_to_json, resolve_device, train_group
 
@@ -400,8 +431,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             code = EXIT_FAILED
         else:
             print(f"records: {out} ({size / 1e6:.1f} MB)")
-    if args.store:
-        gid = _store_group(configs, records, started)
+    if store is not None:
+        gid = _store_group(store, configs, records, started)
         if gid is None:
             code = EXIT_FAILED
         else:
@@ -448,18 +479,30 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_threads_env() -> None:
+    """BNVIZ_THREADS (torch threads while training) must be a whole number ≥ 1: said as bad
+    input here, before bnviz.train reads it."""
+    text = os.environ.get("BNVIZ_THREADS")
+    if text is None:
+        return
+    try:
+        ok = int(text) >= 1
+    except ValueError:
+        ok = False
+    if not ok:
+        raise CLIError(f"BNVIZ_THREADS={text[:40]!r}: expected a whole number of threads ≥ 1")
+
+
 def _store_group(
-    configs: Sequence[RunConfig], records: Sequence[Any], started: float
+    store: Any, configs: Sequence[RunConfig], records: Sequence[Any], started: float
 ) -> str | None:
     """Put a trained group into the run store, owned by the CLI (the dashboard shows it
     read-only). Returns its id, or None (the error printed) when the store cannot be written."""
     import uuid
 
-    from .jobs import default_runs_dir
     from .records import KINDS, group_name
-    from .store import RunStore, StoredGroup
+    from .store import StoredGroup
 
-    store = RunStore(default_runs_dir())
     gid = time.strftime("%Y%m%d-%H%M%S-", time.localtime(started)) + uuid.uuid4().hex[:6]
     g = StoredGroup(gid, group_name(configs), list(records), started, started, time.time())
     g.device = records[0].device if records else ""
@@ -479,7 +522,7 @@ def _store_group(
 
 def _open_store() -> Any:
     """The run store of this user (BNVIZ_RUNS or ~/.cache/bnviz/runs), its old JSON files
-    taken in; CLIError when it cannot be opened."""
+    taken in; CLIError (exit 2, one line) when it cannot be opened: locked, damaged, foreign."""
     from .jobs import default_runs_dir
     from .store import RunStore
 
@@ -493,9 +536,26 @@ def _open_store() -> Any:
     return store
 
 
-def _find_group(store: Any, gid: str) -> Any:
+def _load_groups(store: Any) -> tuple[list[Any], Any]:
+    """Every stored group and the live server holding the store (or None). Groups a dead
+    server left queued or running are marked interrupted first (any reader may: no live
+    server holds them). CLIError when the store cannot be read: never an empty list."""
+    from .store import StoreUnreadable
+
+    try:
+        server = store.holder()
+        if server is None:
+            store.mark_interrupted()
+        groups, problems = store.load(strict=True)
+    except StoreUnreadable as e:
+        raise CLIError(str(e)) from None
+    for p in problems:
+        print(f"bnviz: warning: {p}", file=sys.stderr)
+    return groups, server
+
+
+def _find_group(groups: Sequence[Any], gid: str) -> Any:
     """The stored group with this id, or the only one whose id starts with it."""
-    groups, _ = store.load()
     exact = [g for g in groups if g.id == gid]
     matches = exact or [g for g in groups if gid and g.id.startswith(gid)]
     if len(matches) != 1:
@@ -515,44 +575,54 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from .records import KINDS
 
     store = _open_store()
+    groups, server = _load_groups(store)
     if args.action == "export":
         if not args.id:
             raise CLIError("runs export needs a group id: python -m bnviz runs export ID --out F")
-        out = _check_out_path(args.out if args.out is not None else f"{args.id}.json")
-        g = _find_group(store, args.id)
+        out = _check_out_path(args.out if args.out is not None else f"{args.id[:80]}.json")
+        if out.resolve().parent == store.folder.resolve():
+            # a file there would be taken for a group of the old JSON store at the next start
+            raise CLIError(
+                f"--out {_short(str(out))} is inside the run store's folder; use another"
+            )
+        g = _find_group(groups, args.id)
         try:
             size = _write_records(out, {"runs": [r.to_dict() for r in g.runs]})
         except (OSError, ValueError) as e:
-            print(f"bnviz: error: cannot write {out}: {e}", file=sys.stderr)
+            print(f"bnviz: error: cannot write {_short(str(out))}: {e}", file=sys.stderr)
             return EXIT_FAILED
         print(f"records of group {g.id} ({len(g.runs)} runs): {out} ({size / 1e6:.1f} MB)")
         return EXIT_OK
     if args.action == "delete":
         if not args.id:
             raise CLIError("runs delete needs a group id")
-        g = _find_group(store, args.id)
-        if g.state != "closed":
-            raise CLIError(f"group {g.id} is training on a server: stop it there first")
+        g = _find_group(groups, args.id)
+        if g.state != "closed" and server is not None:
+            raise CLIError(
+                f"group {g.id} is training on a live server ({server.text()}): stop it there"
+            )
         if not store.delete(g.id):
             print(f"bnviz: error: {store.error}", file=sys.stderr)
             return EXIT_FAILED
+        with contextlib.suppress(OSError):  # its saved final weights go with it
+            (store.folder / "weights" / f"{g.id}.pt").unlink(missing_ok=True)
         print(f"deleted group {g.id}")
         return EXIT_OK
     if args.id:
-        raise CLIError(f"unexpected {args.id!r}: runs [list|export ID|delete ID]")
-    groups, problems = store.load()
-    for p in problems:
-        print(f"bnviz: warning: {p}", file=sys.stderr)
+        raise CLIError(f"unexpected {args.id[:80]!r}: runs [list|export ID|delete ID]")
     groups.sort(key=lambda g: g.created, reverse=True)
     items = []
     for g in groups:
         labels = group_labels([r.config for r in g.runs])
+        live = g.state != "closed" and server is not None
         items.append(
             {
                 "id": g.id,
                 "name": g.name,
                 "created": datetime.fromtimestamp(g.created).isoformat(timespec="seconds"),
                 "state": g.state,
+                # who trains it now: a live server's pid and host (a dead one's are closed)
+                "server": {"pid": server.pid, "host": server.host} if live else None,
                 "started_by": _owner_kind(g.owner),
                 "runs": [
                     {
@@ -575,6 +645,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         for r in it["runs"]:
             statuses[r["status"]] = statuses.get(r["status"], 0) + 1
         status = ", ".join(f"{n} {s}" for s, n in statuses.items())
+        if it["server"]:
+            status += f" (on the live server, pid {it['server']['pid']})"
         rows = sum(sum(r["rows"].values()) for r in it["runs"])
         name = " ".join(it["name"].split())  # one line, whatever the name holds
         print(f"{it['id']}  {it['created'].replace('T', ' ')}  {status}  {rows} rows  {name}")

@@ -12,6 +12,13 @@ new rows every FLUSH_S seconds and at every end, each write one transaction, so 
 at any moment loses at most the last seconds of rows; at the next start, groups it left running
 are marked interrupted. A group belongs to whoever submitted it (`owner`): only the owner may
 stop, rename or delete it (`NotOwner` otherwise); anyone may read it.
+
+Nothing is lost quietly: a write that fails (a full disk, a locked store) keeps the group in
+`unsaved` and is retried every FLUSH_S until it succeeds; meanwhile `store_error` says so (the
+live view shows it). A group's end is written in the transaction that holds its last rows.
+The server holds the store's lease (`RunStore.take_lease`): a second server on the same store
+is refused (`StoreBusy`). Stored groups are listed from their heads; their rows are read from
+the store when a page shows them and a few are kept (ROWS_CACHE).
 """
 
 from __future__ import annotations
@@ -19,20 +26,22 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import ConfigError, RunConfig, to_dict
 from .limits import check_group
 from .records import KINDS, RunRecord, group_labels, group_name, run_progress
-from .store import RunStore, StoredGroup
+from .store import RunStore, StoreBusy, StoredGroup, StoreUnreadable
 
 log = logging.getLogger("bnviz.jobs")
 
@@ -44,10 +53,57 @@ WARM_DELAY_S = 3.0  # after a group starts, before the next warm worker is start
 FLUSH_S = 2.0  # a training group's new rows are written to the store this often
 ENDED = ("finished", "diverged", "cancelled", "failed", "interrupted")
 SHUTDOWN = "interrupted: the server shut down while it trained (its rows up to then are kept)"
+MAX_QUEUED = 2  # groups one owner may have waiting (not yet training) at once
+STORE_POLL_S = 5.0  # how often a server looks for groups the CLI stored or deleted
+ROWS_CACHE = 8  # stored groups whose rows are kept in memory (the most recently shown)
+SLICE = "slice:"  # a queue entry for a 2-D loss slice (group ids never hold a ':')
+
+__all__ = ["StoreBusy"]  # re-exported: the dashboard refuses a second server with it
 
 
 class NotOwner(PermissionError):
     """Stop, rename or delete asked for by someone other than the group's owner."""
+
+
+class QueueFull(ValueError):
+    """An owner asked to queue more than MAX_QUEUED groups."""
+
+
+class StoredRuns(list):
+    """A stored group's runs, their rows read from the store on first use (`load`: the runs
+    with rows, or None when the store cannot give them) and dropped again by `unload`.
+    `len` needs no rows: a list of groups never reads them."""
+
+    def __init__(self, runs: list[RunRecord], load: Callable[[], list[RunRecord] | None]):
+        super().__init__(runs)
+        self._load = load
+        self._lock = threading.Lock()
+        self.loaded = False
+
+    def ensure(self) -> None:
+        with self._lock:
+            if self.loaded:
+                return
+            full = self._load()
+            if full is None:
+                return  # the store cannot be read now: the heads, without rows; tried again
+            for run, got in zip(list.__iter__(self), full):
+                run.rows = got.rows
+            self.loaded = True
+
+    def unload(self) -> None:
+        with self._lock:
+            for run in list.__iter__(self):
+                run.rows = {k: [] for k in KINDS}
+            self.loaded = False
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        self.ensure()
+        return super().__iter__()
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+        self.ensure()
+        return super().__getitem__(i)
 
 
 def default_runs_dir() -> Path:
@@ -101,15 +157,20 @@ class GroupJob:
     # set once every run has a history row (or the group ended): the page's first draw waits
     first_rows: threading.Event = field(default_factory=threading.Event, repr=False)
 
+    def _heads(self) -> list[RunState]:
+        """The runs without reading a stored group's rows (configs, statuses)."""
+        return list(list.__iter__(self.runs))
+
     @property
     def configs(self) -> list[RunConfig]:
-        return [r.config for r in self.runs]
+        return [r.config for r in self._heads()]
 
     @property
     def state(self) -> str:
         """queued | running | done | interrupted (the server stopped while it trained)."""
         if self.closed:
-            return "interrupted" if any(r.status == "interrupted" for r in self.runs) else "done"
+            interrupted = any(r.status == "interrupted" for r in self._heads())
+            return "interrupted" if interrupted else "done"
         return "queued" if self.started is None else "running"
 
     @property
@@ -127,7 +188,8 @@ class GroupJob:
     def progress(self) -> tuple[float, float | None]:
         """(fraction done over all runs, seconds left or None) from the epochs recorded."""
         with self.lock:
-            fracs = [run_progress(r.status, r.history, r.config.epochs) for r in self.runs]
+            # a stored group's runs have all ended: their progress needs no rows
+            fracs = [run_progress(r.status, r.history, r.config.epochs) for r in self._heads()]
             frac = sum(fracs) / len(fracs)
             eta = None
             if self.started and 0.02 < frac < 1:
@@ -178,12 +240,15 @@ class GroupJob:
             }
 
     @classmethod
-    def from_stored(cls, g: StoredGroup) -> GroupJob:
-        """A closed group as the store read it back (validated)."""
+    def from_stored(
+        cls, g: StoredGroup, load: Callable[[], list[RunRecord] | None] | None = None
+    ) -> GroupJob:
+        """A closed group as the store read it back (validated); `load`: its rows on demand
+        (g.runs without rows)."""
         return cls(
             id=g.id,
             name=g.name,
-            runs=g.runs,
+            runs=StoredRuns(g.runs, load) if load else g.runs,
             created=g.created,
             started=g.started,
             finished=g.finished,
@@ -269,7 +334,9 @@ class Worker:
 
 
 class JobManager:
-    """Server-wide: submit groups, cap how many train at once, keep and persist the history."""
+    """Server-wide: submit groups, cap how many train at once, keep and persist the history.
+
+    StoreBusy when another live server holds the store (one server per store)."""
 
     def __init__(
         self,
@@ -277,16 +344,19 @@ class JobManager:
         runs_dir: str | Path | None = None,
         warm: bool = True,
         flush_s: float = FLUSH_S,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self.max_running = max_running
+        self.max_queued = max_queued
         self.threads = worker_threads(max_running)
         self.duty = worker_duty(max_running)
         self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
         self.flush_s = flush_s
         self.lock = threading.RLock()
         self._flush_lock = threading.Lock()  # one store write at a time; delete waits for it
+        self._cache_lock = threading.Lock()  # the stored groups whose rows are in memory
         self.jobs: dict[str, GroupJob] = {}
-        self.waiting: list[str] = []  # queued group ids, oldest first
+        self.waiting: list[str] = []  # queued group ids (and SLICE + id entries), oldest first
         self.workers: dict[str, Worker] = {}
         self.warm_enabled = warm
         self._warm: Worker | None = None
@@ -294,10 +364,17 @@ class JobManager:
         self._device: str | None = None  # the last device_label a worker reported
         self._devices: list[str] = []
         self._saved: dict[str, dict[tuple[int, str], int]] = {}  # rows stored, per run and kind
+        self._stored: set[str] = set()  # groups the store has (a later write must find them)
+        self.unsaved: dict[str, str] = {}  # group → why its last write failed (retried)
+        self._cached: OrderedDict[str, None] = OrderedDict()  # stored groups with rows loaded
         self._measuring: dict[str, str] = {}  # group → "" while its slice is computed, or why not
+        self._slicing: set[str] = set()  # groups whose slice holds a training slot now
+        self._served: dict[str, float] = {}  # owner → when a group of theirs last started
+        self.poll_s = STORE_POLL_S
+        self._attached = False  # the store was opened, its lease taken and its groups listed
         self.store = RunStore(self.runs_dir)
         self.problems: list[str] = []  # what loading the store skipped, for the pages to show
-        self._load()
+        self._attach()  # StoreBusy: another server has it
         if warm:
             self._warm = Worker(self.threads, self.duty)
         threading.Thread(target=self._flusher, daemon=True, name="bnviz-store").start()
@@ -306,8 +383,20 @@ class JobManager:
 
     @property
     def store_error(self) -> str | None:
-        """Why the last write to the run store failed (None while writes succeed)."""
-        return self.store.error
+        """Why runs are not being saved now (None while every group is saved): a store that
+        cannot be opened, or groups whose writes failed and are being retried."""
+        if not self.store.readable:
+            return f"{self.store.error} — runs are kept in memory until it can be opened"
+        with self.lock:
+            unsaved = dict(self.unsaved)
+        if not unsaved:
+            return None
+        n = len(unsaved)
+        why = next(iter(unsaved.values()))
+        return (
+            f"{n} group{'s' * (n != 1)} not saved yet ({why}); retrying every "
+            f"{self.flush_s:g} s — they are kept in memory while this server runs"
+        )
 
     def device_label(self) -> str | None:
         """Where a group would train (device=auto), as a started worker reported it."""
@@ -324,74 +413,204 @@ class JobManager:
         self.device_label()
         return list(self._devices)
 
-    def _load(self) -> None:
+    def _attach(self) -> None:
+        """Take the store's lease, close what a dead server left running, list the stored
+        groups (heads only) and tidy weights/ against a store read whole. A store that cannot
+        be opened now (locked, damaged) is tried again by the flusher; nothing is deleted."""
+        if not self.store.readable:
+            return  # store_error says why, on every page
+        try:
+            self.store.take_lease()  # StoreBusy goes to the caller
+        except StoreBusy:
+            raise
+        except StoreUnreadable as e:
+            self.problems = [str(e)]
+            return
         interrupted = self.store.mark_interrupted()
         if interrupted:
             log.warning("groups left running by a stopped server: %s", ", ".join(interrupted))
         _, problems = self.store.import_json(self.runs_dir)
-        groups, more = self.store.load()
+        groups, more = self.store.load(rows=False)
         self.problems = problems + more
-        if self.store.error:
-            self.problems.append(self.store.error)
-        self._tidy_weights({g.id for g in groups})
-        for g in groups:
-            job = GroupJob.from_stored(g)
-            self.jobs[job.id] = job
-            self._saved[job.id] = {
-                (i, k): len(getattr(r, k)) for i, r in enumerate(job.runs) for k in KINDS
-            }
+        with self.lock:
+            for g in groups:
+                if g.id not in self.jobs:
+                    self._adopt(g)
+        self._tidy_weights()
+        self._attached = True
 
-    def _tidy_weights(self, kept: set[str]) -> None:
+    def _adopt(self, g: StoredGroup) -> None:
+        """A stored group, rows on demand (the caller holds self.lock)."""
+        self.jobs[g.id] = GroupJob.from_stored(g, lambda gid=g.id: self._load_rows(gid))
+        self._stored.add(g.id)
+
+    def _load_rows(self, gid: str) -> list[RunRecord] | None:
+        """A stored group's rows (StoredRuns' loader); the ROWS_CACHE most recent stay."""
+        groups, problems = self.store.load(gid)
+        if not groups:
+            return None
+        runs = groups[0].runs
+        self._saved[gid] = {(i, k): len(getattr(r, k)) for i, r in enumerate(runs) for k in KINDS}
+        with self.lock:
+            self.problems += [p for p in problems if p not in self.problems]
+        evict = []
+        with self._cache_lock:
+            self._cached[gid] = None
+            self._cached.move_to_end(gid)
+            busy = set(self.unsaved) | set(self._measuring)
+            for old in list(self._cached):
+                if len(self._cached) <= ROWS_CACHE:
+                    break
+                if old != gid and old not in busy:
+                    del self._cached[old]
+                    evict.append(old)
+        for old in evict:
+            job = self.get(old)
+            if job is not None and isinstance(job.runs, StoredRuns):
+                job.runs.unload()
+        return runs
+
+    def _refresh(self) -> None:
+        """Groups the CLI stored (or deleted) while this server runs: listed (or dropped)."""
+        try:
+            ids = self.store.ids()
+        except StoreUnreadable:
+            return
+        with self.lock:
+            known = set(self.jobs)
+            gone = [
+                g
+                for g in self._stored & known - ids
+                if self.jobs[g].closed and g not in self.unsaved and g not in self._measuring
+            ]
+            for gid in gone:
+                self._forget(gid)
+        for gid in ids - known:
+            groups, _ = self.store.load(gid, rows=False)
+            with self.lock:
+                if groups and gid not in self.jobs and not self._closed:
+                    self._adopt(groups[0])
+
+    def _forget(self, gid: str) -> None:
+        """Drop a group from memory (deleted here or elsewhere); the caller holds self.lock."""
+        self.jobs.pop(gid, None)
+        self._saved.pop(gid, None)
+        self._stored.discard(gid)
+        self.unsaved.pop(gid, None)
+        with self._cache_lock:
+            self._cached.pop(gid, None)
+
+    def _tidy_weights(self) -> None:
         """Remove saved weights that no stored group owns and half-written files (a worker
-        killed while saving): what is left in weights/ is one finished file per group."""
+        killed while saving) — only against the store's ids read whole: a store that cannot
+        be read, or a group that was skipped as damaged, never loses a file."""
         folder = self.runs_dir / "weights"
         if not folder.is_dir():
             return
+        try:
+            kept = self.store.ids()
+        except StoreUnreadable as e:
+            log.warning("saved weights not tidied: %s", e)
+            return
+        with self.lock:
+            kept |= set(self.jobs)
         for p in folder.iterdir():
-            if p.suffix != ".pt" or p.stem not in kept:
+            if p.suffix == ".tmp" or (p.suffix == ".pt" and p.stem not in kept):
                 with contextlib.suppress(OSError):
                     p.unlink()
 
-    def _flush(self, job: GroupJob, state: str) -> bool:
-        """Write the job's new rows and its runs' statuses to the store, one transaction."""
+    def _flush(self, job: GroupJob) -> bool:
+        """Write the job's new rows and its runs' statuses to the store, one transaction. Its
+        state follows its runs: once every run has ended it is written closed, with those rows.
+        A failed write keeps the group in `unsaved` (the flusher retries it)."""
         with self._flush_lock:
             with self.lock:
                 if self.jobs.get(job.id) is not job:
                     return True  # deleted meanwhile (e.g. while it trained): stays deleted
-            saved = self._saved.setdefault(job.id, {})
+            saved = self._saved.get(job.id, {})
             with job.lock:
+                runs = list(job.runs)  # a stored group's rows are read in here if need be
                 rows = []
                 counts = {}
-                for i, r in enumerate(job.runs):
+                for i, r in enumerate(runs):
                     for k in KINDS:
                         have, done = getattr(r, k), saved.get((i, k), 0)
                         rows += [(i, k, seq, have[seq]) for seq in range(done, len(have))]
                         counts[i, k] = len(have)
+                ended = all(r.status in ENDED for r in runs)
+                state = (
+                    "closed"
+                    if job.closed or ended
+                    else "queued"
+                    if job.started is None
+                    else "running"
+                )
+                finished = job.finished
+                if state == "closed" and finished is None:
+                    finished = time.time()
                 head = replace(
                     job,
-                    runs=[r.replace(rows={}) for r in job.runs],
+                    runs=[r.replace(rows={}) for r in runs],
+                    finished=finished,
                     lock=threading.Lock(),
                     first_rows=threading.Event(),
                 )
-            ok = self.store.save(head, state, rows, owner=job.owner)
-            if ok:
-                self._saved[job.id] = counts
-            return ok
+            create = job.id not in self._stored
+            ok = self.store.save(head, state, rows, owner=job.owner, create=create)
+            with self.lock:
+                if ok is None:  # deleted from the store elsewhere (the CLI): not written back
+                    log.warning("group %s was deleted from the store: not written back", job.id)
+                    if self.jobs.get(job.id) is job:
+                        self._forget(job.id)
+                    gone = job.active
+                elif ok:
+                    self._saved[job.id] = counts
+                    self._stored.add(job.id)
+                    self.unsaved.pop(job.id, None)
+                    return True
+                else:
+                    self.unsaved[job.id] = str(self.store.error)
+                    return False
+        if gone:
+            worker = self.workers.get(job.id)
+            if worker is not None:
+                worker.stop()
+        return True
 
     def _save(self, job: GroupJob) -> None:
         """A group that ended: everything, state closed."""
-        self._flush(job, "closed")
+        self._flush(job)
 
     def _flusher(self) -> None:
-        """Every flush_s: the training groups' new rows to the store; a spare worker that died
-        (killed, out of memory) is replaced."""
+        """Every flush_s: the training groups' new rows to the store, and again every group
+        whose last write failed; the lease's heartbeat; every STORE_POLL_S what the CLI stored
+        or deleted. A spare worker that died (killed, out of memory) is replaced."""
+        polled = time.monotonic()
         while not self._closed:
             time.sleep(self.flush_s)
+            if not self._attached:
+                if not self.store.open():
+                    continue
+                try:
+                    self._attach()
+                except StoreBusy as e:
+                    self.store.close()
+                    self.store.error = str(e)
+                    continue
             with self.lock:
-                jobs = [j for j in self.jobs.values() if j.active and j.started is not None]
+                jobs = [
+                    j
+                    for j in self.jobs.values()
+                    if (j.active and j.started is not None) or j.id in self.unsaved
+                ]
             for job in jobs:
                 if not self._closed:
-                    self._flush(job, "running")
+                    self._flush(job)
+            if not self._closed:
+                self.store.beat()
+            if time.monotonic() - polled > self.poll_s and not self._closed:
+                polled = time.monotonic()
+                self._refresh()
             self.warm_ready()
 
     def groups(self) -> list[GroupJob]:
@@ -404,7 +623,7 @@ class JobManager:
             return self.jobs.get(gid)
 
     def owns(self, gid: str, who: str | None) -> bool:
-        """Whether `who` (a session's token) may stop, rename and delete the group."""
+        """Whether `who` (a browser's token) may stop, rename and delete the group."""
         job = self.get(gid)
         return job is not None and bool(who) and job.owner == who
 
@@ -418,21 +637,30 @@ class JobManager:
         if job is not None and name.strip():
             self._check_owner(job, by, "rename")
             job.name = name.strip()[:200]
-            self.store.rename(gid, job.name)
+            if not self.store.rename(gid, job.name):
+                with self.lock:  # the next flush writes the name with the group's row
+                    self.unsaved[gid] = str(self.store.error)
 
-    def delete(self, gid: str, by: str | None = None) -> None:
+    def delete(self, gid: str, by: str | None = None) -> bool:
+        """Delete a group (stopping it first); False when the store could not delete it (the
+        group is kept, `store.error` says why)."""
         job = self.get(gid)
         if job is None:
-            return
+            return True
         self._check_owner(job, by, "delete")
         self.stop(gid)
         with self._flush_lock:
+            if gid in self._stored and self.store.delete(gid) is False:
+                return False  # by id, inside the database: never a path from a file
             with self.lock:
-                self.jobs.pop(gid, None)
-                self._saved.pop(gid, None)
-            self.store.delete(gid)  # by id, inside the database: never a path from a file
-        with contextlib.suppress(OSError):
-            self.weights_path(gid).unlink(missing_ok=True)
+                self._forget(gid)
+        self._remove_weights(gid)
+        return True
+
+    def _remove_weights(self, gid: str) -> None:
+        for p in (self.weights_path(gid), self.weights_path(gid).with_suffix(".tmp")):
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
 
     # --- measures of ended groups, from their saved final weights (bnviz.saved) -------------
 
@@ -441,7 +669,8 @@ class JobManager:
         return self.runs_dir / "weights" / f"{gid}.pt"
 
     def slice_state(self, gid: str) -> str | None:
-        """None: no slice asked for (or it finished); "": being computed; else why it failed."""
+        """None: no slice asked for (or it finished); "": queued or being computed; else why
+        it failed."""
         with self.lock:
             return self._measuring.get(gid)
 
@@ -460,56 +689,71 @@ class JobManager:
         return None
 
     def compute_slice(self, gid: str) -> None:
-        """Compute the 2-D loss slice of every run of an ended group that has none, in a
-        worker process; the rows join the group's records (and the store) when done. Anyone
-        may ask: it adds a measure, it changes nothing that was recorded."""
+        """Queue the 2-D loss slice of every run of an ended group that has none: it takes a
+        training slot (it counts against max_running like a group) in a worker process; the
+        rows join the group's records (and the store) when done. Anyone may ask: it adds a
+        measure, it changes nothing that was recorded."""
         why = self.can_slice(gid)
         if why:
             raise ValueError(why)
-        job = self.get(gid)
         with self.lock:
             if self._measuring.get(gid) == "":
-                return  # already under way
+                return  # already queued or under way
             self._measuring[gid] = ""
-        runs = [i for i, r in enumerate(job.snapshot()) if not r.slice]
+            self.waiting.append(SLICE + gid)
+        self._schedule()
+
+    def _start_slice(self, gid: str) -> None:
+        """Start a queued slice (the caller holds self.lock and a free slot)."""
+        job = self.jobs.get(gid)
+        if job is None:
+            self._measuring.pop(gid, None)
+            return
+        self._slicing.add(gid)
         threading.Thread(
-            target=self._slice, args=(job, runs), daemon=True, name=f"bnviz-slice-{gid}"
+            target=self._slice, args=(job,), daemon=True, name=f"bnviz-slice-{gid}"
         ).start()
 
-    def _slice(self, job: GroupJob, runs: list[int]) -> None:
+    def _slice(self, job: GroupJob) -> None:
         error = "the worker stopped before the slice was done"
-        worker = Worker(self.threads)  # not the spare: that one stays ready for a group
         try:
-            worker.ready.wait()
-            worker.send({"slice": {"path": str(self.weights_path(job.id)), "runs": runs}})
-            for line in worker.process.stdout:
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                if msg.get("type") == "batch":
-                    job.apply_batch(msg["events"])
-                elif msg.get("type") == "fatal":
-                    error = msg.get("message", "")
-                    break
-                elif msg.get("type") == "done":
-                    error = ""
-                    break
+            runs = [i for i, r in enumerate(job.snapshot()) if not r.slice]
+            worker = Worker(self.threads)  # not the spare: that one stays ready for a group
+            try:
+                worker.ready.wait()
+                worker.send({"slice": {"path": str(self.weights_path(job.id)), "runs": runs}})
+                for line in worker.process.stdout:
+                    try:
+                        msg = json.loads(line)
+                    except ValueError:
+                        continue
+                    if msg.get("type") == "batch":
+                        job.apply_batch(msg["events"])
+                    elif msg.get("type") == "fatal":
+                        error = msg.get("message", "")
+                        break
+                    elif msg.get("type") == "done":
+                        error = ""
+                        break
+            finally:
+                worker.kill()
+            if not error:
+                self._save(job)
         finally:
-            worker.kill()
-        if not error:
-            self._save(job)
-        with self.lock:
-            if error:
-                self._measuring[job.id] = error
-            else:
-                self._measuring.pop(job.id, None)
+            with self.lock:
+                self._slicing.discard(job.id)
+                if error:
+                    self._measuring[job.id] = error
+                else:
+                    self._measuring.pop(job.id, None)
+            self._schedule()
 
     # --- scheduling ------------------------------------------------------------------------
 
     def submit(self, configs: Sequence[RunConfig], name: str | None = None, owner: str = "") -> str:
         """Queue a group owned by `owner`; ConfigError when the group cannot train
-        (`limits.check_group`: a batch larger than the data, too big for memory)."""
+        (`limits.check_group`: a batch larger than the data, too big for memory, more runs
+        than the store keeps); QueueFull when `owner` already has max_queued groups waiting."""
         if not configs:
             raise ValueError("a group needs at least one config")
         problems = check_group(configs)
@@ -519,11 +763,21 @@ class JobManager:
         name = (name or group_name(configs))[:200]
         job = GroupJob(gid, name, [RunState(c) for c in configs], owner=owner)
         with self.lock:
+            if owner and self.queued_by(owner) >= self.max_queued:
+                raise QueueFull(
+                    f"you have {self.max_queued} groups waiting already: each browser may queue "
+                    f"{self.max_queued}; stop one (Runs page) or wait until one starts"
+                )
             self.jobs[gid] = job
             self.waiting.append(gid)
-        self._flush(job, "queued")
+        self._flush(job)
         self._schedule()
         return gid
+
+    def queued_by(self, owner: str) -> int:
+        """Groups of `owner` waiting for a training slot."""
+        with self.lock:
+            return sum(1 for g in self.waiting if g in self.jobs and self.jobs[g].owner == owner)
 
     def position(self, gid: str) -> int | None:
         """1-based place in the queue, None when not waiting."""
@@ -531,8 +785,9 @@ class JobManager:
             return self.waiting.index(gid) + 1 if gid in self.waiting else None
 
     def running(self) -> int:
+        """Training slots in use: groups training and slices being computed."""
         with self.lock:
-            return len(self.workers)
+            return len(self.workers) + len(self._slicing)
 
     def stop(self, gid: str, by: str | None = None) -> None:
         """Stop a group (idempotent): dequeue it, or signal its worker and kill it if it hangs.
@@ -542,14 +797,16 @@ class JobManager:
             if job is None:
                 return
             self._check_owner(job, by, "stop")
-            if gid in self.waiting:
+            dequeued = gid in self.waiting
+            if dequeued:
                 self.waiting.remove(gid)
                 job.fail_unfinished("stopped before it started", status="cancelled")
                 job.finished = time.time()
-                self._save(job)
                 job.closed = True
-                return
             worker = self.workers.get(gid)
+        if dequeued:
+            self._save(job)  # outside self.lock: _flush takes the flush lock first
+            return
         if worker is not None:
             worker.stop()
             threading.Timer(STOP_GRACE_S, self._kill_if_stuck, args=(gid, worker)).start()
@@ -566,11 +823,31 @@ class JobManager:
             w = Worker(self.threads, self.duty)
         return w
 
+    def _next_waiting(self) -> str:
+        """The queue entry to start next: round robin over owners — the oldest entry of the
+        owner with the fewest groups training, then the one served longest ago (one browser's
+        many groups never keep everyone else's waiting). The caller holds self.lock."""
+        busy = Counter(self.jobs[g].owner for g in self.workers if g in self.jobs)
+
+        def rank(entry: str) -> tuple[int, float]:
+            job = self.jobs.get(entry)
+            if job is None or not job.owner:  # slices, the server's own: in queue order
+                return (0, -math.inf)
+            return (busy[job.owner], self._served.get(job.owner, -math.inf))
+
+        return min(self.waiting, key=rank)  # min keeps queue order among equals
+
     def _schedule(self) -> None:
         with self.lock:
-            while self.waiting and len(self.workers) < self.max_running and not self._closed:
-                gid = self.waiting.pop(0)
+            while self.waiting and self.running() < self.max_running and not self._closed:
+                entry = self._next_waiting()
+                self.waiting.remove(entry)
+                if entry.startswith(SLICE):
+                    self._start_slice(entry[len(SLICE) :])
+                    continue
+                gid = entry
                 job = self.jobs[gid]
+                self._served[job.owner] = time.monotonic()
                 worker = self._take_worker()
                 self.workers[gid] = worker
                 job.started = time.time()
@@ -612,8 +889,11 @@ class JobManager:
             return self._warm is not None and self._warm.ready.is_set() and self._warm.alive()
 
     def _read(self, job: GroupJob, worker: Worker) -> None:
-        """Apply a worker's events to its job until it is done or dies."""
+        """Apply a worker's events to its job until it is done or dies. Once every run has
+        ended, the group is written closed at once, with its last rows (before the weights
+        are saved): a kill after that never brings it back interrupted."""
         worker.ready.wait()  # its first line belongs to the ready-reader
+        ended_written = False
         for line in worker.process.stdout:
             try:
                 msg = json.loads(line)
@@ -622,6 +902,9 @@ class JobManager:
             kind = msg.get("type")
             if kind == "batch":
                 job.apply_batch(msg["events"])
+                if not ended_written and all(r.status in ENDED for r in job.runs):
+                    job.finished = time.time()
+                    ended_written = self._flush(job)
             elif kind == "device":
                 job.device = msg["device"]
                 with job.lock:
@@ -639,17 +922,23 @@ class JobManager:
             job.fail_unfinished("stopped by the user", status="cancelled")
         else:
             job.fail_unfinished(f"the training worker stopped unexpectedly (exit code {code})")
-        job.finished = time.time()
+        job.finished = job.finished or time.time()
         self._save(job)
         job.closed = True
         job.first_rows.set()
+        with contextlib.suppress(OSError):  # a worker killed while saving its weights
+            self.weights_path(job.id).with_suffix(".tmp").unlink(missing_ok=True)
         with self.lock:
             self.workers.pop(job.id, None)
+            deleted = self.jobs.get(job.id) is not job
+        if deleted:  # deleted while it trained: the weights it saved meanwhile go too
+            self._remove_weights(job.id)
         self._schedule()
 
     def shutdown(self) -> None:
         """Stop everything (a server's exit, SIGTERM included): training groups are stored as
-        interrupted with every row they have, then the workers are killed."""
+        interrupted with every row they have, then the workers are killed and the store's
+        lease is released."""
         with self.lock:
             if self._closed:
                 return
@@ -662,9 +951,11 @@ class JobManager:
         for job in active:
             job.fail_unfinished(SHUTDOWN, status="interrupted")
             job.finished = time.time()
-            self._flush(job, "closed")
+            self._flush(job)
         for w in workers:
             w.kill()
         for job in active:
             job.closed = True
             job.first_rows.set()
+        if self._attached:
+            self.store.release()

@@ -30,6 +30,7 @@ FEATURES = {
 }
 CLASSES = {"spirals": 2, "circles": 2, "xor": 2, "moons": 2}  # the others have 10
 
+MAX_RUNS = 64  # runs of one group: what the run store keeps (the dashboard trains at most 16)
 MAX_PARAMS = 50_000_000  # weights of every run of a group together
 MAX_MEMORY_MB = 4096  # estimated training memory of a group (BNVIZ_MAX_MEMORY_MB overrides)
 
@@ -103,6 +104,8 @@ def check_group(configs: Sequence[RunConfig], devices: Sequence[str] = ()) -> li
     """What stops this group from training, as messages (empty: it can train). `devices`: the
     device names the training machine has (from its worker), checked when given."""
     problems: list[str] = []
+    if len(configs) > MAX_RUNS:  # the run store's own bound: a group it would not read back
+        return [f"{len(configs)} runs in one group: at most {MAX_RUNS}; vary fewer values"]
     for c in configs:
         n = n_train(c)
         if n < 1:

@@ -10,14 +10,24 @@ run, the config as JSON), `rows` (append-only history/layers/params rows as JSON
 run and kind) and `imported` (old JSON files already taken in). Everything read back is
 validated (`parse_group`, `check_row`): a damaged or foreign record is reported by name and
 skipped, never handed to a page. Nothing here uses a path taken from a file's contents.
+
+A store is checked when it is opened (`open_problem`): a zero-length, corrupt or foreign file,
+or one missing a table, is an error that names the file — never an empty store — so that no
+reader takes "could not read" for "nothing there" (the server tidies saved weights against
+what it read). One server at a time holds the store's `lease` (its pid, host, process start
+and a heartbeat): any reader (the CLI, a restarted or second server) tells a live server's
+groups from a dead one's, and a second server on the same store is refused (`StoreBusy`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -27,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, from_dict, to_dict
+from .limits import MAX_RUNS
 from .records import BASIS_POINTS, KINDS, RECORDER, RunRecord
 
 log = logging.getLogger("bnviz.store")
@@ -36,10 +47,12 @@ RUN_STATUSES = ("queued", "running", "finished", "diverged", "cancelled", "faile
 ACTIVE = ("queued", "running")
 POINTS = ("linear", "act_in", "act_out", "norm_out")
 GROUP_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
-MAX_RUNS = 64  # runs per stored group (the dashboard trains at most 16)
 MAX_NAME = 200  # characters of a group name
 MAX_TEXT = 2000  # characters of a run's message
 INTERRUPTED = "interrupted: the server stopped while it trained (its rows up to then are kept)"
+APPLICATION_ID = 0x626E767A  # "bnvz" in the file's header: a store this program made
+BUSY_TIMEOUT_S = 1.0  # a locked store fails a call after this (retried later), never 10 s
+LEASE_S = 15.0  # a server on another host whose heartbeat is older than this is gone
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS groups (
@@ -57,11 +70,82 @@ CREATE TABLE IF NOT EXISTS rows (
     data TEXT NOT NULL, PRIMARY KEY (group_id, run, kind, seq)
 );
 CREATE TABLE IF NOT EXISTS imported (file TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS lease (
+    one INTEGER PRIMARY KEY CHECK (one = 1), token TEXT NOT NULL, pid INTEGER NOT NULL,
+    host TEXT NOT NULL, birth TEXT NOT NULL, since REAL NOT NULL, beat REAL NOT NULL
+);
 """
+# What a reader relies on: each table and the columns it reads (a store missing one is damaged).
+TABLES = {
+    "groups": {"id", "name", "owner", "created", "started", "finished", "device", "state"},
+    "runs": {"group_id", "idx", "config", "status", "message", "device", "seconds"},
+    "rows": {"group_id", "run", "kind", "seq", "data"},
+    "imported": {"file", "at"},
+}
 
 
 class StoreError(ValueError):
     """A stored record that is not a valid group, run or row; the message says what is wrong."""
+
+
+class StoreUnreadable(StoreError):
+    """The store as a whole cannot be read (locked, corrupt, foreign): nothing may be taken
+    from it as "not there", and nothing may be deleted on its account."""
+
+
+class StoreBusy(StoreError):
+    """Another live server holds the store's lease."""
+
+
+class GroupGone(StoreError):
+    """A write for a group that is no longer in the store (deleted elsewhere): not written."""
+
+
+def process_birth(pid: int) -> str:
+    """When process `pid` started (Linux: clock ticks since boot, /proc/PID/stat field 22), or
+    "" where that cannot be read: with the pid it names one process, not whoever reuses it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def pid_alive(pid: int, birth: str) -> bool:
+    """Whether the process that took a lease on this host is still running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: it exists
+    except (OSError, OverflowError, ValueError):
+        return False
+    return not birth or process_birth(pid) in ("", birth)
+
+
+@dataclass
+class Lease:
+    """Who holds a store: a server's pid, host, process start, since when, its last beat."""
+
+    token: str
+    pid: int
+    host: str
+    birth: str
+    since: float
+    beat: float
+
+    def alive(self, now: float | None = None) -> bool:
+        """On this host: its process still runs (a heartbeat may lag behind a full disk); on
+        another host: it beat within LEASE_S."""
+        if self.host == socket.gethostname():
+            return pid_alive(self.pid, self.birth)
+        return (now or time.time()) - self.beat < LEASE_S
+
+    def text(self) -> str:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
+        return f"pid {self.pid} on {self.host}, since {started}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,6 +342,25 @@ def parse_group(d: Any, where: str, fallback_id: str | None = None) -> tuple[Sto
     return group, notes
 
 
+def check_storable(runs: Any) -> str | None:
+    """Why a group of these runs (or configs) could not be stored and read back, or None."""
+    if not 1 <= len(runs) <= MAX_RUNS:
+        return f"a stored group has 1 to {MAX_RUNS} runs; this one has {len(runs)}"
+    return None
+
+
+def _suppress() -> contextlib.AbstractContextManager:
+    return contextlib.suppress(sqlite3.Error)
+
+
+def _why(e: BaseException) -> str:
+    """An exception as one short line of text (sqlite's 'database is locked', …)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, sqlite3.OperationalError) and "locked" in text:
+        return f"{text} (another process holds it)"
+    return text[:300]
+
+
 def loads(text: str | bytes) -> Any:
     """json.loads that turns every way a text can fail (deep nesting, 5,000-digit numbers)
     into ValueError."""
@@ -287,39 +390,169 @@ class RunStore:
         self.lock = threading.RLock()
         self.error: str | None = None
         self.conn: sqlite3.Connection | None = None
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
-            conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-            conn.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
-            conn.executescript(SCHEMA)
-            self.conn = conn
-        except (sqlite3.Error, OSError) as e:
-            self._fail(f"cannot open the run store {self.path}", e)
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+        self.open()
+
+    def open(self) -> bool:
+        """(Re)open the store; False (and `error` says why) when it cannot be used."""
+        with self.lock:
+            if self.conn is not None:
+                return True
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                fresh = not self.path.exists()
+                if not fresh and self.path.is_file() and self.path.stat().st_size == 0:
+                    raise StoreUnreadable("it is an empty file (0 bytes), not a run store")
+                conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+                try:
+                    self._prepare(conn, fresh)
+                except BaseException:
+                    conn.close()
+                    raise
+                self.conn = conn
+                self.error = None
+                return True
+            except (sqlite3.Error, OSError, StoreError) as e:
+                self.error = f"cannot open the run store {self.path}: {_why(e)}"
+                log.error(self.error)
+                return False
+
+    def _prepare(self, conn: sqlite3.Connection, fresh: bool) -> None:
+        """Check an existing file is a whole store of this program's; make a new one."""
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+        if tables or not fresh:
+            if app not in (0, APPLICATION_ID):
+                raise StoreUnreadable(f"it is another program's database (application id {app})")
+            for table, cols in TABLES.items():
+                if table not in tables:
+                    raise StoreUnreadable(f"its table {table!r} is missing (damaged or foreign)")
+                have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                if not cols <= have:
+                    missing = ", ".join(sorted(cols - have))
+                    raise StoreUnreadable(f"table {table!r} lacks {missing} (damaged or foreign)")
+            check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if check != "ok":
+                raise StoreUnreadable(f"it is damaged ({str(check)[:120]})")
+        conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
+        conn.executescript(SCHEMA)
+        if app != APPLICATION_ID:
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+
+    @property
+    def readable(self) -> bool:
+        return self.conn is not None
 
     def _fail(self, what: str, e: BaseException) -> None:
-        self.error = f"{what}: {e} — runs are kept in memory only until it is fixed"
+        self.error = f"{what}: {_why(e)}"
         log.error(self.error)
 
-    def _write(self, what: str, fn: Any) -> bool:
-        """Run fn(conn) in one transaction; False (and `error` set) when it failed."""
+    def _write(self, what: str, fn: Any) -> bool | None:
+        """Run fn(conn) in one transaction; False (and `error` set) when it failed, None when
+        it found its group gone (GroupGone: nothing written)."""
         with self.lock:
-            if self.conn is None:
+            if self.conn is None:  # reopened by its owner only (`open`), never in passing
                 return False
             try:
                 with self.conn:  # commits, or rolls back on an exception
+                    self.conn.execute("BEGIN IMMEDIATE")
                     fn(self.conn)
+            except GroupGone:
+                return None
             except (sqlite3.Error, OSError, ValueError) as e:
                 self._fail(f"cannot {what} in {self.path}", e)
                 return False
             self.error = None
             return True
 
+    def _snapshot(self, queries: list[tuple[str, tuple]]) -> list[list[tuple]]:
+        """Several queries' rows from one read transaction: one consistent state of the store."""
+        with self.lock:
+            if self.conn is None:
+                raise StoreUnreadable(str(self.error))
+            try:
+                self.conn.execute("BEGIN")
+                try:
+                    return [self.conn.execute(q, a).fetchall() for q, a in queries]
+                finally:
+                    self.conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                with _suppress():
+                    self.conn.rollback()
+                raise StoreUnreadable(f"cannot read the run store {self.path}: {_why(e)}") from None
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Rows of a query; StoreUnreadable (never an empty list) when the store cannot be read."""
+        with self.lock:
+            if self.conn is None:
+                raise StoreUnreadable(str(self.error))
+            try:
+                return self.conn.execute(sql, args).fetchall()
+            except sqlite3.Error as e:
+                raise StoreUnreadable(f"cannot read the run store {self.path}: {_why(e)}") from None
+
     def close(self) -> None:
         with self.lock:
             if self.conn is not None:
                 self.conn.close()
                 self.conn = None
+
+    # --- the lease: which server, if any, is alive on this store --------------------------
+
+    def holder(self) -> Lease | None:
+        """The lease's holder if it is alive (StoreUnreadable when the store cannot be read)."""
+        rows = self._read("SELECT token, pid, host, birth, since, beat FROM lease")
+        if not rows:
+            return None
+        try:
+            lease = Lease(*rows[0])
+            return lease if lease.alive() else None
+        except (TypeError, ValueError):
+            return None
+
+    def take_lease(self) -> None:
+        """Hold the store for this server: StoreBusy when another live server holds it."""
+        pid, now = os.getpid(), time.time()
+        busy: list[Lease] = []
+
+        def fn(c: sqlite3.Connection) -> None:
+            rows = c.execute("SELECT token, pid, host, birth, since, beat FROM lease").fetchall()
+            if rows:
+                with_lease = Lease(*rows[0])
+                if with_lease.token != self.token and with_lease.alive(now):
+                    busy.append(with_lease)
+                    return
+            c.execute(
+                "INSERT OR REPLACE INTO lease VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (self.token, pid, socket.gethostname(), process_birth(pid), now, now),
+            )
+
+        ok = self._write("take the run store's lease", fn)
+        if busy:
+            raise StoreBusy(
+                f"another bnviz server ({busy[0].text()}) is using the run store {self.path}; "
+                "stop it first, or give this one its own store (BNVIZ_RUNS=another/folder)"
+            )
+        if not ok:
+            raise StoreUnreadable(str(self.error))
+
+    def beat(self) -> bool:
+        """The holder's heartbeat (every store write of a server carries one too)."""
+        return bool(
+            self._write(
+                "renew the lease",
+                lambda c: c.execute(
+                    "UPDATE lease SET beat=? WHERE token=?", (time.time(), self.token)
+                ),
+            )
+        )
+
+    def release(self) -> None:
+        self._write(
+            "release the lease",
+            lambda c: c.execute("DELETE FROM lease WHERE token=?", (self.token,)),
+        )
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -328,11 +561,22 @@ class RunStore:
         return self.save(g, state, (), owner)
 
     def save(
-        self, g: Any, state: str, rows: Iterable[tuple[int, str, int, dict]], owner: str = ""
-    ) -> bool:
+        self,
+        g: Any,
+        state: str,
+        rows: Iterable[tuple[int, str, int, dict]],
+        owner: str = "",
+        create: bool = True,
+    ) -> bool | None:
         """A group's row, its runs' statuses and new (run, kind, seq, row) rows, in one
         transaction (seq counts from 0 per run and kind; a row already stored stays as is).
-        `owner` is written when the group is first stored and never changed."""
+        `owner` is written when the group is first stored and never changed. `create=False`:
+        only a group still in the store is written (None when it is gone: deleted elsewhere).
+        A group the store could not read back (`check_storable`) is refused, not written."""
+        why = check_storable(g.runs)
+        if why:
+            self._fail(f"cannot save group {g.id}", StoreError(why))
+            return False
         data = [(g.id, run, kind, seq, _dumps(row)) for run, kind, seq, row in rows]
         runs = [
             (
@@ -350,6 +594,8 @@ class RunStore:
         head = (g.id, g.name, owner, g.created, g.started, g.finished, g.device, state)
 
         def fn(c: sqlite3.Connection) -> None:
+            if not create and not c.execute("SELECT 1 FROM groups WHERE id=?", (g.id,)).fetchone():
+                raise GroupGone(g.id)
             c.execute(
                 "INSERT INTO groups (id, name, owner, created, started, finished, device, state,"
                 " updated) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
@@ -368,13 +614,13 @@ class RunStore:
 
         return self._write(f"save group {g.id}", fn)
 
-    def rename(self, gid: str, name: str) -> bool:
+    def rename(self, gid: str, name: str) -> bool | None:
         return self._write(
             f"rename group {gid}",
             lambda c: c.execute("UPDATE groups SET name=? WHERE id=?", (name[:MAX_NAME], gid)),
         )
 
-    def delete(self, gid: str) -> bool:
+    def delete(self, gid: str) -> bool | None:
         def fn(c: sqlite3.Connection) -> None:
             for table, col in (("rows", "group_id"), ("runs", "group_id"), ("groups", "id")):
                 c.execute(f"DELETE FROM {table} WHERE {col}=?", (gid,))
@@ -382,18 +628,13 @@ class RunStore:
         return self._write(f"delete group {gid}", fn)
 
     def mark_interrupted(self) -> list[str]:
-        """At a server's start: groups left queued or running by a server that died are closed,
-        their unfinished runs marked interrupted (rows kept). Returns their ids."""
-        with self.lock:
-            if self.conn is None:
-                return []
-            try:
-                ids = [
-                    r[0] for r in self.conn.execute("SELECT id FROM groups WHERE state != 'closed'")
-                ]
-            except sqlite3.Error as e:
-                self._fail("cannot read the run store", e)
-                return []
+        """Groups left queued or running by a server that is gone are closed, their unfinished
+        runs marked interrupted (rows kept). Returns their ids. The caller makes sure no live
+        server holds the store (`take_lease`, or `holder()` is None)."""
+        try:
+            ids = [r[0] for r in self._read("SELECT id FROM groups WHERE state != 'closed'")]
+        except StoreUnreadable:
+            return []
 
         def fn(c: sqlite3.Connection) -> None:
             for gid in ids:
@@ -410,35 +651,50 @@ class RunStore:
 
         return ids if ids and self._write("mark interrupted groups", fn) else []
 
+    def ids(self) -> set[str]:
+        """Every group id in the store, read whole (StoreUnreadable otherwise): what may be
+        tidied against."""
+        return {str(r[0]) for r in self._read("SELECT id FROM groups")}
+
     # --- reading ---------------------------------------------------------------------------
 
-    def load(self, only: str | None = None) -> tuple[list[StoredGroup], list[str]]:
-        """Every stored group (or the one with id `only`), validated, and what was skipped."""
-        with self.lock:
-            if self.conn is None:
-                return [], []
-            try:
-                c = self.conn
-                where, args = ("WHERE id=?", (only,)) if only else ("", ())
-                groups = c.execute(
-                    "SELECT id, name, owner, created, started, finished, device, state, updated"
-                    f" FROM groups {where}",
-                    args,
-                ).fetchall()
-                where, args = ("WHERE group_id=?", (only,)) if only else ("", ())
-                runs = c.execute(
-                    "SELECT group_id, idx, config, status, message, device, seconds,"
-                    f" diverged_step FROM runs {where} ORDER BY group_id, idx",
-                    args,
-                ).fetchall()
-                rows = c.execute(
-                    f"SELECT group_id, run, kind, data FROM rows {where}"
+    def load(
+        self, only: str | None = None, rows: bool = True, strict: bool = False
+    ) -> tuple[list[StoredGroup], list[str]]:
+        """Every stored group (or the one with id `only`), validated, and what was skipped.
+        `rows=False`: the groups and their runs without rows (what a list of groups shows).
+        A store that cannot be read: StoreUnreadable with `strict`, else ([], [why])."""
+        g_where, r_where, args = (
+            ("WHERE id=?", "WHERE group_id=?", (only,)) if only else ("", "", ())
+        )
+        queries = [
+            (
+                "SELECT id, name, owner, created, started, finished, device, state, updated"
+                f" FROM groups {g_where}",
+                args,
+            ),
+            (
+                "SELECT group_id, idx, config, status, message, device, seconds,"
+                f" diverged_step FROM runs {r_where} ORDER BY group_id, idx",
+                args,
+            ),
+        ]
+        if rows:
+            queries.append(
+                (
+                    f"SELECT group_id, run, kind, data FROM rows {r_where}"
                     " ORDER BY group_id, run, kind, seq",
                     args,
-                ).fetchall()
-            except sqlite3.Error as e:
-                self._fail("cannot read the run store", e)
-                return [], [str(self.error)]
+                )
+            )
+        try:
+            groups, runs, *more = self._snapshot(queries)
+            data = more[0] if more else []
+        except StoreUnreadable as e:
+            if strict:
+                raise
+            return [], [str(e)]
+        rows_ = data
         by_group: dict[str, dict[int, dict]] = {}
         for gid, idx, config, status, message, device, seconds, step in runs:
             run = {"status": status, "message": message, "device": device, "seconds": seconds}
@@ -449,7 +705,7 @@ class RunStore:
                 run["config"] = None
             by_group.setdefault(gid, {})[idx] = run
         bad_rows: dict[str, int] = {}
-        for gid, run_i, kind, data in rows:
+        for gid, run_i, kind, data in rows_:
             run = by_group.get(gid, {}).get(run_i)
             if run is None or kind not in KINDS:
                 continue
@@ -493,26 +749,30 @@ class RunStore:
         the files are left where they are). Returns (imported ids, problems). Leftover
         `.ID.json.tmp` files of the old store's interrupted writes are removed."""
         folder = Path(folder)
-        if self.conn is None or not folder.is_dir():
+        if not self.readable or not folder.is_dir():
             return [], []
         for tmp in folder.glob(".*.json.tmp"):
             tmp.unlink(missing_ok=True)
-        with self.lock:
-            try:
-                done = {r[0] for r in self.conn.execute("SELECT file FROM imported")}
-                have = {r[0] for r in self.conn.execute("SELECT id FROM groups")}
-            except sqlite3.Error as e:
-                self._fail("cannot read the run store", e)
-                return [], []
+        try:
+            done = {r[0] for r in self._read("SELECT file FROM imported")}
+            have = self.ids()
+        except StoreUnreadable:
+            return [], []
         ids, problems = [], []
         for path in sorted(folder.glob("*.json")):
             if path.name in done:
                 continue
             where = f"old run file {path.name}"
             try:
-                if path.stat().st_size > 512 * 2**20:
-                    raise StoreError(f"{where} is larger than 512 MB")
-                g, notes = parse_group(loads(path.read_bytes()), where, fallback_id=path.stem)
+                if not path.is_file() or path.stat().st_size > 512 * 2**20:
+                    raise StoreError(f"{where} is not a file of at most 512 MB")
+                d = loads(path.read_bytes())
+                if not isinstance(d, dict) or not _is_num(d.get("created")) or d["created"] <= 0:
+                    # an export (`runs export`, a page's download) has no time: not a group
+                    # of the old store, and taken in it would be dated 1970
+                    self._remember(path.name)
+                    raise StoreError(f"{where} is not a group of the old store (no 'created')")
+                g, notes = parse_group(d, where, fallback_id=path.stem)
             except StoreError as e:
                 problems.append(f"{str(e)[:300]}: skipped")
                 continue
@@ -528,19 +788,24 @@ class RunStore:
                 for kind in KINDS
                 for seq, row in enumerate(getattr(r, kind))
             ]
-            name = path.name
-            ok = self.save(g, "closed", rows) and self._write(
-                f"remember {name} as imported",
-                lambda c, name=name: c.execute(
-                    "INSERT OR REPLACE INTO imported VALUES (?, ?)", (name, time.time())
-                ),
-            )
+            ok = self.save(g, "closed", rows) and self._remember(path.name)
             if ok:
                 ids.append(g.id)
                 have.add(g.id)
         for p in problems:
             log.warning(p)
         return ids, problems
+
+    def _remember(self, name: str) -> bool:
+        """An old JSON file looked at once: it is not read again."""
+        return bool(
+            self._write(
+                f"remember {name} as imported",
+                lambda c: c.execute(
+                    "INSERT OR REPLACE INTO imported VALUES (?, ?)", (name, time.time())
+                ),
+            )
+        )
 
 
 def group_dict(g: StoredGroup) -> dict:

@@ -14,7 +14,7 @@ import streamlit as st
 from bnviz import charts, seed_charts
 from bnviz.checks import RULE, Check
 from bnviz.config import RunConfig, from_dict
-from bnviz.jobs import GroupJob, RunState
+from bnviz.jobs import GroupJob, QueueFull, RunState
 from bnviz.lessons import MORE_SEEDS, Lesson
 from bnviz.records import group_labels, layer_series, sweep_axes, sweep_points
 
@@ -78,7 +78,11 @@ def _run(lesson: Lesson) -> None:
 def submit(lesson: Lesson, seeds: tuple[int, ...]) -> None:
     """Train the lesson's runs at these seeds as one group, followed by this tab."""
     manager = state.manager()
-    gid = manager.submit(lesson.configs(seeds), name=group_name(lesson), owner=state.owner())
+    try:
+        gid = manager.submit(lesson.configs(seeds), name=group_name(lesson), owner=state.owner())
+    except QueueFull as e:  # this tab's quota of queued groups: said under the buttons
+        st.session_state[f"lesson-full-{lesson.slug}"] = str(e)
+        return
     st.session_state[f"lesson-{lesson.slug}"] = gid
     manager.get(gid).first_rows.wait(timeout=1.0)  # type: ignore[union-attr]
 
@@ -120,6 +124,8 @@ def _buttons(lesson: Lesson) -> None:
         help="The Train page with this lesson's runs loaded, to change a field and train again",
     )
     lesson_page.links(row, lesson.slug)
+    if full := st.session_state.pop(f"lesson-full-{lesson.slug}", None):
+        st.warning(full)
     if job is not None and job.active and not mine:
         st.caption(
             "Started elsewhere; you are following it (only its owner can stop it). "
@@ -141,8 +147,11 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
     # Until the warm worker is up (a fresh server on a busy laptop: seconds), say so and poll.
     warming = not active and manager.warm_enabled and not manager.warm_ready()
 
-    @st.fragment(run_every=live.REFRESH_S if active else 1.0 if warming else None)
+    refresh = live.REFRESH_S if active else 1.0 if warming or manager.store_error else None
+
+    @st.fragment(run_every=refresh)
     def view() -> None:
+        state.store_error_notice()  # in the live view: a failing write shows within a refresh
         job, _ = _group(lesson)
         runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
         position = manager.position(job.id) if job else None

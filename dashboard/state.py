@@ -10,22 +10,37 @@ from __future__ import annotations
 
 import atexit
 import gc
+import hashlib
 import os
-import uuid
+import re
+import secrets
 
 import streamlit as st
 
 from bnviz.config import FIELDS, from_query, to_query
-from bnviz.jobs import JobManager
+from bnviz.jobs import JobManager, StoreBusy
 from bnviz.text import plain_markdown
 
 from . import config_form, present
 
 URL_KEYS_EXTRA = ("vary", "values", "baseline", "group", "present")
+OWNER_COOKIE = "bnviz_owner"  # the browser's token: its groups stay its own across reloads
+TOKEN = re.compile(r"^[0-9a-f]{32}$")
+
+
+def manager() -> JobManager:
+    """The server's job manager; a store another live server holds stops the page with a
+    message that says which server (one server per store)."""
+    try:
+        return _manager()
+    except StoreBusy as e:
+        st.error(f"This server cannot use its run store: {plain_markdown(str(e))}")
+        st.stop()
+        raise  # st.stop raises; for the type checker
 
 
 @st.cache_resource(show_spinner=False)
-def manager() -> JobManager:
+def _manager() -> JobManager:
     m = JobManager(
         max_running=int(os.environ.get("BNVIZ_MAX_GROUPS", "1")),
         warm=os.environ.get("BNVIZ_WARM", "1") != "0",
@@ -94,6 +109,7 @@ def ensure_config_state() -> list[str]:
     """Every page calls this first: the config survives page switches and is in the URL.
     Returns what was wrong with the link this tab was opened with, until it trains
     (`clear_url_problems`): a rerun (a click, the worker becoming ready) keeps them on screen."""
+    keep_owner()
     if not st.session_state.get("_url_loaded"):
         return init_from_url()
     # Widgets outside the current page lose their state on a page switch: keep it alive.
@@ -128,19 +144,76 @@ def device_label() -> str:
     return manager().device_label() or "detecting… (the training worker is starting)"
 
 
+def _client() -> int | None:
+    """Which connection this session has now (a reconnect, or someone presenting the session's
+    id, is another one)."""
+    from streamlit.runtime import get_instance
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    try:
+        client = get_instance().get_client(ctx.session_id) if ctx else None
+    except RuntimeError:  # no runtime (AppTest)
+        client = None
+    from unittest.mock import Mock
+
+    # AppTest hands each run a new mock client: no connection to tell apart there
+    return id(client) if client is not None and not isinstance(client, Mock) else None
+
+
+def _token() -> tuple[str, bool]:
+    """This browser's secret token and whether its cookie carried it. The cookie comes with
+    each connection: a reload keeps the token. Before the browser has the cookie (its first
+    page), the token lives in the session, for this connection only: whoever presents the
+    session's id on another connection does not get it."""
+    sent = st.context.cookies.get(OWNER_COOKIE)
+    if isinstance(sent, str) and TOKEN.match(sent):
+        return sent, True
+    client = _client()
+    if st.session_state.get("_owner_client", client) != client or "_owner" not in st.session_state:
+        st.session_state["_owner"] = secrets.token_hex(16)
+    st.session_state["_owner_client"] = client
+    return st.session_state["_owner"], False
+
+
+def owner_of(token: str) -> str:
+    """The owner id of a browser's token: a hash, so the store never holds the token."""
+    return "b:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
 def owner() -> str:
-    """This tab's token: the groups it submits are its own (only it may stop, rename, delete
-    them); other tabs, with the same link, follow them read-only. A reload is a new session,
-    so a new token: the tab then follows what it started, and can train its own copy."""
-    return st.session_state.setdefault("_owner", uuid.uuid4().hex)
+    """This browser's owner id: the groups it submits are its own (only it may stop, rename,
+    delete them); other browsers, with the same link, follow them read-only."""
+    return owner_of(_token()[0])
+
+
+def keep_owner() -> None:
+    """Give the browser its token as a cookie (first page only): after a reload its groups are
+    still its own. A script at the sidebar's end, once per session (the token is ours: hex)."""
+    token, sent = _token()
+    if sent or st.session_state.get("_owner_cookie_set") == token:
+        return
+    st.session_state["_owner_cookie_set"] = token
+    with st.sidebar:
+        st.html(
+            "<script>document.cookie = "
+            f"'{OWNER_COOKIE}={token}; path=/; max-age=31536000; SameSite=Strict';</script>",
+            unsafe_allow_javascript=True,
+        )
 
 
 def store_notices() -> None:
-    """The run store's problems: a failing write (read-only, disk full) as an error while it
-    lasts, what loading skipped (damaged or foreign records) in an expander."""
+    """What loading the run store skipped (damaged or foreign records), in an expander. (A
+    failing write is `store_error_notice`, drawn in the live view.)"""
     m = manager()
-    if m.store_error:
-        st.error(f"Runs are not being saved: {plain_markdown(m.store_error)}")
     if m.problems:
         with st.expander(f"The run store skipped {len(m.problems)} damaged record(s)"):
             st.markdown("\n".join(f"- {plain_markdown(p, 300)}" for p in m.problems[:50]))
+
+
+def store_error_notice() -> None:
+    """A failing write (read-only, disk full, locked) as an error while it lasts; called
+    inside the live fragments, so it shows within a refresh of the write failing."""
+    error = manager().store_error
+    if error:
+        st.error(f"Runs are not being saved: {plain_markdown(error)}")

@@ -334,7 +334,7 @@ def finished_group(preset_records, preset: str, created: float):
 def test_runs_page_names_groups_by_what_differs_and_tells_their_runs_apart(
     monkeypatch, preset_records
 ):
-    from dashboard import history
+    from dashboard import history, state
 
     drawn = capture_charts(monkeypatch)
     now = time.time()
@@ -343,7 +343,8 @@ def test_runs_page_names_groups_by_what_differs_and_tells_their_runs_apart(
     assert fig1.name == "sigmoid · norm none vs batch"
     assert faster.name == "norm none vs batch"
     at = app()
-    at.session_state["_owner"] = fig1.owner = "this tab"  # its group: it may rename it
+    at.session_state["_owner"] = "this tab"  # its group: it may rename it
+    fig1.owner = state.owner_of("this tab")
     at.switch_page("views/runs.py").run()
     assert not at.exception
     groups, runs = at.multiselect[0], at.multiselect[1]

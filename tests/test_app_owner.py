@@ -10,6 +10,7 @@ import pytest
 
 from bnviz.config import PRESETS, RunConfig
 from tests.test_app import app
+from tests.test_jobs import wait_for
 
 LONG = RunConfig(hidden=(64, 64), epochs=300, batch_size=32)
 
@@ -37,7 +38,9 @@ def test_a_followed_group_cannot_be_stopped_and_can_be_copied():
     at.run()
     mine = at.session_state["group_id"]
     assert mine != gid and manager().get(mine).configs == [LONG]
-    assert manager().owns(mine, at.session_state["_owner"])
+    from dashboard import state
+
+    assert manager().owns(mine, state.owner_of(at.session_state["_owner"]))
     assert not button(at, "Stop training").disabled
     button(at, "Stop training").click()
     at.run()
@@ -90,10 +93,12 @@ def test_store_problems_and_write_errors_are_on_the_page(fresh_server):
     at = app().switch_page("views/runs.py").run()
     assert not at.exception
     assert any("skipped 1 damaged" in e.label for e in at.expander)
-    manager().store.conn.execute("PRAGMA max_page_count=1")
-    manager().store.error = "cannot save group g in runs.sqlite: database or disk is full"
-    at = app()
-    assert any("Runs are not being saved" in e.value for e in at.error)
+    manager().store.conn.execute("PRAGMA max_page_count=1")  # the disk is full from now on
+    gid = manager().submit([LONG.replace(epochs=1)])
+    wait_for(lambda: manager().store_error, what="a write to fail")
+    at = app(group=gid)
+    assert any("Runs are not being saved" in e.value and "full" in e.value for e in at.error)
+    manager().stop(gid)
 
 
 def test_batch_larger_than_the_data_is_caught_before_training():
@@ -101,3 +106,31 @@ def test_batch_larger_than_the_data_is_caught_before_training():
     assert not at.exception
     assert any("larger than the 1437 training samples" in e.value for e in at.error)
     assert button(at, "Train").disabled
+
+
+def test_runs_page_stops_and_deletes_several_of_ones_own_groups():
+    from dashboard import state
+
+    at = app().switch_page("views/runs.py").run()
+    me = state.owner_of(at.session_state["_owner"])
+    a = manager().submit([LONG], owner=me)  # trains
+    b = manager().submit([LONG], owner=me)  # waits
+    theirs = manager().submit([LONG.replace(epochs=1)], owner="another browser")
+    # the newest group is the one shown: its title holds its state, let it settle first
+    manager().stop(theirs)
+    wait_for(lambda: not manager().get(theirs).active, what="their group to end")
+    at.run()
+    pick = next(m for m in at.multiselect if m.label == "your groups")
+    assert len(pick.options) == 2  # only this browser's groups
+    pick.set_value([a, b])
+    at.run()
+    button(at, "Stop them").click()
+    at.run()
+    wait_for(lambda: not manager().get(a).active and not manager().get(b).active, what="stop")
+    at.checkbox(key="bulk-sure").check()
+    at.run()
+    button(at, "Delete them").click()
+    at.run()
+    assert not at.exception
+    assert manager().get(a) is None and manager().get(b) is None
+    assert manager().get(theirs) is not None

@@ -10,9 +10,16 @@ import pytest
 
 from bnviz.config import RunConfig
 from bnviz.jobs import JobManager, RunState
+from bnviz.store import RunStore
 
 TINY = RunConfig(hidden=(16,), epochs=2, batch_size=64, record_every=2)
 LONG = RunConfig(hidden=(64, 64), epochs=200, batch_size=32)
+
+
+def stored(runs_dir, gid: str):
+    """A group as the run store holds it (read beside a running server), or None."""
+    groups, _ = RunStore(runs_dir).load(gid)
+    return groups[0] if groups else None
 
 
 def wait_for(pred, timeout: float = 60.0, what: str = "condition") -> None:
@@ -41,13 +48,16 @@ def test_group_streams_and_finishes(manager, tmp_path):
     assert runs[0].history[-1]["epoch"] == pytest.approx(2.0)
     assert job.device == "cpu" and runs[0].device == "cpu"
     assert job.progress()[0] == 1.0
-    # Persisted: a new manager on the same folder sees the group with all its rows.
+    # Persisted: a new manager on the same folder (one server per store: after this one)
+    # sees the group with all its rows.
+    manager.shutdown()
     again = JobManager(runs_dir=tmp_path / "runs", warm=False)
     loaded = again.get(gid)
     assert loaded is not None
     assert len(loaded.runs[0].history) == len(runs[0].history)
     assert loaded.labels() == ["norm=batch", "norm=none"]
     assert loaded.name == "hidden 16, batch_size 64, epochs 2 · norm batch vs none"
+    again.shutdown()
 
 
 def test_stop_is_idempotent_and_cancels(manager):
@@ -112,8 +122,7 @@ def test_rename_delete_and_damaged_files(manager, tmp_path):
     manager.rename(gid, "  my lecture run ")
     assert manager.get(gid).name == "my lecture run"
     (tmp_path / "runs" / "broken.json").write_text("{not json")
-    again = JobManager(runs_dir=tmp_path / "runs", warm=False)
-    assert again.get(gid).name == "my lecture run"
+    assert stored(tmp_path / "runs", gid).name == "my lecture run"
     manager.delete(gid)
     assert manager.get(gid) is None
     assert not (tmp_path / "runs" / f"{gid}.json").exists()
@@ -126,7 +135,7 @@ def test_delete_while_training_stays_deleted(manager, tmp_path):
     wait_for(lambda: manager.running() == 0, what="worker gone")
     time.sleep(0.5)  # the reader thread's last save would come now
     assert not (tmp_path / "runs" / f"{gid}.json").exists()
-    assert JobManager(runs_dir=tmp_path / "runs", warm=False).get(gid) is None
+    assert stored(tmp_path / "runs", gid) is None
 
 
 def test_runs_of_a_stack_arrive_together(manager):
@@ -238,8 +247,7 @@ def test_slice_on_demand_for_an_ended_group(manager, tmp_path):
     wait_for(lambda: manager.slice_state(gid) is None, what="the slice")
     (row,) = job.snapshot()[0].slice
     assert row["step"] == job.snapshot()[0].step and len(row["loss"]) == len(row["alphas"])
-    again = JobManager(runs_dir=tmp_path / "runs", warm=False)
-    assert again.get(gid).runs[0].slice == [row]
+    assert stored(tmp_path / "runs", gid).runs[0].slice == [row]
     manager.delete(gid)
     assert not manager.weights_path(gid).exists()
 
@@ -266,5 +274,6 @@ def test_weights_of_no_stored_group_and_half_written_files_are_removed(manager, 
     folder = manager.weights_path(gid).parent
     (folder / "20200101-000000-abcdef.pt").write_bytes(b"orphan")  # its group was deleted
     (folder / f"{gid}.tmp").write_bytes(b"half")  # a worker killed while saving
+    manager.shutdown()
     JobManager(runs_dir=tmp_path / "runs", warm=False).shutdown()
     assert [p.name for p in folder.iterdir()] == [f"{gid}.pt"]

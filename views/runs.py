@@ -12,6 +12,7 @@ for problem in state.ensure_config_state():
 manager = state.manager()
 st.title("Runs")
 state.store_notices()
+state.store_error_notice()
 
 groups = manager.groups()
 if not groups:
@@ -89,6 +90,9 @@ if job is not None:
             + ("; you are following it" if job.active else "")
             + ": only the tab (or command line) that started it can rename, stop or delete it."
         )
+    if mine and job.active and st.button("Stop this group", key=f"stop-{job.id}"):
+        manager.stop(job.id, by=state.owner())
+        st.rerun()
     c1, c2 = st.columns([3, 1])
     new = c1.text_input("name", value=job.name, key=f"name-{job.id}", disabled=not mine)
     if c2.button("Rename", disabled=not mine or new.strip() in ("", job.name)):
@@ -111,4 +115,31 @@ if job is not None:
             if st.session_state.get("group_id") == job.id:
                 st.session_state["group_id"] = None
             st.rerun()
+
+own = [g.id for g in groups if manager.owns(g.id, state.owner())]
+if own:
+    with st.expander(f"Your groups ({len(own)}): stop or delete several at once"):
+        chosen_ids = st.multiselect(
+            "your groups",
+            own,
+            key="bulk-ids",
+            # name and time only: a title that changed with the state would drop the pick
+            format_func=lambda i: (
+                f"{j.name} · {history.trained_at(j)} · {i[-6:]}" if (j := manager.get(i)) else i
+            ),
+        )
+        b1, b2 = st.columns(2)
+        if b1.button("Stop them", disabled=not chosen_ids, key="bulk-stop"):
+            for gid in chosen_ids:
+                manager.stop(gid, by=state.owner())
+            st.rerun()
+        sure = b2.checkbox("yes, delete them and their records", key="bulk-sure")
+        if b2.button("Delete them", disabled=not (chosen_ids and sure), type="primary"):
+            failed = [g for g in chosen_ids if not manager.delete(g, by=state.owner())]
+            if st.session_state.get("group_id") in chosen_ids:
+                st.session_state["group_id"] = None
+            st.session_state.pop("bulk-ids", None)
+            if not failed:
+                st.rerun()
+            st.error(f"{len(failed)} group(s) could not be deleted: {manager.store.error}")
 state.sync_url()

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from bnviz.config import RunConfig
+from bnviz.jobs import QueueFull
 from bnviz.limits import check_group
 from bnviz.records import group_name
 from dashboard import config_form, live, nav, present, state
@@ -37,7 +38,9 @@ training = gid is not None and (j := manager.get(gid)) is not None and j.active
 warming = not training and manager.warm_enabled and not manager.warm_ready()
 
 
-@st.fragment(run_every=live.REFRESH_S if training else 1.0 if warming else None)
+@st.fragment(
+    run_every=live.REFRESH_S if training else 1.0 if warming or manager.store_error else None
+)
 def live_view() -> None:
     """Buttons, status and charts. Train lives in the fragment: its click reruns only this
     part, so the first points show without redrawing the whole page first."""
@@ -73,17 +76,25 @@ def live_view() -> None:
         if group
         else ""
     )
+    queue_full = None
     if train or copy:
         state.clear_url_problems()
         configs = group if train else job.configs  # type: ignore[union-attr]
-        gid = manager.submit(configs, owner=state.owner())
-        state.show_group(gid)
-        job = manager.get(gid)
-        # A warm worker sends its first records within a few hundred ms: wait for them, so
-        # the first draw after the click already shows points.
-        job.first_rows.wait(timeout=1.0)
-        if copy:
-            st.rerun()  # the buttons and the link now belong to this tab's own group
+        try:
+            gid = manager.submit(configs, owner=state.owner())
+        except QueueFull as e:
+            queue_full = str(e)
+        else:
+            state.show_group(gid)
+            job = manager.get(gid)
+            # A warm worker sends its first records within a few hundred ms: wait for them, so
+            # the first draw after the click already shows points.
+            job.first_rows.wait(timeout=1.0)
+            if copy:
+                st.rerun()  # the buttons and the link now belong to this tab's own group
+    if queue_full:
+        st.warning(queue_full)
+    state.store_error_notice()  # in the live view: a failing write shows within a refresh
     if stop and mine:
         manager.stop(job.id, by=state.owner())  # type: ignore[union-attr]
     # Without a group the charts are drawn empty, so they are loaded before Train is pressed.
