@@ -644,9 +644,6 @@ def test_check_fails_on_its_control_arm(name: str, preset_records: Any) -> None:
         assert checks.over_seeds(CHECKS[name], swapped).passed is False
 
 
-@pytest.mark.parametrize(
-    ("name", "arm"), [("placement", {}), ("regularization", {"norm": "batch", "dropout": 0.0})]
-)
 def test_sigmoid_plateau_fails_when_the_plain_net_trains_as_briefly_as_ioffe_fig1(
     preset_records: Any,
 ) -> None:
@@ -658,6 +655,9 @@ def test_sigmoid_plateau_fails_when_the_plain_net_trains_as_briefly_as_ioffe_fig
     assert checks.sigmoid_plateau(swapped).passed is False
 
 
+@pytest.mark.parametrize(
+    ("name", "arm"), [("placement", {}), ("regularization", {"norm": "batch", "dropout": 0.0})]
+)
 def test_no_difference_claim_fails_on_a_planted_difference(
     name: str, arm: dict, preset_records: Any
 ) -> None:
