@@ -64,6 +64,15 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 class Server:
     """`streamlit run app.py` on a free loopback port with its own run store."""
 
@@ -169,8 +178,11 @@ async def follow(server: Server, mon: Monitor, args: argparse.Namespace) -> dict
     await wait_for(lambda: "group=" in lecturer.query, 60, "the group in the lecturer's URL")
     await wait_for(lambda: len(refreshes(lecturer)) >= 3, 60, "the lecturer's live refresh")
     t_alone = time.monotonic()
+    cpu0 = cpu_s(server.proc.pid)
     await asyncio.sleep(args.alone)
     t_follow = time.monotonic()
+    cpu_alone = cpu_s(server.proc.pid) - cpu0
+    cpu1 = cpu_s(server.proc.pid)
     link = lecturer.query
     followers: list[Viewer] = []
     spans: list[tuple[float, float]] = []
@@ -189,6 +201,7 @@ async def follow(server: Server, mon: Monitor, args: argparse.Namespace) -> dict
 
     await asyncio.gather(*(student(i) for i in range(args.followers)))
     t_end = time.monotonic()
+    cpu_crowd = cpu_s(server.proc.pid) - cpu1
     statuses = lecturer.statuses()
     await lecturer.close()
 
@@ -213,6 +226,7 @@ async def follow(server: Server, mon: Monitor, args: argparse.Namespace) -> dict
     alone = [r.ms for r in refreshes(lecturer, t_alone, t_follow)]
     crowd = [r.ms for r in refreshes(lecturer, t_follow, t_end)]
     rss = [m for t, m in mon.rss if t_follow <= t <= t_end]
+    n_crowd = sum(len(refreshes(v, t_follow, t_end)) for v in [lecturer, *followers])
     return {
         "scenario": "follow",
         "followers": args.followers,
@@ -237,6 +251,11 @@ async def follow(server: Server, mon: Monitor, args: argparse.Namespace) -> dict
         "lecturer_alone_ms_p95": pct(alone, 95),
         "lecturer_with_followers_ms_p50": pct(crowd, 50),
         "lecturer_with_followers_ms_p95": pct(crowd, 95),
+        # The server's CPU per refresh it served (all viewers): less noisy than times on a
+        # shared machine, and what sizes a server (cores × 1000 / this = refreshes a second).
+        "server_cpu_ms_per_refresh_alone": cpu_alone * 1e3 / max(1, len(alone)),
+        "server_cpu_ms_per_refresh_with_followers": cpu_crowd * 1e3 / max(1, n_crowd),
+        "refreshes_served_per_s_with_followers": n_crowd / max(1e-9, t_end - t_follow),
         "health_alone_ms_p95": pct(mon.between(t_alone, t_follow), 95),
         "health_with_followers_ms_p95": pct(mon.between(t_follow, t_end), 95),
         "health_with_followers_ms_max": max(mon.between(t_follow, t_end), default=float("nan")),

@@ -20,6 +20,7 @@ from bnviz.records import layer_series, sweep_axes, sweep_points
 
 from . import config_form, lesson_page, live, nav, present, state
 from .live_chart import live_chart
+from .tick_cache import CACHE
 
 CHART_HEIGHT = 330  # px: two charts and the status line fit above the fold at 1280×800
 
@@ -102,7 +103,7 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
     @st.fragment(run_every=live.REFRESH_S if active else 1.0 if warming else None)
     def view() -> None:
         job, _ = _group(lesson)
-        runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
+        runs, labels, version = live.group_view(job)  # one snapshot a tick for all viewers
         position = manager.position(job.id) if job else None
         ready = manager.warm_ready() or not manager.warm_enabled
         if job is None:
@@ -122,14 +123,21 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
         cols = st.columns(columns) if columns > 1 else [st.container()]
         for i, name in enumerate(lesson.charts):
             tall = name == "bands" and len(runs) > 2 and columns == 1
-            fig = figure(name, runs, labels, lesson)
+            key = f"lesson-{lesson.slug}-{name}"
+            if version is None:
+                fig = figure(name, runs, labels, lesson)
+            else:  # built once per tick for every viewer of the group
+                fig = CACHE.value(
+                    (key, version[0]), version[1], lambda n=name: figure(n, runs, labels, lesson)
+                )
             # A chart that sizes itself (heatmaps: a panel per run) gets at least its height.
             own = fig.get("layout", {}).get("height") or 0
             with cols[i % len(cols)]:
                 live_chart(
                     fig,
-                    key=f"lesson-{lesson.slug}-{name}",
+                    key=key,
                     height=max(CHART_HEIGHT + (120 if tall else 0), own),
+                    share=None if version is None else ((version[0],), version[1]),
                 )
         if job is not None:
             show_check(lesson, job, runs)

@@ -64,15 +64,28 @@ def test_demo_renders_in_apptest():
     assert not at.exception
     (chart,) = at.get("component_instance")
     assert chart.proto.component_name == "dashboard.live_chart.live_chart"
-    args = json.loads(chart.proto.json_args)
+    args = json.loads(chart.proto.json_args)["a"]
     assert args["figure"]["layout"]["uirevision"] == "live_chart"
     assert args["figure"]["layout"]["font"] == {"size": 17}
 
     # New data, same element id: that identity is what keeps the browser's iframe alive.
+    # Only the new point crosses the wire: a patch from the revision the first run sent.
     at.run()
     (again,) = at.get("component_instance")
-    assert json.loads(again.proto.json_args)["figure"] != args["figure"]
+    patch = json.loads(again.proto.json_args)["a"]["patch"]
+    assert "figure" not in json.loads(again.proto.json_args)["a"]
+    assert patch["from"] == args["rev"] and patch["rev"] == args["rev"] + 1
+    ((i, trace),) = patch["traces"]
+    n = len(args["figure"]["data"][0]["x"])
+    assert i == 0 and trace["at"] == {"x": n, "y": n} and len(trace["add"]["y"]) == 1
     assert again.proto.id == chart.proto.id
+
+    # The component asks for the whole figure (a new iframe, a lost message): it gets it.
+    at.session_state["demo_chart"] = {"resync": 1}
+    at.run()
+    (third,) = at.get("component_instance")
+    whole = json.loads(third.proto.json_args)["a"]
+    assert len(whole["figure"]["data"][0]["x"]) == n + 2 and whole["rev"] == args["rev"] + 2
 
 
 @pytest.fixture(scope="module")
