@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -60,6 +61,8 @@ class Viewer:
         self._sent: list[float] = []  # reruns sent and not yet answered (monotonic)
         self._bytes = 0  # received since the last script_finished
         self._tasks: list[asyncio.Task] = []
+        self._widgets: dict[str, WidgetState] = {}  # values the page set, sent with each rerun
+        self._told: str | None = None  # a fragment to rerun: a component's value changed
 
     # --- the connection ---------------------------------------------------------------
 
@@ -98,7 +101,7 @@ class Viewer:
         cs.page_script_hash = self._page_hash
         cs.fragment_id = fragment_id
         cs.is_auto_rerun = auto
-        cs.widget_states.widgets.extend(widgets or [])
+        cs.widget_states.widgets.extend([*self._widgets.values(), *(widgets or [])])
         self._sent.append(time.monotonic())
         try:
             await self._ws.send(msg.SerializeToString())
@@ -164,6 +167,9 @@ class Viewer:
             fragment = msg.script_finished == FRAGMENT_DONE
             self.runs.append(Run(now, ms, self._bytes, fragment))
             self._bytes = 0
+            if self._told is not None:  # as the browser does after a setComponentValue
+                fid, self._told = self._told, None
+                self._tasks.append(asyncio.create_task(self.rerun(fragment_id=fid)))
 
     def _delta(self, msg: ForwardMsg) -> None:
         path = tuple(msg.metadata.delta_path)
@@ -177,7 +183,16 @@ class Viewer:
         elif which == "button":
             self.buttons[el.button.label] = el.button.id
         elif which == "component_instance":
-            self.components[path] = el.component_instance.json_args
+            ci = el.component_instance
+            self.components[path] = ci.json_args
+            # bnviz's live chart says which whole figure it holds (dashboard/live_chart.py):
+            # its value, then a rerun of its fragment, as the component does in a browser.
+            if '"figure"' in ci.json_args[:200]:
+                a = json.loads(ci.json_args).get("a", {})
+                if "figure" in a:
+                    have = {"resync": 0, "have": f"{a['stream']}:{a['rev']}"}
+                    self._widgets[ci.id] = WidgetState(id=ci.id, json_value=json.dumps(have))
+                    self._told = d.fragment_id
 
     async def _every(self, fid: str, interval: float) -> None:
         while not self.closed:

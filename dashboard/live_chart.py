@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -156,8 +157,14 @@ async function drain() {
       const look = themed({ data: model.data, layout: model.layout });
       const config = Object.assign({}, model.config || {});
       config.modeBarButtonsToAdd = [...(config.modeBarButtonsToAdd || []), HTML_BUTTON];
-      // A new datarevision each draw: the model's arrays grow in place.
-      const layout = Object.assign({}, look.layout, { datarevision: ++draws });
+      // Plotly writes the user's zoom and legend clicks into the objects it is given: it
+      // gets copies (arrays shared), so the model stays the server's and every draw looks
+      // to Plotly like a fresh figure with the same uirevision, whose zoom it keeps. A new
+      // datarevision each draw: the model's arrays grow in place.
+      const layout = { datarevision: ++draws };
+      for (const [k, v] of Object.entries(look.layout)) {
+        layout[k] = v && typeof v === "object" && !Array.isArray(v) ? Object.assign({}, v) : v;
+      }
       try {
         await Plotly.react(chart, lighten(look.data, chart), layout, config);
         current = { data: look.data, layout: look.layout, config: config };  // full resolution
@@ -194,8 +201,8 @@ function lighten(data, gd) {
   return data.map((t) => {
     const range = seen[t.xaxis || "x"] || null;
     const keep = decimateTrace(t, range, Math.round(width / 2));
-    if (keep === null) return t;
     const u = Object.assign({}, t);
+    if (keep === null) return u;
     const n = t.x.length;
     for (const k of Object.keys(t)) {
       if (Array.isArray(t[k]) && t[k].length === n) u[k] = keep.map((i) => t[k][i]);
@@ -221,13 +228,19 @@ function xRanges(gd) {
 __DECIMATE_JS__
 __PATCH_JS__
 
-// A patch that does not fit the model (the iframe is new, a message was lost): the component's
-// value asks the server for the whole figure (once a second at most).
-let asked = 0, askedAt = 0;
+// The component's value tells the server what it holds: `have`, the whole figure it got
+// last ("stream:rev"; the server sends whole figures until it reads one, since a message
+// can be lost: an iframe still loading, two renders in one frame only pass on the last),
+// and `resync`, a count raised when a patch does not fit (once a second at most).
+let asked = 0, askedAt = 0, have = "";
+function tell() {
+  post("streamlit:setComponentValue", { value: { resync: asked, have: have }, dataType: "json" });
+}
 function resync() {
   if (performance.now() - askedAt < 1000) return;
   askedAt = performance.now();
-  post("streamlit:setComponentValue", { value: { resync: ++asked }, dataType: "json" });
+  asked++;
+  tell();
 }
 
 function receive(args) {
@@ -236,10 +249,16 @@ function receive(args) {
     model = { stream: args.stream, rev: args.rev, data: f.data || [], layout: f.layout || {},
               config: f.config || {} };
     dirty = true;
+    have = args.stream + ":" + args.rev;
+    tell();
   } else if (args.patch) {
     const p = args.patch;
-    if (model && model.stream === args.stream && p.rev === model.rev) return;  // had it
-    if (model && model.stream === args.stream && p.from === model.rev && applyPatch(model, p)) {
+    // A patch from an older revision than the model's applies as well (its arrays are set
+    // to their length then, and appended to): the server sends them so, so that a skipped
+    // message is no loss.
+    const ours = model && model.stream === args.stream;
+    if (ours && p.rev <= model.rev) return;  // had it
+    if (ours && p.from <= model.rev && applyPatch(model, p)) {
       model.rev = p.rev;
       dirty = true;
     } else {
@@ -466,22 +485,46 @@ def live_chart(
         streams = st.session_state.setdefault("_live_chart_streams", {})
         stream = streams.get(key) or streams.setdefault(key, ChartStream())
         stream.push(_payload(figure() if callable(figure) else figure, key))
-    # What this session's iframe holds: (stream, revision, the resync request answered).
     sent = st.session_state.setdefault("_live_chart_sent", {})
-    asked = (st.session_state.get(key) or {}).get("resync")
-    have = sent.get(key)
-    patch = None
-    if have is not None and have[0] == stream.token and have[2] == asked:
-        patch = stream.patch(have[1])
+    told = st.session_state.get(key) or {}  # the component's value: what it holds
+    s = sent.get(key)
     state = stream.state()
-    if patch is not None:
-        args = {"stream": stream.token, "patch": patch}
-        rev = patch["rev"]
-    else:
+    asked = told.get("resync") or 0
+    if s is None or s.token != stream.token or s.asked != asked:
+        s = sent[key] = _Sent(stream.token, state.rev, asked, stream, state.rev)
+    elif s.whole is not None:
+        tok, _, rev = str(told.get("have", "")).rpartition(":")
+        if tok == stream.token and rev.isdigit() and int(rev) >= s.whole:
+            s.whole, s.before = None, int(rev)  # it holds a whole figure of ours: patches now
+    if s.whole is not None:  # not known to hold one yet: the whole figure (again)
         args = {"stream": stream.token, "rev": state.rev, "figure": state.figure}
-        rev = state.rev
-    sent[key] = (stream.token, rev, asked, stream)
+        s.rev = state.rev
+    elif state.rev == s.rev:  # nothing new: an empty patch
+        args = {"stream": stream.token, "patch": {"rev": s.rev, "from": s.rev, "traces": []}}
+    else:
+        # From the revision before the last one sent: a patch also covers the message
+        # before it, which the browser may have skipped (two renders in one frame).
+        patch = stream.patch(s.before if s.before is not None else s.rev)
+        if patch is None:  # too far behind: the whole figure, until the browser has it
+            s.whole = state.rev
+            args = {"stream": stream.token, "rev": state.rev, "figure": state.figure}
+            s.rev = state.rev
+        else:
+            args = {"stream": stream.token, "patch": patch}
+            s.before, s.rev = s.rev, patch["rev"]
     _component()(a=args, height=int(height), key=key, default=None)
+
+
+@dataclass
+class _Sent:
+    """What a session's chart was sent (its iframe holds it unless a message was lost)."""
+
+    token: str  # the stream
+    rev: int  # the revision last sent
+    asked: Any  # the component's resync count this answers
+    stream: ChartStream
+    whole: int | None  # sending whole figures since this revision, until the browser has one
+    before: int | None = None  # the revision sent before `rev` (patches start there)
 
 
 _declared: tuple[object, Any] | None = None  # (the runtime's component registry, component)
@@ -506,4 +549,4 @@ def drawn_figure(session_state: Any, key: str) -> dict | None:
     what tests read, since after the first run the element carries only patches."""
     sent = session_state.get("_live_chart_sent", {})
     have = sent.get(key)
-    return have[3].figure if have else None
+    return have.stream.figure if have else None

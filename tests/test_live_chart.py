@@ -68,8 +68,18 @@ def test_demo_renders_in_apptest():
     assert args["figure"]["layout"]["uirevision"] == "live_chart"
     assert args["figure"]["layout"]["font"] == {"size": 17}
 
+    # Until the component says it holds a whole figure, each run sends the whole figure.
+    at.run()
+    (again,) = at.get("component_instance")
+    args = json.loads(again.proto.json_args)["a"]
+    assert (
+        len(args["figure"]["data"][0]["x"])
+        == len(json.loads(chart.proto.json_args)["a"]["figure"]["data"][0]["x"]) + 1
+    )
+
     # New data, same element id: that identity is what keeps the browser's iframe alive.
-    # Only the new point crosses the wire: a patch from the revision the first run sent.
+    # Only the new point crosses the wire: a patch from the revision the browser holds.
+    at.session_state["demo_chart"] = {"resync": 0, "have": f"{args['stream']}:{args['rev']}"}
     at.run()
     (again,) = at.get("component_instance")
     patch = json.loads(again.proto.json_args)["a"]["patch"]
@@ -81,7 +91,7 @@ def test_demo_renders_in_apptest():
     assert again.proto.id == chart.proto.id
 
     # The component asks for the whole figure (a new iframe, a lost message): it gets it.
-    at.session_state["demo_chart"] = {"resync": 1}
+    at.session_state["demo_chart"] = {"resync": 1, "have": f"{args['stream']}:{args['rev']}"}
     at.run()
     (third,) = at.get("component_instance")
     whole = json.loads(third.proto.json_args)["a"]
