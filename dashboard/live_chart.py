@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import cache
@@ -491,14 +492,19 @@ def live_chart(
     state = stream.state()
     asked = told.get("resync") or 0
     if s is None or s.token != stream.token or s.asked != asked:
-        s = sent[key] = _Sent(stream.token, state.rev, asked, stream, state.rev)
+        s = sent[key] = _Sent(stream.token, state.rev, asked, stream, state.rev, 0.0)
     elif s.whole is not None:
         tok, _, rev = str(told.get("have", "")).rpartition(":")
         if tok == stream.token and rev.isdigit() and int(rev) >= s.whole:
             s.whole, s.before = None, int(rev)  # it holds a whole figure of ours: patches now
-    if s.whole is not None:  # not known to hold one yet: the whole figure (again)
-        args = {"stream": stream.token, "rev": state.rev, "figure": state.figure}
-        s.rev = state.rev
+    whole = {"stream": stream.token, "rev": state.rev, "figure": state.figure}
+    if s.whole is not None:  # not known to hold a whole figure yet
+        patch = stream.patch(s.whole) if time.monotonic() - s.whole_at < WHOLE_AGAIN_S else None
+        if patch is None:  # the whole figure (again: the last one may not have arrived)
+            args = whole
+            s.whole, s.whole_at = state.rev, time.monotonic()
+        else:  # what was added since the whole figure, if that arrived meanwhile
+            args = {"stream": stream.token, "patch": patch}
     elif state.rev == s.rev:  # nothing new: an empty patch
         args = {"stream": stream.token, "patch": {"rev": s.rev, "from": s.rev, "traces": []}}
     else:
@@ -506,12 +512,12 @@ def live_chart(
         # before it, which the browser may have skipped (two renders in one frame).
         patch = stream.patch(s.before if s.before is not None else s.rev)
         if patch is None:  # too far behind: the whole figure, until the browser has it
-            s.whole = state.rev
-            args = {"stream": stream.token, "rev": state.rev, "figure": state.figure}
-            s.rev = state.rev
+            args = whole
+            s.whole, s.whole_at = state.rev, time.monotonic()
         else:
             args = {"stream": stream.token, "patch": patch}
-            s.before, s.rev = s.rev, patch["rev"]
+            s.before = s.rev
+    s.rev = args["patch"]["rev"] if "patch" in args else state.rev
     _component()(a=args, height=int(height), key=key, default=None)
 
 
@@ -523,10 +529,14 @@ class _Sent:
     rev: int  # the revision last sent
     asked: Any  # the component's resync count this answers
     stream: ChartStream
-    whole: int | None  # sending whole figures since this revision, until the browser has one
+    whole: int | None  # the revision of the last whole figure sent, until the browser has one
+    whole_at: float  # when it was sent (time.monotonic)
     before: int | None = None  # the revision sent before `rev` (patches start there)
 
 
+# Until the browser says it holds a whole figure, one is sent again this often (seconds):
+# meanwhile patches from the last one (it may have been lost, or still be on its way).
+WHOLE_AGAIN_S = 2.0
 _declared: tuple[object, Any] | None = None  # (the runtime's component registry, component)
 
 
