@@ -271,6 +271,8 @@ function receive(args) {
 window.addEventListener("message", (event) => {
   const msg = event.data;
   if (!msg || msg.type !== "streamlit:render") return;
+  // A new theme redraws even when the figure did not change (themed() recolours it).
+  if (msg.theme && JSON.stringify(msg.theme) !== JSON.stringify(theme)) dirty = true;
   theme = msg.theme || theme;
   const args = msg.args;
   receive(args.a || {});
