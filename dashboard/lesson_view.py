@@ -20,6 +20,7 @@ from bnviz.records import group_labels, layer_series, sweep_axes, sweep_points
 
 from . import config_form, lesson_page, live, nav, present, state
 from .live_chart import live_chart
+from .tick_cache import CACHE
 
 CHART_HEIGHT = 330  # px
 # The key chart in normal mode: with the status line above and the verdict below, all three
@@ -153,7 +154,7 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
     def view() -> None:
         state.store_error_notice()  # in the live view: a failing write shows within a refresh
         job, _ = _group(lesson)
-        runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
+        runs, labels, version = live.group_view(job)  # one snapshot a tick for all viewers
         position = manager.position(job.id) if job else None
         ready = manager.warm_ready() or not manager.warm_enabled
         if job is None:
@@ -184,17 +185,17 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
         if columns > 1:  # presenting: the verdict beside the key chart
             left, right = st.columns([3, 2], gap="medium")
             with left:
-                _chart(key, runs, labels, lesson, columns, every=every)
+                _chart(key, runs, labels, lesson, columns, every=every, version=version)
             with right:
                 show_check(lesson, job, runs)
             for col, name in zip(st.columns(len(rest)) if rest else [], rest):
                 with col:
-                    _chart(name, runs, labels, lesson, columns, every=every)
+                    _chart(name, runs, labels, lesson, columns, every=every, version=version)
         else:
-            _chart(key, runs, labels, lesson, columns, KEY_HEIGHT, every=every)
+            _chart(key, runs, labels, lesson, columns, KEY_HEIGHT, every=every, version=version)
             show_check(lesson, job, runs)
             for name in rest:
-                _chart(name, runs, labels, lesson, columns, every=every)
+                _chart(name, runs, labels, lesson, columns, every=every, version=version)
         if job is not None and job.active != active:
             st.rerun()  # the group started or ended: turn the timer on or off
         if warming and ready:
@@ -220,15 +221,29 @@ def _chart(
     columns: int,
     height: int = CHART_HEIGHT,
     every: bool = False,
+    version: tuple | None = None,
 ) -> None:
+    """One chart of the lesson; `version` (`live.group_view`'s): the figure is built once per
+    tick for every viewer of the group and shared with them (`tick_cache`)."""
     tall = name == "bands" and len(first_seed(runs)) > 2 and columns == 1
-    fig = figure(name, runs, labels, lesson, show_seeds=every, height=height)
+    key = f"lesson-{lesson.slug}-{name}"
+
+    def build() -> dict:
+        return figure(name, runs, labels, lesson, show_seeds=every, height=height)
+
+    # the figure depends on the group's version, the seeds toggle and the chart's height
+    fig = (
+        build()
+        if version is None
+        else CACHE.value((key, version[0], every, height), version[1], build)
+    )
     # A chart that sizes itself (heatmaps: a panel per run) gets at least its height.
     own = fig.get("layout", {}).get("height") or 0
     live_chart(
         fig,
-        key=f"lesson-{lesson.slug}-{name}",
+        key=key,
         height=max(height + (120 if tall else 0), own),
+        share=None if version is None else ((version[0], every, height), version[1]),
     )
 
 

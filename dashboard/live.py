@@ -17,6 +17,7 @@ from bnviz.jobs import GroupJob, JobManager, RunState
 from bnviz.records import latest_layers, layer_series, status_text, sweep_axes, sweep_points
 
 from .live_chart import live_chart
+from .tick_cache import CACHE, job_version
 
 REFRESH_S = 0.5
 
@@ -25,6 +26,23 @@ def colors(runs: list[RunState]) -> list[str]:
     """Each run's colour on every chart and status line: its norm's, shaded by the other
     varied fields (`bnviz.palette`)."""
     return palette.run_colors([r.config for r in runs])
+
+
+def group_view(job: GroupJob | None) -> tuple[list[RunState], list[str], tuple | None]:
+    """The group's runs and labels as this tick's shared snapshot (one copy for all of its
+    viewers, `tick_cache`), and its version: what the charts share their figures by (None
+    without a group: empty charts, nothing to share)."""
+    if job is None:
+        return [], [], None
+    version = job_version(job)
+    runs = CACHE.snapshot(job)
+    labels = CACHE.value(("labels", job.id), None, job.labels)
+    return runs, labels, (job.id, version)
+
+
+def _share(version: tuple | None, *what: object) -> tuple | None:
+    """live_chart's `share` for a chart of the group at `version` (None: not shared)."""
+    return None if version is None else ((version[0], *what), version[1])
 
 
 def status_block(
@@ -98,22 +116,27 @@ def status_block(
 
 
 def curves_block(
-    runs: list[RunState], labels: list[str], key: str, height: int = 380, legend: int = 2
+    runs: list[RunState],
+    labels: list[str],
+    key: str,
+    height: int = 380,
+    legend: int = 2,
+    version: tuple | None = None,
 ) -> None:
     """Accuracy and loss side by side; the legend only up to `legend` runs (past that the
-    status lines name each run's colour)."""
+    status lines name each run's colour). `version`: `group_view`'s, to share the figures."""
     statuses = [r.status for r in runs]
     histories = [r.history for r in runs]
+    bare = len(runs) > legend  # past `legend` runs the status lines name each run's colour
     c1, c2 = st.columns(2)
     for col, metric in ((c1, "acc"), (c2, "loss")):
-        fig = charts.curves(labels, histories, metric, statuses, colors(runs))
-        # Past four runs the legend crowds the plot; the status lines name each run's colour.
+
+        def build(metric: str = metric) -> dict:
+            fig = charts.curves(labels, histories, metric, statuses, colors(runs))
+            return charts.without_legend(fig) if bare else fig
+
         with col:
-            live_chart(
-                charts.without_legend(fig) if len(runs) > legend else fig,
-                key=f"{key}-{metric}",
-                height=height,
-            )
+            live_chart(build, key=f"{key}-{metric}", height=height, share=_share(version, bare))
 
 
 def key_figure(runs: list[RunState], labels: list[str], key: str, cols: int = 4) -> dict:
@@ -131,7 +154,26 @@ def key_figure(runs: list[RunState], labels: list[str], key: str, cols: int = 4)
     return detail_figure(view, runs, labels, point, depth, depth, cols=cols)
 
 
-def sweep_block(runs: list[RunState], labels: list[str], key: str) -> None:
+def key_chart(
+    runs: list[RunState], labels: list[str], key: str, height: int, version: tuple | None
+) -> None:
+    """`key_figure` drawn as the live chart `key`, shared by the group's viewers who chose
+    the same view."""
+    what = (
+        st.session_state.get(f"{key}-point", "act_in"),
+        st.session_state.get(f"{key}-view") or DETAIL_VIEWS[0],
+    )
+    live_chart(
+        lambda: key_figure(runs, labels, key),
+        key=f"{key}-key",
+        height=height,
+        share=_share(version, *what),
+    )
+
+
+def sweep_block(
+    runs: list[RunState], labels: list[str], key: str, version: tuple | None = None
+) -> None:
     """Final and best test accuracy against the swept field (one that takes ≥ 3 values), a
     line per value of the other varied field; nothing when the group sweeps no field. Runs
     without records yet are left out, so the chart grows as the group trains. (`labels`: the
@@ -142,8 +184,12 @@ def sweep_block(runs: list[RunState], labels: list[str], key: str) -> None:
         return
     field, by = axes
     histories, statuses = [r.history for r in runs], [r.status for r in runs]
-    points = sweep_points(configs, histories, statuses, field, by)
-    live_chart(charts.sweep(points, field, by), key=f"{key}-sweep", height=440)
+    live_chart(
+        lambda: charts.sweep(sweep_points(configs, histories, statuses, field, by), field, by),
+        key=f"{key}-sweep",
+        height=440,
+        share=_share(version),
+    )
 
 
 def _units_view(runs: list[RunState], labels: list[str], layer: int) -> dict:
@@ -287,29 +333,45 @@ def detail_figure(
     )
 
 
-def layers_block(runs: list[RunState], labels: list[str], key: str) -> None:
+def layers_block(
+    runs: list[RunState], labels: list[str], key: str, version: tuple | None = None
+) -> None:
     """Histograms of every layer now, and one chosen per-layer view over training.
 
     Two charts whatever the view: each live chart is an iframe with its own plotly.js, and
     drawing a dozen of them twice a second starves a 2-core machine's web server.
     """
     point = st.session_state.get(f"{key}-point", "act_in")
-    latest = [latest_layers(r.layers, point) for r in runs]
     # Drawn before the first record too (empty): a chart that appeared later would load
     # plotly.js first and show blank meanwhile.
     live_chart(
-        charts.histograms(labels, latest, point, colors=colors(runs)),
+        lambda: charts.histograms(
+            labels, [latest_layers(r.layers, point) for r in runs], point, colors=colors(runs)
+        ),
         key=f"{key}-hist",
         height=340,
+        share=_share(version, point),
     )
     # Depth from act_out, which every hidden layer has (norm_out: only normed layers, some runs)
-    every = latest if point == "act_out" else [latest_layers(r.layers, "act_out") for r in runs]
-    depth = max((max(d) for d in every if d), default=1)
+    depth = (
+        _depth(runs)
+        if version is None
+        else CACHE.value(("depth", version[0]), version[1], lambda: _depth(runs))
+    )
     layer = min(st.session_state.get(f"{key}-layer", depth), depth)
     view = st.session_state.get(f"{key}-view") or DETAIL_VIEWS[0]  # None when deselected
     live_chart(
-        detail_figure(view, runs, labels, point, layer, depth), key=f"{key}-detail", height=360
+        lambda: detail_figure(view, runs, labels, point, layer, depth),
+        key=f"{key}-detail",
+        height=360,
+        share=_share(version, view, point, layer, depth),
     )
+
+
+def _depth(runs: list[RunState]) -> int:
+    """The deepest hidden layer probed so far (1 before any probe)."""
+    every = [latest_layers(r.layers, "act_out") for r in runs]
+    return max((max(d) for d in every if d), default=1)
 
 
 SLICE_WAIT_S = 120.0  # the longest the page waits for slices it asked for

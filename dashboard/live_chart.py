@@ -17,13 +17,21 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import plotly
 import plotly.io.json as pio_json
+import streamlit as st
 from streamlit.components import v1 as components
+from streamlit.runtime import get_instance
+
+from .chart_stream import ChartStream
+from .tick_cache import CACHE
 
 _PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
@@ -40,7 +48,11 @@ _INDEX_HTML = """<!doctype html>
 <script>
 "use strict";
 const chart = document.getElementById("chart");
-let latest = null;  // newest args not yet drawn; older ones are dropped
+// The figure as the server last sent it, full resolution: {stream, rev, data, layout, config}.
+// A full figure replaces it; a patch (dashboard/chart_stream.py) appends the points added
+// since its revision. Each message changes the model at once; drawing is coalesced below.
+let model = null;
+let dirty = false;  // the model (or the zoom) changed since the last draw
 let drawing = false;
 let drawn = false;  // the first figure is always drawn: a chart is never blank
 let visible = true;
@@ -141,15 +153,22 @@ async function drain() {
   drawing = true;
   try {
     await plotlyLoaded;
-    while (latest !== null && shown()) {
-      const fig = latest.figure;
-      latest = null;
-      const look = themed({ data: fig.data || [], layout: fig.layout || {} });
-      const config = Object.assign({}, fig.config || {});
+    while (dirty && model !== null && shown()) {
+      dirty = false;
+      const look = themed({ data: model.data, layout: model.layout });
+      const config = Object.assign({}, model.config || {});
       config.modeBarButtonsToAdd = [...(config.modeBarButtonsToAdd || []), HTML_BUTTON];
+      // Plotly writes the user's zoom and legend clicks into the objects it is given: it
+      // gets copies (arrays shared), so the model stays the server's and every draw looks
+      // to Plotly like a fresh figure with the same uirevision, whose zoom it keeps. A new
+      // datarevision each draw: the model's arrays grow in place.
+      const layout = { datarevision: ++draws };
+      for (const [k, v] of Object.entries(look.layout)) {
+        layout[k] = v && typeof v === "object" && !Array.isArray(v) ? Object.assign({}, v) : v;
+      }
       try {
-        await Plotly.react(chart, look.data, look.layout, config);
-        current = { data: look.data, layout: look.layout, config: config };
+        await Plotly.react(chart, lighten(look.data, chart), layout, config);
+        current = { data: look.data, layout: look.layout, config: config };  // full resolution
         drawn = true;
       } catch (err) {
         console.error("live_chart: Plotly.react failed", err);
@@ -159,24 +178,225 @@ async function drain() {
     drawing = false;
   }
 }
+let draws = 0;
+
+// A zoom (or a reset) redraws: the decimated view is drawn again at the new range.
+let ranges = "";
+function watchZoom() {
+  chart.on("plotly_relayout", (ev) => {
+    if (!Object.keys(ev || {}).some((k) => /^xaxis[0-9]*[.](range|autorange)/.test(k))) return;
+    const now = JSON.stringify(xRanges(chart));
+    if (now === ranges) return;
+    ranges = now;
+    dirty = true;
+    drain().catch((err) => console.error(err));
+  });
+}
+
+// Drawn traces: those with more points than the plot has pixels, decimated (min/max per
+// pixel bucket, at full resolution inside a zoomed range); the others as they are.
+function lighten(data, gd) {
+  const width = Math.max(200, gd.clientWidth || 600);
+  const seen = xRanges(gd);
+  ranges = JSON.stringify(seen);
+  return data.map((t) => {
+    const range = seen[t.xaxis || "x"] || null;
+    const keep = decimateTrace(t, range, Math.round(width / 2));
+    const u = Object.assign({}, t);
+    if (keep === null) return u;
+    const n = t.x.length;
+    for (const k of Object.keys(t)) {
+      if (Array.isArray(t[k]) && t[k].length === n) u[k] = keep.map((i) => t[k][i]);
+    }
+    return u;
+  });
+}
+
+// {x: [lo, hi], x2: ...} for each x axis the user zoomed (autorange off), from the plot.
+function xRanges(gd) {
+  const out = {};
+  const full = gd._fullLayout || {};
+  for (const k of Object.keys(full)) {
+    const m = /^xaxis([0-9]*)$/.exec(k);
+    if (m && full[k] && full[k].autorange === false && Array.isArray(full[k].range)) {
+      const r = full[k].range.map(Number);
+      if (r.every(Number.isFinite)) out["x" + m[1]] = r;
+    }
+  }
+  return out;
+}
+
+__DECIMATE_JS__
+__PATCH_JS__
+
+// The component's value tells the server what it holds: `have`, the whole figure it got
+// last ("stream:rev"; the server sends whole figures until it reads one, since a message
+// can be lost: an iframe still loading, two renders in one frame only pass on the last),
+// and `resync`, a count raised when a patch does not fit (once a second at most).
+let asked = 0, askedAt = 0, have = "";
+function tell() {
+  post("streamlit:setComponentValue", { value: { resync: asked, have: have }, dataType: "json" });
+}
+function resync() {
+  if (performance.now() - askedAt < 1000) return;
+  askedAt = performance.now();
+  asked++;
+  tell();
+}
+
+function receive(args) {
+  if (args.figure) {
+    const f = args.figure;
+    model = { stream: args.stream, rev: args.rev, data: f.data || [], layout: f.layout || {},
+              config: f.config || {} };
+    dirty = true;
+    have = args.stream + ":" + args.rev;
+    tell();
+  } else if (args.patch) {
+    const p = args.patch;
+    // A patch from an older revision than the model's applies as well (its arrays are set
+    // to their length then, and appended to): the server sends them so, so that a skipped
+    // message is no loss.
+    const ours = model && model.stream === args.stream;
+    if (ours && p.rev <= model.rev) return;  // had it
+    if (ours && p.from <= model.rev && applyPatch(model, p)) {
+      model.rev = p.rev;
+      dirty = true;
+    } else {
+      resync();
+    }
+  }
+}
 
 window.addEventListener("message", (event) => {
   const msg = event.data;
   if (!msg || msg.type !== "streamlit:render") return;
+  // A new theme redraws even when the figure did not change (themed() recolours it).
+  if (msg.theme && JSON.stringify(msg.theme) !== JSON.stringify(theme)) dirty = true;
   theme = msg.theme || theme;
-  latest = msg.args;
-  if (latest.height !== height) {
-    height = latest.height;
+  const args = msg.args;
+  receive(args.a || {});
+  if (args.height !== height) {
+    height = args.height;
     chart.style.height = height + "px";
     post("streamlit:setFrameHeight", { height: height });
   }
   drain().catch((err) => console.error(err));
+});
+plotlyLoaded.then(() => {
+  // plotly's event hooks exist once the div is a plot
+  const hook = () => (chart.on ? watchZoom() : setTimeout(hook, 100));
+  hook();
 });
 post("streamlit:componentReady", { apiVersion: 1 });
 </script>
 </body>
 </html>
 """
+
+# Pure functions of the page, kept apart so tests run them in Node on figures from Python.
+_DECIMATE_JS = """
+// Which points of a trace to draw: null (all), or indices such that each of `buckets` equal
+// slices of the x range keeps its first, lowest, highest and last point (and a gap, a null
+// y, where it has one). `range` [lo, hi]: the zoomed x range, drawn at `buckets` buckets;
+// outside it an eighth as many, so the curve still reaches the data's ends.
+const DECIMATE_OVER = 2000;
+function decimateTrace(t, range, buckets) {
+  const x = t.x, y = t.y;
+  if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return null;
+  if (x.length <= Math.max(DECIMATE_OVER, 4 * buckets)) return null;
+  if (t.fill && t.fill !== "none") return null;  // an outline drawn back along itself
+  if (t.type && t.type !== "scatter" && t.type !== "scattergl") return null;
+  for (let i = 1; i < x.length; i++) {
+    if (!(x[i] >= x[i - 1])) return null;  // only x that never goes back (and is numeric)
+  }
+  const n = x.length;
+  const lo = range ? range[0] : x[0], hi = range ? range[1] : x[n - 1];
+  let a = 0;
+  while (a < n && x[a] < lo) a++;
+  let b = a;
+  while (b < n && x[b] <= hi) b++;
+  // one point on each side of the range, so the lines run to its edges
+  const a1 = Math.max(0, a - 1), b1 = Math.min(n, b + 1);
+  const out = [];
+  const side = Math.max(1, Math.round(buckets / 8));
+  minMax(x, y, 0, a1, side, out);
+  minMax(x, y, a1, b1, buckets, out);
+  minMax(x, y, b1, n, side, out);
+  return out;
+}
+function minMax(x, y, a, b, buckets, out) {
+  if (b <= a) return;
+  const x0 = x[a], w = (x[b - 1] - x0) / buckets || 1;
+  let cur = -1, first = 0, last = 0, lo = -1, hi = -1, gap = -1;
+  const flush = () => {
+    if (cur < 0) return;
+    const pts = [first, lo, hi, gap, last].filter((i) => i >= 0).sort((p, q) => p - q);
+    for (let k = 0; k < pts.length; k++) if (k === 0 || pts[k] !== pts[k - 1]) out.push(pts[k]);
+  };
+  for (let i = a; i < b; i++) {
+    const k = Math.min(buckets - 1, Math.floor((x[i] - x0) / w));
+    if (k !== cur) {
+      flush();
+      cur = k; first = i; lo = -1; hi = -1; gap = -1;
+    }
+    last = i;
+    const v = y[i];
+    if (v === null || v === undefined) {
+      if (gap < 0) gap = i;
+    } else {
+      if (lo < 0 || v < y[lo]) lo = i;
+      if (hi < 0 || v > y[hi]) hi = i;
+    }
+  }
+  flush();
+}
+"""
+
+_PATCH_JS = """
+// A patch of dashboard/chart_stream.py onto a model {data, layout}: a trace replaced
+// (full), keys set, points appended to arrays (at: their length before). False (the model
+// untouched) when it does not fit: a trace missing, an array shorter than the patch expects.
+function applyPatch(model, p) {
+  for (const [i, t] of p.traces) {
+    if (t.full) continue;
+    const trace = model.data[i];
+    if (!trace) return false;
+    for (const k of Object.keys(t.at || {})) {
+      const have = trace[k], n = t.at[k], add = t.add[k];
+      if (!Array.isArray(have) || !Array.isArray(add)) return false;
+      const rows = have.length > 0 && Array.isArray(have[0]);
+      if (rows) {
+        if (add.length !== have.length || have.some((r) => r.length < n)) return false;
+      } else if (have.length < n) {
+        return false;
+      }
+    }
+  }
+  for (const [i, t] of p.traces) {
+    if (t.full) {
+      model.data[i] = t.full;
+      continue;
+    }
+    const trace = model.data[i];
+    Object.assign(trace, t.set || {});
+    for (const k of Object.keys(t.at || {})) {
+      const have = trace[k], n = t.at[k], add = t.add[k];
+      const rows = have.length > 0 && Array.isArray(have[0]) ? have : [have];
+      const adds = rows === have ? add : [add];
+      rows.forEach((row, j) => {
+        row.length = n;
+        for (const v of adds[j]) row.push(v);
+      });
+    }
+  }
+  if (p.layout) model.layout = p.replace ? p.layout : Object.assign({}, model.layout, p.layout);
+  return true;
+}
+"""
+_INDEX_HTML = _INDEX_HTML.replace("__DECIMATE_JS__", _DECIMATE_JS).replace(
+    "__PATCH_JS__", _PATCH_JS
+)
 
 
 @cache
@@ -242,15 +462,103 @@ def _payload(figure: Any, key: str) -> dict:
     return {"data": fig.get("data", []), "layout": layout, "config": config}
 
 
-def live_chart(figure: dict, *, key: str, height: int = 360) -> None:
+def live_chart(
+    figure: dict | Callable[[], dict],
+    *,
+    key: str,
+    height: int = 360,
+    share: tuple[Hashable, Hashable] | None = None,
+) -> None:
     """Render a Plotly figure (a plain dict {"data": [...], "layout": {...}}) that updates
-    in place via Plotly.react.
+    in place: the browser gets the whole figure once, then only what changed (the points
+    added since it last drew, `chart_stream`), and draws long traces decimated.
 
     ``key`` must be stable across reruns: it pins the iframe (so the plot div survives) and
     names the PNG the modebar downloads. ``layout.font`` and any ``layout.uirevision`` the
     caller sets are kept; an optional ``figure["config"]`` overrides the default config.
+    ``share`` = (what the chart shows, its data's version): every session drawing the same
+    `key` and `what` shares one figure, built (``figure`` is then a function) once per
+    version (`tick_cache`). Without it the session keeps its own previous figure to diff.
     """
-    # Declared per call (cheap, idempotent) so it is registered with whichever runtime is
-    # running the script, e.g. a fresh one per AppTest, not only the one that imported us.
-    component = components.declare_component("live_chart", path=_component_dir())
-    component(figure=_payload(figure, key), height=int(height), key=key, default=None)
+    if share is not None:
+        what, version = share
+        build = figure if callable(figure) else lambda: figure
+        stream = CACHE.stream((key, what), version, lambda: _payload(build(), key))
+    else:
+        streams = st.session_state.setdefault("_live_chart_streams", {})
+        stream = streams.get(key) or streams.setdefault(key, ChartStream())
+        stream.push(_payload(figure() if callable(figure) else figure, key))
+    sent = st.session_state.setdefault("_live_chart_sent", {})
+    told = st.session_state.get(key) or {}  # the component's value: what it holds
+    s = sent.get(key)
+    state = stream.state()
+    asked = told.get("resync") or 0
+    if s is None or s.token != stream.token or s.asked != asked:
+        s = sent[key] = _Sent(stream.token, state.rev, asked, stream, state.rev, 0.0)
+    elif s.whole is not None:
+        tok, _, rev = str(told.get("have", "")).rpartition(":")
+        if tok == stream.token and rev.isdigit() and int(rev) >= s.whole:
+            s.whole, s.before = None, int(rev)  # it holds a whole figure of ours: patches now
+    whole = {"stream": stream.token, "rev": state.rev, "figure": state.figure}
+    if s.whole is not None:  # not known to hold a whole figure yet
+        patch = stream.patch(s.whole) if time.monotonic() - s.whole_at < WHOLE_AGAIN_S else None
+        if patch is None:  # the whole figure (again: the last one may not have arrived)
+            args = whole
+            s.whole, s.whole_at = state.rev, time.monotonic()
+        else:  # what was added since the whole figure, if that arrived meanwhile
+            args = {"stream": stream.token, "patch": patch}
+    elif state.rev == s.rev:  # nothing new: an empty patch
+        args = {"stream": stream.token, "patch": {"rev": s.rev, "from": s.rev, "traces": []}}
+    else:
+        # From the revision before the last one sent: a patch also covers the message
+        # before it, which the browser may have skipped (two renders in one frame).
+        patch = stream.patch(s.before if s.before is not None else s.rev)
+        if patch is None:  # too far behind: the whole figure, until the browser has it
+            args = whole
+            s.whole, s.whole_at = state.rev, time.monotonic()
+        else:
+            args = {"stream": stream.token, "patch": patch}
+            s.before = s.rev
+    s.rev = args["patch"]["rev"] if "patch" in args else state.rev
+    _component()(a=args, height=int(height), key=key, default=None)
+
+
+@dataclass
+class _Sent:
+    """What a session's chart was sent (its iframe holds it unless a message was lost)."""
+
+    token: str  # the stream
+    rev: int  # the revision last sent
+    asked: Any  # the component's resync count this answers
+    stream: ChartStream
+    whole: int | None  # the revision of the last whole figure sent, until the browser has one
+    whole_at: float  # when it was sent (time.monotonic)
+    before: int | None = None  # the revision sent before `rev` (patches start there)
+
+
+# Until the browser says it holds a whole figure, one is sent again this often (seconds):
+# meanwhile patches from the last one (it may have been lost, or still be on its way).
+WHOLE_AGAIN_S = 2.0
+_declared: tuple[object, Any] | None = None  # (the runtime's component registry, component)
+
+
+def _component() -> Any:
+    """The component, declared once per runtime: declaring inspects the caller's module
+    (file system calls, ~1.5 ms), which four charts paid twice a second per viewer. A new
+    runtime (a fresh one per AppTest) gets it registered again."""
+    global _declared
+    try:
+        registry = get_instance().component_registry
+    except RuntimeError:  # no runtime (a bare script): nothing to register with
+        registry = None
+    if _declared is None or _declared[0] is not registry:
+        _declared = (registry, components.declare_component("live_chart", path=_component_dir()))
+    return _declared[1]
+
+
+def drawn_figure(session_state: Any, key: str) -> dict | None:
+    """The figure the session's live chart `key` holds after its last run (None: not drawn):
+    what tests read, since after the first run the element carries only patches."""
+    sent = session_state.get("_live_chart_sent", {})
+    have = sent.get(key)
+    return have.stream.figure if have else None

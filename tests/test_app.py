@@ -309,9 +309,9 @@ def capture_charts(monkeypatch) -> dict[str, dict]:
     drawn: dict[str, dict] = {}
     real = live_chart.live_chart
 
-    def record(figure, *, key, height=360):
-        drawn[key] = figure
-        real(figure, key=key, height=height)
+    def record(figure, *, key, height=360, share=None):
+        drawn[key] = figure() if callable(figure) else figure
+        real(drawn[key], key=key, height=height, share=share)
 
     monkeypatch.setattr(live, "live_chart", record)
     monkeypatch.setattr(live_chart, "live_chart", record)  # the pages import it per run

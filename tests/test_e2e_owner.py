@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import launch, serve, wait_until, wait_worker_ready
+from tests.browser import IFRAME, launch, serve, wait_until, wait_worker_ready
 
 pytestmark = pytest.mark.browser
 
 STATUS_JS = "() => Array.from(document.querySelectorAll('.bnviz-run')).map(e => e.dataset.status)"
 GROUP_JS = "() => { const e = document.querySelector('.bnviz-run'); return e && e.dataset.group; }"
+# The points of the first two live charts (accuracy, loss): per trace [x, y], as drawn.
+POINTS_JS = """() => Array.from(document.querySelectorAll('IFRAME')).slice(0, 2).map(f => {
+  const d = f.contentDocument && f.contentDocument.querySelector('.js-plotly-plot');
+  return d && d._fullData ? d._fullData.map(t => [t.x, t.y]) : null; })""".replace("IFRAME", IFRAME)
 
 
 def test_follower_sees_live_runs_and_cannot_stop_them():
@@ -43,6 +47,19 @@ def test_follower_sees_live_runs_and_cannot_stop_them():
             lambda: student.evaluate(STATUS_JS) == ["cancelled", "cancelled"],
             what="the follower to see the stop",
         )
+        # The follower got the history once, then only the new points of each refresh
+        # (live_chart's patches): its final charts hold the owner's points, every one.
+        wait_until(
+            lambda: (p := lecturer.evaluate(POINTS_JS)) and None not in p and p[0][0][0],
+            what="the owner's final charts",
+        )
+        wait_until(
+            lambda: student.evaluate(POINTS_JS) == lecturer.evaluate(POINTS_JS),
+            timeout=30,
+            what="the follower's charts to hold the owner's points",
+        )
+        owner = lecturer.evaluate(POINTS_JS)
+        assert len(owner[0][0][0]) >= 3, "a history long enough to have been patched"
 
 
 def test_markdown_in_a_link_is_shown_as_text():

@@ -64,15 +64,34 @@ def test_demo_renders_in_apptest():
     assert not at.exception
     (chart,) = at.get("component_instance")
     assert chart.proto.component_name == "dashboard.live_chart.live_chart"
-    args = json.loads(chart.proto.json_args)
+    args = json.loads(chart.proto.json_args)["a"]
     assert args["figure"]["layout"]["uirevision"] == "live_chart"
     assert args["figure"]["layout"]["font"] == {"size": 17}
 
     # New data, same element id: that identity is what keeps the browser's iframe alive.
+    # Only the new point crosses the wire: a patch from the whole figure sent (until the
+    # component says it holds it; then from the revision it holds).
+    n = len(args["figure"]["data"][0]["x"])
+    for run in (1, 2):
+        if run == 2:
+            have = f"{args['stream']}:{args['rev']}"
+            at.session_state["demo_chart"] = {"resync": 0, "have": have}
+        at.run()
+        (again,) = at.get("component_instance")
+        assert again.proto.id == chart.proto.id
+        sent = json.loads(again.proto.json_args)["a"]
+        assert "figure" not in sent
+        patch = sent["patch"]
+        assert patch["from"] == args["rev"] and patch["rev"] == args["rev"] + run
+        ((i, trace),) = patch["traces"]
+        assert i == 0 and trace["at"] == {"x": n, "y": n} and len(trace["add"]["y"]) == run
+
+    # The component asks for the whole figure (a new iframe, a lost message): it gets it.
+    at.session_state["demo_chart"] = {"resync": 1, "have": f"{args['stream']}:{args['rev']}"}
     at.run()
-    (again,) = at.get("component_instance")
-    assert json.loads(again.proto.json_args)["figure"] != args["figure"]
-    assert again.proto.id == chart.proto.id
+    (third,) = at.get("component_instance")
+    whole = json.loads(third.proto.json_args)["a"]
+    assert len(whole["figure"]["data"][0]["x"]) == n + 3 and whole["rev"] == args["rev"] + 3
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import math
 import pytest
 
 from bnviz.lessons import LESSONS
+from dashboard.live_chart import drawn_figure
 from tests.test_lessons import open_page
 
 PAGES = [s for s, x in LESSONS.items() if x.page]
@@ -22,7 +23,7 @@ def spec(at, key: str) -> dict:
     """The Plotly figure of the live chart whose element key is `key`."""
     for chart in at.get("component_instance"):
         if key in chart.proto.id:
-            return json.loads(chart.proto.json_args)["figure"]
+            return drawn_figure(at.session_state, key)
     raise AssertionError(f"no chart {key}")
 
 

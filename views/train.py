@@ -7,7 +7,6 @@ from bnviz.jobs import QueueFull
 from bnviz.limits import check_group
 from bnviz.records import group_name
 from dashboard import config_form, live, nav, present, state
-from dashboard.live_chart import live_chart
 
 url_problems = state.ensure_config_state()
 manager = state.manager()
@@ -98,19 +97,20 @@ def live_view() -> None:
     if stop and mine:
         manager.stop(job.id, by=state.owner())  # type: ignore[union-attr]
     # Without a group the charts are drawn empty, so they are loaded before Train is pressed.
-    runs, labels = (job.snapshot(), job.labels()) if job else ([], [])
+    # One snapshot and one figure per chart per tick for every viewer of the group.
+    runs, labels, version = live.group_view(job)
     ready = manager.warm_ready() or not manager.warm_enabled
     position = manager.position(job.id) if job else None
     if presenting:  # status, curves and the key chart above the fold at 1024×768
         live.status_block(job, runs, labels, position, ready, compact=True)
-        live.curves_block(runs, labels, "train", height=270, legend=0)
-        live_chart(live.key_figure(runs, labels, "train"), key="train-key", height=250)
+        live.curves_block(runs, labels, "train", height=270, legend=0, version=version)
+        live.key_chart(runs, labels, "train", 250, version)
     else:
         live.status_block(job, runs, labels, position, ready)
-        live.curves_block(runs, labels, "train")
-        live.sweep_block(runs, labels, "train")  # only for a field with ≥ 3 values
+        live.curves_block(runs, labels, "train", version=version)
+        live.sweep_block(runs, labels, "train", version)  # only for a field with ≥ 3 values
         live.controls("train", len((runs[0].config if runs else cfg or RunConfig()).hidden))
-        live.layers_block(runs, labels, "train")
+        live.layers_block(runs, labels, "train", version)
         live.slice_control(manager, job, runs, "train")
     if job is not None and job.active != training:
         st.rerun()  # once, after the first draw: the timer starts (or stops), the URL updates
