@@ -8,6 +8,7 @@ run of a comparison grows together. Records are plain dicts of numbers (see docs
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import traceback
@@ -33,7 +34,26 @@ __all__ = [
     "train_group",
 ]
 
-CPU_THREADS = int(os.environ.get("BNVIZ_THREADS", "1"))  # torch threads while training
+
+
+def _threads_from_env() -> int:
+    """Torch CPU threads while training: BNVIZ_THREADS, a whole number ≥ 1, else 1. A bad
+    value is logged and ignored here (the dashboard's worker must start); the CLI refuses it
+    as bad input before this module is imported (`cli._check_threads_env`)."""
+    text = os.environ.get("BNVIZ_THREADS", "1")
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        logging.getLogger(__name__).warning(
+            "BNVIZ_THREADS=%r is not a whole number ≥ 1: training with 1 thread", text[:40]
+        )
+        return 1
+    return n
+
+
+CPU_THREADS = _threads_from_env()  # torch threads while training
 STATUSES = ("queued", "running", "finished", "diverged", "cancelled", "failed")
 
 Event = dict[str, Any]

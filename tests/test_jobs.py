@@ -277,3 +277,19 @@ def test_weights_of_no_stored_group_and_half_written_files_are_removed(manager, 
     manager.shutdown()
     JobManager(runs_dir=tmp_path / "runs", warm=False).shutdown()
     assert [p.name for p in folder.iterdir()] == [f"{gid}.pt"]
+
+
+def test_a_bad_bnviz_threads_does_not_stop_the_worker_from_importing_the_engine():
+    """BNVIZ_THREADS=four crashed the dashboard's worker at import (the CLI refuses it as bad
+    input first): the engine logs it and trains with one thread."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BNVIZ_THREADS": "four"}
+    code = "import bnviz.train as t; print(t.CPU_THREADS)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1" and "BNVIZ_THREADS='four'" in out.stderr
