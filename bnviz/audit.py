@@ -1,4 +1,5 @@
-"""`python -m bnviz check LESSON [--seeds …]`: train a lesson at its seeds and print its verdict.
+"""What `python -m bnviz check LESSON [--seeds …]` reads and prints (the command is in
+`bnviz.cli`, which imports this module: imports flow one way).
 
 Anyone can audit a lesson from a shell: the lesson's runs at every seed train in one group (as
 the dashboard's lesson page trains them), then it prints each seed's check (held or not, and
@@ -9,22 +10,17 @@ by `checks.RULE`. Exit codes: 0 the claim holds, 1 it does not (or a run failed)
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
 from collections.abc import Sequence
 
-from . import cli
 from .checks import RULE, Check
-from .cli import CLIError
 from .lessons import LESSONS, Lesson
 
 EXIT_HOLDS, EXIT_DOES_NOT_HOLD = 0, 1
 MAX_SEEDS = 20
 
 
-class AuditError(CLIError):
-    """Bad input (lesson name, seeds): one line, exit 2 (the CLI's own handling)."""
+class AuditError(Exception):
+    """Bad input (lesson name, seeds): the CLI prints it as one line, exit 2."""
 
 
 def training_lessons() -> list[str]:
@@ -101,63 +97,3 @@ def report(lesson: Lesson, result: Check, seconds: float) -> str:
     verdict = {True: "HOLDS", False: "DOES NOT HOLD", None: "CANNOT TELL"}[result.passed]
     out += ["", f"verdict: the claim {verdict}. {result.summary}", f"rule: {RULE}"]
     return "\n".join(out)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    lesson = find_lesson(args.lesson)
-    seeds = parse_seeds(args.seeds) if args.seeds is not None else lesson.seeds
-    configs = lesson.configs(seeds)
-    problems = cli.check_group(configs)
-    if problems:
-        raise AuditError(problems[0])
-    from .train import resolve_device, train_group
-
-    device = resolve_device(configs[0].device)
-    cli._preflight(configs)
-    err = sys.stderr
-    line = cli.LineWriter(err, enabled=err.isatty() and not args.quiet)
-    progress = cli.TrainProgress(configs, line)
-    if not args.quiet:
-        n = len(configs)
-        err.write(
-            f"training {lesson.slug}: {n} runs ({n // len(seeds)} per seed × {len(seeds)} "
-            f"seeds: {', '.join(map(str, seeds))}) on {device}\n"
-        )
-        err.flush()
-    start = time.perf_counter()
-    with cli.StopFlag(err, args.quiet) as stop:
-        try:
-            records = train_group(configs, should_stop=stop, on_event=progress, device=device)
-        finally:
-            line.clear()
-    seconds = time.perf_counter() - start
-    result = lesson.check(records)
-    print(report(lesson, result, seconds))
-    if stop.requested:
-        return cli.EXIT_INTERRUPTED
-    failed = [r for r in records if r.status == "failed"]
-    if failed:
-        print(f"failed: {failed[0].config.label()}: {failed[0].message}", file=err)
-    return EXIT_HOLDS if result.passed and not failed else EXIT_DOES_NOT_HOLD
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """The `check` subcommand, on the CLI's subparsers."""
-    p = sub.add_parser(
-        "check",
-        help="train a lesson at several seeds and print its verdict (exit 0: the claim holds)",
-        description=(
-            "Train a lesson's runs at every seed in one group (seed = data_seed) and print "
-            "each seed's check, the figures per seed and the verdict over the seeds. "
-            f"{RULE} Exit 0: it holds; 1: it does not; 2: bad input."
-        ),
-    )
-    p.add_argument("lesson", metavar="LESSON", help=f"one of {', '.join(training_lessons())}")
-    p.add_argument(
-        "--seeds",
-        metavar="SEEDS",
-        help="seeds to train, e.g. 0,1,2 or 100-104 (default: the lesson's own, "
-        f"{','.join(map(str, next(iter(LESSONS.values())).seeds))})",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
-    p.set_defaults(func=cmd_check)

@@ -49,12 +49,12 @@ def _colors(colors: Sequence[str] | None, n: int) -> list[str]:
     return list(colors) if colors is not None else [color(i) for i in range(n)]
 
 
-def _rgba(hex_color: str, alpha: float) -> str:
+def rgba(hex_color: str, alpha: float) -> str:
     r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _layout(title: str | dict, **kw: Any) -> dict:
+def base_layout(title: str | dict, **kw: Any) -> dict:
     """The common layout; `title`: its text, or a dict of title fields (e.g. a subtitle)."""
     base = {
         # Left-aligned: the modebar (on hover, top right) never covers a centred title.
@@ -249,7 +249,7 @@ def curves(
             yaxis["rangemode"] = "nonnegative"  # a loss is ≥ 0 (an empty chart drew −1…4)
     return {
         "data": data,
-        "layout": _layout(
+        "layout": base_layout(
             # short enough for a 300-pixel chart; the line styles in a smaller second line
             {
                 "text": name.split(" ")[0].capitalize(),
@@ -296,13 +296,13 @@ def histograms(
                     "x": centers,
                     "y": [c / total / w if w else 0 for c, w in zip(counts, width)],
                     "width": width,
-                    "marker": {"color": _rgba(cs[i], 0.45), "line": {"color": cs[i]}},
+                    "marker": {"color": rgba(cs[i], 0.45), "line": {"color": cs[i]}},
                     "hovertemplate": f"{label}<br>%{{x:.3g}}: %{{y:.3g}}<extra>step "
                     f"{row['step']}</extra>",
                     **_ax(j),
                 }
             )
-    layout = _layout(f"Distribution of the {POINT_NAMES[point]} per layer", barmode="overlay")
+    layout = base_layout(f"Distribution of the {POINT_NAMES[point]} per layer", barmode="overlay")
     _axes(layout, domains, [f"layer {k}" for k in layers])
     return {"data": data, "layout": layout}
 
@@ -341,7 +341,7 @@ def percentile_bands(
                     "x": x + x[::-1],
                     "y": hi + lo[::-1],
                     "fill": "toself",
-                    "fillcolor": _rgba(c, alpha),
+                    "fillcolor": rgba(c, alpha),
                     "line": {"width": 0},
                     "hoverinfo": "skip",
                     "showlegend": False,
@@ -368,7 +368,7 @@ def percentile_bands(
     yaxis: dict[str, Any] = {"nticks": 4}  # small panels: a few ticks that never touch
     if shared:
         yaxis["range"] = _padded(min(r[0] for r in shared), max(r[1] for r in shared))
-    layout = _layout(title)
+    layout = base_layout(title)
     # A run whose band is far wider (one that diverged: ±50k) gets its own y scale, marked in
     # its panel's title; on the shared one it flattened every other run's band to a line.
     titles = [f"{lab} · own y scale" if o else lab for lab, o in zip(labels, own)]
@@ -442,7 +442,7 @@ def heatmaps(
                 **_ax(i),
             }
         )
-    layout = _layout(title, margin={"l": 80, "r": 20, "t": top, "b": bottom}, height=height)
+    layout = base_layout(title, margin={"l": 80, "r": 20, "t": top, "b": bottom}, height=height)
     layout["coloraxis"] = {
         "colorscale": "Viridis",
         "cmin": 0,
@@ -514,7 +514,7 @@ def per_layer_lines(
                     **_ax(j),
                 }
             )
-    layout = _layout(title)
+    layout = base_layout(title)
     yaxis: dict[str, Any] = {"type": "log"} if log else {}
     _axes(layout, domains, [f"layer {k}" for k in layers], x_title="step", **yaxis)
     _log_ticks(layout, data)
@@ -554,7 +554,7 @@ def gap(
                 "name": split,
                 "x": list(labels),
                 "y": ys,
-                "marker": {"color": [_rgba(c, alpha) for c in cs]},
+                "marker": {"color": [rgba(c, alpha) for c in cs]},
                 "text": [f"{y:.0%}" if y is not None else "" for y in ys],
                 "textposition": "inside",
                 "insidetextanchor": "end",
@@ -571,7 +571,7 @@ def gap(
     ticks = [f"{n}<br><b>gap {g:+.1%}</b>" if g is not None else n for n, g in zip(names, gaps)]
     return {
         "data": data,
-        "layout": _layout(
+        "layout": base_layout(
             "Train (light) vs test (dark) accuracy",
             barmode="group",
             showlegend=False,
@@ -700,7 +700,7 @@ def sweep(points: Sequence[dict], field: str, by: str | None) -> Figure:
                 "hoverinfo": "skip",
             }
         )
-    layout = _layout(
+    layout = base_layout(
         f"Test accuracy vs {field}",
         xaxis=_sweep_x_axis([p["x"] for p in points], field),
         yaxis={"title": {"text": "test accuracy"}, "range": [0, 1.02], "tickformat": ".0%"},
@@ -807,7 +807,7 @@ def landscape_bands(
                         "x": x + x[::-1],
                         "y": [p[2] for p in pts] + [p[1] for p in pts][::-1],
                         "fill": "toself",
-                        "fillcolor": _rgba(cs[i], 0.3),
+                        "fillcolor": rgba(cs[i], 0.3),
                         "line": {"width": 0},
                         "showlegend": False,
                         "hoverinfo": "skip",
@@ -825,7 +825,7 @@ def landscape_bands(
                     **common,
                 }
             )
-    layout = _layout(
+    layout = base_layout(
         {
             "text": "Loss landscape along the gradient",
             "subtitle": {"text": "bands: min–max over the step sizes η", "font": {"size": 14}},
@@ -860,7 +860,7 @@ def loss_slice(
                 **_ax(i),
             }
         )
-    layout = _layout(
+    layout = base_layout(
         {
             "text": "Loss around the final weights",
             "subtitle": {"text": "two random filter-normalized directions", "font": {"size": 14}},
@@ -906,7 +906,7 @@ def first_step_by_layer(
                 "hovertemplate": "layer %{x}: %{y:.3g}<extra>" + label + "</extra>",
             }
         )
-    layout = _layout(title)
+    layout = base_layout(title)
     layout["xaxis"] |= {"title": {"text": "layer (the last point: the classifier)"}, "dtick": 1}
     layout["yaxis"] = {"type": "log", "title": {"text": y_title}}
     _log_ticks(layout, data)

@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import audit
+from .checks import RULE
 from .config import (
     FIELDS,
     PRESETS,
@@ -39,6 +41,7 @@ from .config import (
     parse_values,
     value_text,
 )
+from .lessons import SEEDS
 from .limits import MAX_RUNS, check_group
 from .records import ENDED, group_labels, run_progress, status_text, summary
 
@@ -769,10 +772,72 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true", help="list as JSON, for scripts")
     runs.add_argument("--out", metavar="FILE", help="export: where (default ID.json)")
     runs.set_defaults(func=cmd_runs)
-    from . import audit  # `check`: a lesson's verdict over seeds (imports this module)
-
-    audit.add_parser(sub)
+    add_check_parser(sub)
     return parser
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """`check`: a lesson trained at its seeds, its verdict over them (`bnviz.audit`)."""
+    try:
+        lesson = audit.find_lesson(args.lesson)
+        seeds = audit.parse_seeds(args.seeds) if args.seeds is not None else lesson.seeds
+    except audit.AuditError as e:
+        raise CLIError(str(e)) from None
+    configs = lesson.configs(seeds)
+    problems = check_group(configs)
+    if problems:
+        raise CLIError(problems[0])
+    from .train import resolve_device, train_group
+
+    device = resolve_device(configs[0].device)
+    _preflight(configs)
+    err = sys.stderr
+    line = LineWriter(err, enabled=err.isatty() and not args.quiet)
+    progress = TrainProgress(configs, line)
+    if not args.quiet:
+        n = len(configs)
+        err.write(
+            f"training {lesson.slug}: {n} runs ({n // len(seeds)} per seed × {len(seeds)} "
+            f"seeds: {', '.join(map(str, seeds))}) on {device}\n"
+        )
+        err.flush()
+    start = time.perf_counter()
+    with StopFlag(err, args.quiet) as stop:
+        try:
+            records = train_group(configs, should_stop=stop, on_event=progress, device=device)
+        finally:
+            line.clear()
+    seconds = time.perf_counter() - start
+    result = lesson.check(records)
+    print(audit.report(lesson, result, seconds))
+    if stop.requested:
+        return EXIT_INTERRUPTED
+    failed = [r for r in records if r.status == "failed"]
+    if failed:
+        print(f"failed: {failed[0].config.label()}: {failed[0].message}", file=err)
+    return audit.EXIT_HOLDS if result.passed and not failed else audit.EXIT_DOES_NOT_HOLD
+
+
+def add_check_parser(sub: argparse._SubParsersAction) -> None:
+    """The `check` subcommand, on the CLI's subparsers."""
+    p = sub.add_parser(
+        "check",
+        help="train a lesson at several seeds and print its verdict (exit 0: the claim holds)",
+        description=(
+            "Train a lesson's runs at every seed in one group (seed = data_seed) and print "
+            "each seed's check, the figures per seed and the verdict over the seeds. "
+            f"{RULE} Exit 0: it holds; 1: it does not; 2: bad input."
+        ),
+    )
+    p.add_argument("lesson", metavar="LESSON", help=f"one of {', '.join(audit.training_lessons())}")
+    p.add_argument(
+        "--seeds",
+        metavar="SEEDS",
+        help="seeds to train, e.g. 0,1,2 or 100-104 (default: the lesson's own, "
+        f"{','.join(map(str, SEEDS))})",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    p.set_defaults(func=cmd_check)
 
 
 def _error(message: str) -> int:

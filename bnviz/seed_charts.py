@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .charts import _layout, _rgba, color, sweep
+from .charts import base_layout, color, rgba, sweep
 from .config import RunConfig
 from .records import STALLED_ACC, group_labels, sweep_axes, sweep_points
 
@@ -89,7 +89,7 @@ def seed_curves(
                     "x": x,
                     "y": hi,
                     "fill": "tonexty",
-                    "fillcolor": _rgba(c, 0.18),
+                    "fillcolor": rgba(c, 0.18),
                     "line": {"width": 0, "color": c},
                     "legendgroup": label,
                     "showlegend": False,
@@ -145,7 +145,7 @@ def seed_curves(
             yaxis["type"] = "log"
     n_seeds = max((len(h) for h in histories), default=0)
     over = f"mean and range of {n_seeds} seeds · " if n_seeds > 1 else ""
-    layout = _layout(
+    layout = base_layout(
         # short enough for a 300-pixel chart (as charts.curves); the key in a smaller line
         {
             "text": name.split(" ")[0].capitalize(),

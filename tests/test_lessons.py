@@ -218,7 +218,7 @@ def test_open_in_the_lab_shows_the_lessons_runs_then_compares_in_one_click():
     next(b for b in at.button if b.label == "Train").click().run()
     mine = at.session_state["group_id"]
     assert mine != lecturer
-    state.manager().stop(mine, by=at.session_state["_owner"])
+    state.manager().stop(mine, by=state.owner_of(at.session_state["_owner"]))
     at.run()
     compare = next(b for b in at.button if b.label == "Compare with the previous group")
     compare.click().run()
