@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 
-
 def _threads_from_env() -> int:
     """Torch CPU threads while training: BNVIZ_THREADS, a whole number ≥ 1, else 1. A bad
     value is logged and ignored here (the dashboard's worker must start); the CLI refuses it
