@@ -65,10 +65,26 @@ new IntersectionObserver((entries) => {
   if (visible) drain().catch((err) => console.error(err));
 }).observe(chart);
 document.addEventListener("visibilitychange", () => drain().catch((err) => console.error(err)));
+// A chart drawn in a hidden tab was laid out at a width of its own (legends over the plot,
+// labels cut); a resize of the window or of the page's column is the same: the next draw, at
+// the new width, comes when the width changes (not only when a new figure arrives).
+let drawnWidth = -1;
+let resized = false;
+new ResizeObserver(() => {
+  const w = chart.clientWidth;
+  if (!drawn || w <= 0 || w === drawnWidth) return;
+  resized = true;
+  dirty = true;
+  drain().catch((err) => console.error(err));
+}).observe(chart);
 
 function shown() {
   return !drawn || (visible && !document.hidden);
 }
+
+// For tests and screenshots, which wait on it instead of sleeping: the newest figure is
+// drawn, or waits (out of view) for the chart to show.
+window.bnvizSettled = () => drawn && !drawing && (!dirty || !shown());
 
 // Loaded async (once per iframe) so the handshake and the frame height go out at once and
 // the page doesn't reflow when the 4.8 MB bundle finishes parsing.
@@ -167,6 +183,11 @@ async function drain() {
         layout[k] = v && typeof v === "object" && !Array.isArray(v) ? Object.assign({}, v) : v;
       }
       try {
+        if (resized) {  // the layout's size follows the frame (Plotly keeps the old one)
+          resized = false;
+          await Plotly.Plots.resize(chart);
+        }
+        drawnWidth = chart.clientWidth;
         await Plotly.react(chart, lighten(look.data, chart), layout, config);
         current = { data: look.data, layout: look.layout, config: config };  // full resolution
         drawn = true;
@@ -233,12 +254,19 @@ __PATCH_JS__
 // last ("stream:rev"; the server sends whole figures until it reads one, since a message
 // can be lost: an iframe still loading, two renders in one frame only pass on the last),
 // and `resync`, a count raised when a patch does not fit (once a second at most).
-let asked = 0, askedAt = 0, have = "";
+// A resync asked within a second of the last is put off to the end of that second, never
+// dropped: a new iframe (a chart moved by presentation mode) whose first message is a patch
+// must get its whole figure even when no later message comes (the group has ended).
+let asked = 0, askedAt = -Infinity, have = "", later = null;
 function tell() {
   post("streamlit:setComponentValue", { value: { resync: asked, have: have }, dataType: "json" });
 }
 function resync() {
-  if (performance.now() - askedAt < 1000) return;
+  const wait = askedAt + 1000 - performance.now();
+  if (wait > 0) {
+    if (later === null) later = setTimeout(() => { later = null; resync(); }, wait);
+    return;
+  }
   askedAt = performance.now();
   asked++;
   tell();
