@@ -175,13 +175,14 @@ def _axes(
 def _log_ticks(layout: dict, data: Sequence[dict]) -> None:
     """On each log y axis, ticks at 1, 2, 5 × 10^k within its data, only the decades where
     those are more than four: plotly's own put a label at every 2 and 5 of a short panel,
-    where they run into each other."""
+    where they run into each other. An axis with no data yet shows no tick labels."""
     for axis in [k for k, v in layout.items() if k.startswith("yaxis") and v.get("type") == "log"]:
         ref = "y" + axis[5:]
         vals = [
             y for t in data if t.get("yaxis", "y") == ref for y in t.get("y", []) if y and y > 0
         ]
-        if not vals:
+        if not vals:  # no data yet: plotly's default decades crowd a short panel
+            layout[axis] |= {"showticklabels": False}
             continue
         lo, hi = min(vals), max(vals)
         k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))

@@ -212,5 +212,8 @@ def seed_sweep(
             "width": 4,
         }
     n = max((r[2] for r in ranges.values()), default=0)
-    fig["layout"]["title"]["text"] += f": mean and range over {n} seeds"
+    # A subtitle, not the title's tail: on a projector's half width the title was cut.
+    layout = fig["layout"]
+    layout["title"]["subtitle"] = {"text": f"mean and range over {n} seeds", "font": {"size": 14}}
+    layout["margin"] = {**layout["margin"], "t": max(layout["margin"]["t"], 92)}
     return fig

@@ -7,6 +7,7 @@ tab) and otherwise shows the latest group this server trained for the lesson, re
 
 from __future__ import annotations
 
+import contextlib
 import html
 
 import streamlit as st
@@ -166,18 +167,29 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
                     else " The training worker is starting: the first points take a few seconds."
                 )
             )
-        else:
+        every = False
+        if job is not None:
             # A sweep chart names its runs: the status line may count them. Elsewhere (e.g.
             # eight runs of no_norm) it is the only key to the curves' colours: name each.
             many = _named(lesson, runs)
-            live.status_block(job, runs, labels, position, compact=True, count_over=many)
-        every = False
-        if len(seed_charts.seeds_of([r.config for r in runs])) > 1:
-            every = st.toggle(
-                "Show every seed",
-                key=f"seeds-{lesson.slug}",
-                help="Each seed's own test curve, thin, next to the mean and the band over seeds",
+            seeded = len(seed_charts.seeds_of([r.config for r in runs])) > 1
+            # Over several seeds the toggle sits beside the status: one line less above the
+            # verdict, which must end above a 1280×800 screen's fold.
+            left, right = (
+                st.columns([3, 2], vertical_alignment="bottom")
+                if seeded
+                else (contextlib.nullcontext(), None)
             )
+            with left:
+                live.status_block(job, runs, labels, position, compact=True, count_over=many)
+            if right is not None:
+                with right:
+                    every = st.toggle(
+                        "Show every seed",
+                        key=f"seeds-{lesson.slug}",
+                        help="Each seed's own test curve, thin, next to the mean and the band "
+                        "over seeds",
+                    )
         # The key chart (the lesson's first) and the verdict come first: at 1024×768
         # presenting, and at 1280×800 in normal mode, both are above the fold; the other
         # charts follow below.

@@ -86,7 +86,10 @@ def status_block(
             else "done"
         )
         text = f"{ended} on {job.device or 'cpu'} after {secs:.1f} s"
-    st.progress(min(1.0, frac), text=text)
+    if compact and not job.active:  # a full bar says nothing more: its line is kept
+        st.markdown(f'<div class="bnviz-ended">{html.escape(text)}</div>', unsafe_allow_html=True)
+    else:
+        st.progress(min(1.0, frac), text=text)
     lines = []
     cs = colors(runs)
     for i, (r, label) in enumerate(zip(runs, labels)):
@@ -314,7 +317,10 @@ def detail_figure(
             params,
             layers,
             lambda x: x.get("update_ratio"),
-            "Update : data ratio ‖ΔW‖/‖W‖ per step (guide: 1e-3)",
+            {
+                "text": "Update : data ratio",
+                "subtitle": {"text": "‖ΔW‖/‖W‖ per step (guide: 1e-3)", "font": {"size": 14}},
+            },
             "ratio",
             log=True,
             guide=1e-3,
@@ -327,7 +333,14 @@ def detail_figure(
         bn,
         layers,
         lambda x: x["norm"].get(name, {}).get("mean"),
-        f"{view}: mean over the layer's units (runs with BN only)",
+        # what it shows in the subtitle: a title this long was cut at a projector's 3/5 width
+        {
+            "text": view,
+            "subtitle": {
+                "text": "mean over the layer's units (runs with BN only)",
+                "font": {"size": 14},
+            },
+        },
         name,
         colors=colors(runs),
     )

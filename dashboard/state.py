@@ -189,12 +189,14 @@ def owner() -> str:
 
 def keep_owner() -> None:
     """Give the browser its token as a cookie (first page only): after a reload its groups are
-    still its own. A script at the sidebar's end, once per session (the token is ours: hex)."""
+    still its own. A script, once per session (the token is ours: hex)."""
     token, sent = _token()
     if sent or st.session_state.get("_owner_cookie_set") == token:
         return
     st.session_state["_owner_cookie_set"] = token
-    with st.sidebar:
+    # Streamlit's event container (where toasts and style-only HTML go) takes no room; in the
+    # sidebar the script opened an empty sidebar on the first lesson page a browser visited.
+    with st._event:
         st.html(
             "<script>document.cookie = "
             f"'{OWNER_COOKIE}={token}; path=/; max-age=31536000; SameSite=Strict';</script>",

@@ -322,3 +322,15 @@ def test_multi_panel_axes_keep_ticks_level_and_title_the_step_axis(runs):
     assert fig["layout"]["margin"]["t"] >= 110
     land = charts.landscape_bands(["a"], [[]])
     assert land["layout"]["xaxis3"]["title"]["text"] == "step"
+
+
+def test_a_log_axis_without_data_shows_no_crowded_decades():
+    """Before a run, plotly's default decades (0.1 … 10k) ran into each other on a short log
+    panel (the ICS and landscape lessons' key charts at 1280×800); with data, ticks come from
+    it."""
+    empty = charts.landscape_bands(["a"], [[]])["layout"]
+    logs = [k for k, v in empty.items() if k.startswith("yaxis") and v.get("type") == "log"]
+    assert logs and all(empty[k]["showticklabels"] is False for k in logs)
+    rows = [{"step": s, "loss_min": 0.1 * s + 0.1, "loss_max": 2.0, "beta": 3.0} for s in (1, 2)]
+    full = charts.landscape_bands(["a"], [rows])["layout"]
+    assert full["yaxis"].get("showticklabels", True) and full["yaxis"]["tickvals"]

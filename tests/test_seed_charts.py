@@ -57,7 +57,7 @@ def test_seed_sweep_mean_and_range_per_point() -> None:
     histories = [rows([0.1, accs[c.seed] - (0.5 if c.norm == "none" else 0)]) for c in configs]
     statuses = ["finished"] * len(configs)
     fig = seed_charts.seed_sweep(configs, histories, statuses)
-    assert "mean and range over 2 seeds" in fig["layout"]["title"]["text"]
+    assert fig["layout"]["title"]["subtitle"]["text"] == "mean and range over 2 seeds"
     bn = next(d for d in fig["data"] if d.get("name") == "norm=batch")
     assert bn["y"] == pytest.approx([0.8] * 6)
     assert bn["error_y"]["array"] == pytest.approx([0.1] * 6)
