@@ -115,6 +115,37 @@ CHARTS_JS = """() => Array.from(document.querySelectorAll('IFRAME')).map(f => {
 )
 
 
+# Run in the page: whether every live chart (or the index-th) has drawn its newest figure,
+# or keeps it pending out of view (dashboard/live_chart.py's window.bnvizSettled).
+SETTLED_JS = """(i) => { const fs = Array.from(document.querySelectorAll('IFRAME'));
+  return (i === null ? fs : [fs[i]]).every(f => f && f.contentWindow
+    && f.contentWindow.bnvizSettled && f.contentWindow.bnvizSettled()); }""".replace(
+    "IFRAME", IFRAME
+)
+
+
+_CHART_STATE_JS = """() => Array.from(document.querySelectorAll('IFRAME')).map(f => {
+  const w = f.contentWindow, r = f.getBoundingClientRect();
+  let s = null;
+  try { s = w.eval('({drawn, drawing, dirty, visible, hidden: document.hidden})'); }
+  catch (e) { s = String(e); }
+  return {top: Math.round(r.top), width: Math.round(r.width), state: s}; })""".replace(
+    "IFRAME", IFRAME
+)
+
+
+def wait_charts_drawn(page, index: int | None = None, timeout: float = 60.0) -> None:
+    """Until the live charts (or the index-th) show their newest figure: after a scroll, a
+    resize or a run's end, instead of a fixed sleep. Two animation frames more, so that a
+    screenshot sees what was drawn."""
+    try:
+        page.wait_for_function(SETTLED_JS, arg=index, timeout=timeout * 1000)
+    except Exception as e:
+        state = page.evaluate(_CHART_STATE_JS)
+        raise AssertionError(f"live charts not drawn (chart {index}): {state}") from e
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
 def charts(page) -> list[list[int] | None]:
     return page.evaluate(CHARTS_JS)
 

@@ -45,8 +45,8 @@ def main() -> None:
             time.sleep(0.05)
         say(closed=gid, rows=len(job.runs[0].history), t=time.time())
     say(done=True)
-    while True:  # a server stays up after its groups end
-        time.sleep(1)
+    while True:  # a server stays up after its groups end, until it is killed
+        signal.pause()
 
 
 if __name__ == "__main__":

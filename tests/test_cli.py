@@ -9,11 +9,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import pty
+import re
+import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -214,27 +217,50 @@ def test_no_out_writes_nothing(
     assert "run 1" in capsys.readouterr().out  # nothing varies: runs are numbered
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
+def _read_pty(fd: int, until: Callable[[str], bool], timeout: float) -> str:
+    """What a child wrote to the terminal `fd`, read until `until(text)` or EOF."""
+    text, end = "", time.monotonic() + timeout
+    while not until(text):
+        left = end - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out; the terminal showed {text[-300:]!r}")
+        if select.select([fd], [], [], left)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            text += chunk.decode(errors="replace")
+    return text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT and a terminal are POSIX")
 def test_ctrl_c_cancels_and_keeps_records(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     cmd = [sys.executable, "-m", "bnviz", "train", "--set", "hidden=16,16", "--set", "epochs=500"]
+    # stderr on a terminal, as a user runs it: its progress bar says when records exist.
+    master, child = pty.openpty()
     proc = subprocess.Popen(
         [*cmd, "--vary", "norm=none,batch", "--out", str(out)],
         cwd=ROOT,
         env=child_env(tmp_path),
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=child,
         text=True,
     )
+    os.close(child)
     try:
-        assert proc.stderr is not None
-        first = proc.stderr.readline()  # printed once the Ctrl-C handler is in place
-        assert first.startswith("training 2 runs"), first
-        time.sleep(1.0)
+        # the first line is printed once the Ctrl-C handler is in place; a test accuracy on
+        # the bar once every run has a record
+        shown = _read_pty(master, lambda t: re.search(r"test acc +\d+\.\d% +\d", t), 120)
+        assert shown.lstrip().startswith("training 2 runs"), shown
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, _ = proc.communicate(timeout=60)
+        stderr = shown + _read_pty(master, lambda t: False, 10)
     finally:
         proc.kill()
+        os.close(master)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "cancelled" in stdout

@@ -5,12 +5,11 @@ Screenshots at 1280×800 and 1024×768 → artifacts/lesson_*.png."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from bnviz.lessons import LESSONS
-from tests.browser import IFRAME, charts, launch, serve, shot, wait_until
+from tests.browser import IFRAME, charts, launch, serve, shot, wait_charts_drawn, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -70,7 +69,7 @@ def test_a_lesson_from_the_tour_runs_live_and_shows_its_check(server):
         assert "norm=batch" in text and "norm=none" in text
         shot(page, "lesson_2_check_1280")
         page.set_viewport_size({"width": 1024, "height": 768})
-        time.sleep(1.0)
+        wait_charts_drawn(page)
         shot(page, "lesson_3_check_1024")
         # Open in the lab: the Train page with the lesson's configuration.
         page.get_by_role("button", name="Open in the lab").click()
@@ -88,15 +87,17 @@ def test_stop_during_a_lesson_run(server):
     page.goto(base + "/no_norm")  # its runs train for many seconds
     run = page.get_by_role("button", name="Run this experiment")
     run.click(timeout=60_000)
-    stop = page.get_by_role("button", name="Stop", exact=True)
-    wait_until(stop.is_enabled, 15, "Stop enabled while the lesson trains")
+    # in the page, not the header's Stop of a running script
+    main = page.get_by_test_id("stMainBlockContainer")
+    stop = main.get_by_role("button", name="Stop", exact=True)
+    wait_until(stop.is_enabled, 60, "Stop enabled while the lesson trains")
     assert run.is_disabled()
     # over several seeds the status line counts the runs: "24 runs: 3 running, 21 queued"
     training = re.compile(r"\d+ runs: [^\n]*running")
-    wait_until(lambda: training.search(page.inner_text("body")), 30, "the runs training")
+    wait_until(lambda: training.search(page.inner_text("body")), 60, "the runs training")
     assert run.is_disabled() and stop.is_enabled()
     stop.click()
-    wait_until(lambda: page.get_by_text("stopped on").count() > 0, 30, "the group stopped")
-    wait_until(run.is_enabled, 15, "Run enabled again")
+    wait_until(lambda: page.get_by_text("stopped on").count() > 0, 60, "the group stopped")
+    wait_until(run.is_enabled, 60, "Run enabled again")
     assert stop.is_disabled()
     page.close()

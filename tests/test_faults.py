@@ -82,6 +82,28 @@ def lost_seconds(server: Server, gid: str, kept: int, killed: float) -> float:
     return max(0.0, killed - min(first_unkept)) if first_unkept else 0.0
 
 
+def stored_rows(runs: Path, gid: str) -> int:
+    """History rows of the group's first run in the store, read as a follower reads them."""
+    try:
+        db = sqlite3.connect(f"file:{runs / DB_NAME}?mode=ro", uri=True, timeout=5)
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+    try:
+        q = "SELECT COUNT(*) FROM rows WHERE group_id = ? AND run = 0 AND kind = 'history'"
+        return db.execute(q, (gid,)).fetchone()[0]
+    except sqlite3.OperationalError:  # the schema not written yet
+        return 0
+    finally:
+        db.close()
+
+
+def wait_stored(runs: Path, gid: str, n: int, timeout: float = 90.0) -> None:
+    end = time.time() + timeout
+    while stored_rows(runs, gid) < n:
+        assert time.time() < end, f"the store never held {n} rows of {gid}"
+        time.sleep(0.05)
+
+
 def reopen(runs: Path) -> JobManager:
     return JobManager(runs_dir=runs, warm=False)
 
@@ -103,8 +125,10 @@ def test_kill_while_training_keeps_rows_and_marks_it_interrupted(tmp_path, sig):
     runs = tmp_path / "runs"
     server = Server(runs, "long")
     gid = server.wait(lambda m: "gid" in m)["gid"]
-    server.wait(lambda m: m.get("rows", 0) >= 10)
-    time.sleep(3.3)  # between two of the store's 2-second writes
+    # Between two of the store's writes: 10 rows stored, and rows since that are not yet.
+    wait_stored(runs, gid, 10)
+    stored = stored_rows(runs, gid)
+    server.wait(lambda m: m.get("gid") == gid and m.get("rows", 0) > stored + 3)
     killed = server.kill(sig)
     m = reopen(runs)
     try:

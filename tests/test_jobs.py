@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -133,7 +134,9 @@ def test_delete_while_training_stays_deleted(manager, tmp_path):
     wait_for(lambda: manager.get(gid).runs[0].history, what="first rows")
     manager.delete(gid)
     wait_for(lambda: manager.running() == 0, what="worker gone")
-    time.sleep(0.5)  # the reader thread's last save would come now
+    # the reader thread's last save comes before it ends
+    reader = f"bnviz-read-{gid}"
+    wait_for(lambda: all(t.name != reader for t in threading.enumerate()), what="reader gone")
     assert not (tmp_path / "runs" / f"{gid}.json").exists()
     assert stored(tmp_path / "runs", gid) is None
 

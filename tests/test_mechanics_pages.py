@@ -4,7 +4,6 @@ widgets change what is computed; the numbers shown are the library's."""
 from __future__ import annotations
 
 import ast
-import json
 import math
 
 import pytest
@@ -214,8 +213,10 @@ def test_no_chart_ink_vanishes_on_the_dark_theme(slug):
     for label in labels:
         if label is not None:
             open_tab(at, slug, label)
+        sent = at.session_state["_live_chart_sent"]
         for chart in at.get("component_instance"):
-            colors = _colors(json.loads(chart.proto.json_args)["figure"]["data"])
+            key = next(k for k in sent if k in chart.proto.id)  # its figure, not its patch
+            colors = _colors(drawn_figure(at.session_state, key)["data"])
             assert not colors & dark, (slug, label, chart.proto.id, colors & dark)
     assert {INK, INK_SOFT, GUIDE} <= {"#222", "#444", "#888"}  # live_chart's INK set
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 
 import pytest
 
@@ -158,7 +157,12 @@ def test_rows_are_written_while_a_group_trains(tmp_path):
     try:
         gid = m.submit([LONG])
         wait_for(lambda: len(m.get(gid).runs[0].history) > 3, what="rows")
-        time.sleep(0.6)
+
+        def rows_stored() -> bool:
+            groups, _ = RunStore(tmp_path).load(gid)
+            return bool(groups) and len(groups[0].runs[0].history) >= 3
+
+        wait_for(rows_stored, what="rows in the store while it trains")
         stored, _ = RunStore(tmp_path).load(gid)
         assert stored[0].state == "running" and len(stored[0].runs[0].history) >= 3
         assert stored[0].runs[0].status == "running"

@@ -29,7 +29,7 @@ from bnviz.lessons import LESSONS  # noqa: E402
 from tests.browser import charts, launch, serve  # noqa: E402
 
 VIEWPORT = {"width": 1280, "height": 800}
-VERDICT = re.compile(r"The claim (holds|does not hold) in this run")
+VERDICT = re.compile(r"The claim (holds|does not hold) (over \d+ seeds|in this run)")
 PROGRESS = re.compile(r"training on \S+ — (\d+)%")
 TRAIN_URL = "/?activation=sigmoid&epochs=100"  # Ioffe & Szegedy's sigmoid net, long enough to watch
 MAX_BYTES = 300_000
