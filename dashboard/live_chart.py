@@ -257,9 +257,13 @@ __PATCH_JS__
 // A resync asked within a second of the last is put off to the end of that second, never
 // dropped: a new iframe (a chart moved by presentation mode) whose first message is a patch
 // must get its whole figure even when no later message comes (the group has ended).
+// The count is told with this iframe's own nonce: a new iframe (the same key, remounted)
+// counting from 0 again would repeat an old iframe's count, which the server has answered.
 let asked = 0, askedAt = -Infinity, have = "", later = null;
+const nonce = Math.random().toString(36).slice(2, 10);
 function tell() {
-  post("streamlit:setComponentValue", { value: { resync: asked, have: have }, dataType: "json" });
+  const count = asked === 0 ? 0 : nonce + ":" + asked;
+  post("streamlit:setComponentValue", { value: { resync: count, have: have }, dataType: "json" });
 }
 function resync() {
   const wait = askedAt + 1000 - performance.now();

@@ -9,7 +9,16 @@ import re
 import pytest
 
 from bnviz.lessons import LESSONS
-from tests.browser import IFRAME, charts, launch, serve, shot, wait_charts_drawn, wait_until
+from tests.browser import (
+    IFRAME,
+    charts,
+    launch,
+    serve,
+    shot,
+    wait_charts_drawn,
+    wait_until,
+    wait_worker_ready,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -29,6 +38,10 @@ def test_a_lesson_from_the_tour_runs_live_and_shows_its_check(server):
     if True:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(base + "/")
+        # Not while the Train page polls for its worker: a link clicked then can meet a
+        # Streamlit race (the page's fragment rerun after the new page's run: a blank page;
+        # docs/dashboard.md, known problems).
+        wait_worker_ready(page)
         page.get_by_role("link", name="New here? Take the tour").click()
         page.get_by_role("link", name="Start the tour").wait_for(timeout=60_000)
         shot(page, "lesson_0_tour_1280")
