@@ -224,13 +224,13 @@ def test_worker_duty_only_throttles_small_machines(monkeypatch):
 
     monkeypatch.delenv("BNVIZ_WORKER_DUTY", raising=False)
     assert worker_duty(1, cores=8) == 1.0
+    assert worker_duty(1, cores=2) == 1.0  # one group: a whole core, as fast as the CLI
+    assert worker_duty(2, cores=2) == pytest.approx(0.5)  # two share one core
+    monkeypatch.setenv("BNVIZ_WORKER_DUTY", "0.7")
     assert worker_duty(1, cores=2) == pytest.approx(0.7)
-    assert worker_duty(2, cores=2) == pytest.approx(0.35)
-    monkeypatch.setenv("BNVIZ_WORKER_DUTY", "1")
-    assert worker_duty(1, cores=2) == 1.0
     for bad in ("abc", "0", "1.5"):  # a bad setting falls back to the default, with a warning
         monkeypatch.setenv("BNVIZ_WORKER_DUTY", bad)
-        assert worker_duty(1, cores=2) == pytest.approx(0.7)
+        assert worker_duty(1, cores=2) == 1.0
 
 
 def test_slice_on_demand_for_an_ended_group(manager, tmp_path):
