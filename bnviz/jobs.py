@@ -47,7 +47,7 @@ log = logging.getLogger("bnviz.jobs")
 
 ACTIVE = ("queued", "running")
 STOP_GRACE_S = 5.0  # a worker that ignores the stop flag this long is killed
-SMALL_MACHINE_DUTY = 1.0  # of one core, shared by the running workers (see worker_duty)
+SMALL_MACHINE_DUTY = 0.7  # of one core while the server is busy, shared by the workers
 COMPACT = (",", ":")  # json separators of the run store
 WARM_DELAY_S = 3.0  # after a group starts, before the next warm worker is started
 FLUSH_S = 2.0  # a training group's new rows are written to the store this often
@@ -119,12 +119,13 @@ def worker_threads(max_running: int) -> int:
 def worker_duty(max_running: int, cores: int | None = None) -> float:
     """Share of the wall time each worker trains (worker.DutyCycle); BNVIZ_WORKER_DUTY overrides.
 
-    On ≤ 2 cores the running workers share one core (the other is the web server's and the
-    browser's). It was 0.7 of a core for one group, when a full core saturated the machine
-    (health p95 21–32 ms); with today's server a full core measures p95 4.3 ms, max 29 ms with
-    a tab open, against 11.3 / 63 ms at 0.7 (benchmarks/bench_health.py, 2 cores, one run
-    each), and a lesson's page then takes 0.9–1.1× its CLI time instead of 1.4–1.7×
-    (benchmarks/bench_page.py). With more cores training takes whole ones.
+    On ≤ 2 cores, while the web server is busy (asking for over 0.4 of a core, run or
+    waiting to run: followers of a live group; worker.ParentLoad), the running workers share
+    0.7 of a core; otherwise each trains its whole core. A fixed 0.7 made a lesson's page
+    take 1.4–1.7× its CLI time (the server idle meanwhile); a fixed 1.0 starved 30 followers
+    (0 of 30 without a 2-s gap, health p95 395 ms, against 22 of 30 and 79 ms at 0.7;
+    benchmarks/class_load.py, 2 quiet cores, one run each).
+    With more cores training takes whole ones.
     """
     text = os.environ.get("BNVIZ_WORKER_DUTY")
     if text is not None:

@@ -31,7 +31,11 @@ FLUSH_S = 0.1  # rows are sent at most this often; status changes at once
 class DutyCycle:
     """Called between steps, sleeps so that the work between calls takes at most `duty` of
     the wall time (1 = never sleeps). Slices of `period` seconds: short enough to look smooth,
-    long enough that sleeping costs nothing."""
+    long enough that sleeping costs nothing.
+
+    `server_busy` (optional): whether the web server needs the CPU now. Then the cycle holds
+    only while it does, and training takes the whole core otherwise: a lesson's page trains as
+    fast as the CLI, and 30 followers of a live group still get the server's share."""
 
     def __init__(
         self,
@@ -39,17 +43,64 @@ class DutyCycle:
         period: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        server_busy: Callable[[], bool] | None = None,
     ) -> None:
         if not 0 < duty <= 1:
             raise ValueError(f"duty={duty}: must be in (0, 1]")
         self.duty, self.period, self.clock, self.sleep = duty, period, clock, sleep
+        self.server_busy = server_busy
         self.since = clock()
 
     def __call__(self) -> None:
         busy = self.clock() - self.since
         if self.duty < 1 and busy >= self.period:
-            self.sleep(busy * (1 - self.duty) / self.duty)
+            if self.server_busy is None or self.server_busy():
+                self.sleep(busy * (1 - self.duty) / self.duty)
             self.since = self.clock()
+
+
+class ParentLoad:
+    """Whether the parent process (the web server) asked for more than `share` of a core over
+    the last `window` seconds: the time its threads ran plus the time they waited to run
+    (Linux's /proc/PID/task/*/schedstat), so a server starved by training still counts as
+    busy. None where that cannot be read: the caller keeps its fixed duty cycle."""
+
+    def __init__(
+        self,
+        share: float = 0.4,
+        window: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        pid: int | None = None,
+    ) -> None:
+        self.share, self.window, self.clock = share, window, clock
+        self.tasks = f"/proc/{pid or os.getppid()}/task"
+        self.at, self.demand = clock(), self._demand()
+        self.busy = True
+
+    def _demand(self) -> float | None:
+        """Seconds the parent's threads have run or waited to run, in all."""
+        try:
+            total = 0
+            for tid in os.listdir(self.tasks):
+                with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+                    with open(f"{self.tasks}/{tid}/schedstat") as f:
+                        run, wait = f.read().split()[:2]
+                    total += int(run) + int(wait)
+            return total / 1e9
+        except (OSError, ValueError):
+            return None
+
+    def readable(self) -> bool:
+        return self.demand is not None
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        if now - self.at >= self.window:
+            demand = self._demand()
+            if demand is not None and self.demand is not None:
+                self.busy = (demand - self.demand) / (now - self.at) > self.share
+            self.at, self.demand = now, demand
+        return self.busy
 
 
 def main() -> None:
@@ -126,7 +177,8 @@ def main() -> None:
         if e["type"] == "status":
             flush()
 
-    throttle = DutyCycle(args.duty)
+    load = ParentLoad()
+    throttle = DutyCycle(args.duty, server_busy=load if load.readable() else None)
 
     def should_stop() -> bool:
         # Polled before every step, where every run's rows of the last step are in: a batch

@@ -219,18 +219,69 @@ def test_duty_cycle_sleeps_the_rest_of_each_slice():
         DutyCycle(0.0)
 
 
+def test_duty_cycle_holds_only_while_the_server_is_busy():
+    """With `server_busy`, training sleeps its share only while the server needs the CPU: a
+    lesson's page trains as fast as the CLI when no one else is served."""
+    from bnviz.worker import DutyCycle
+
+    now = [0.0]
+    busy = [False]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    throttle = DutyCycle(0.7, clock=lambda: now[0], sleep=sleep, server_busy=lambda: busy[0])
+    for _ in range(500):
+        now[0] += 0.001
+        throttle()
+    assert now[0] == pytest.approx(0.5)  # idle server: never slept
+    busy[0] = True
+    start = now[0]
+    for _ in range(500):
+        now[0] += 0.001
+        throttle()
+    assert 0.5 / (now[0] - start) == pytest.approx(0.7, abs=0.02)
+
+
+def test_parent_load_reads_a_real_process():
+    """ParentLoad measures a process's CPU from /proc: a child spinning is busy, one
+    sleeping is not (the control)."""
+    import subprocess
+    import sys
+
+    from bnviz.worker import ParentLoad
+
+    if not os.path.exists(f"/proc/{os.getpid()}/stat"):
+        pytest.skip("no /proc: the worker keeps its fixed duty cycle there")
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    rest = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for proc, expected in ((spin, True), (rest, False)):
+            load = ParentLoad(share=0.25, window=0.3, pid=proc.pid)
+            assert load.readable()
+            t = time.monotonic()
+            while time.monotonic() - t < 0.6:  # two windows
+                load()
+                time.sleep(0.05)
+            assert load() is expected, proc.args
+    finally:
+        spin.kill()
+        rest.kill()
+    assert not ParentLoad(pid=2**22 + 12345).readable()  # no such process: the fixed cycle
+
+
 def test_worker_duty_only_throttles_small_machines(monkeypatch):
     from bnviz.jobs import worker_duty
 
     monkeypatch.delenv("BNVIZ_WORKER_DUTY", raising=False)
     assert worker_duty(1, cores=8) == 1.0
-    assert worker_duty(1, cores=2) == 1.0  # one group: a whole core, as fast as the CLI
-    assert worker_duty(2, cores=2) == pytest.approx(0.5)  # two share one core
-    monkeypatch.setenv("BNVIZ_WORKER_DUTY", "0.7")
-    assert worker_duty(1, cores=2) == pytest.approx(0.7)
+    assert worker_duty(1, cores=2) == pytest.approx(0.7)  # while the server is busy
+    assert worker_duty(2, cores=2) == pytest.approx(0.35)
+    monkeypatch.setenv("BNVIZ_WORKER_DUTY", "1")
+    assert worker_duty(1, cores=2) == 1.0
     for bad in ("abc", "0", "1.5"):  # a bad setting falls back to the default, with a warning
         monkeypatch.setenv("BNVIZ_WORKER_DUTY", bad)
-        assert worker_duty(1, cores=2) == 1.0
+        assert worker_duty(1, cores=2) == pytest.approx(0.7)
 
 
 def test_slice_on_demand_for_an_ended_group(manager, tmp_path):
