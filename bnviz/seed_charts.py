@@ -100,7 +100,9 @@ def seed_curves(
             {
                 "type": "scatter",
                 "mode": "lines",
-                "name": f"{label} (mean of {n})" if n > 1 else label,
+                # the subtitle says "mean and range of n seeds": a suffix here made a dozen
+                # arms' legend entries wider than their slots at 1024 px
+                "name": label,
                 "legendgroup": label,
                 "x": x,
                 "y": [sum(v) / len(v) for _, v in test],
@@ -212,8 +214,10 @@ def seed_sweep(
             "width": 4,
         }
     n = max((r[2] for r in ranges.values()), default=0)
-    # A subtitle, not the title's tail: on a projector's half width the title was cut.
-    layout = fig["layout"]
-    layout["title"]["subtitle"] = {"text": f"mean and range over {n} seeds", "font": {"size": 14}}
-    layout["margin"] = {**layout["margin"], "t": max(layout["margin"]["t"], 92)}
+    # The seeds in the title's tail, short (a long tail was cut at a projector's half width;
+    # a subtitle squeezed the plot of a key chart at 1024×768); the legend says the bars.
+    fig["layout"]["title"]["text"] += f" · {n} seeds"
+    for d in fig["data"]:
+        if d.get("name") == "final":
+            d["name"] = "final (mean; bars: range)"
     return fig

@@ -31,8 +31,8 @@ def test_seed_curves_mean_and_band() -> None:
         [[0, 1], [0, 1]],
     )
     by_name = {d.get("name"): d for d in fig["data"] if d.get("name")}
-    assert by_name["norm=none (mean of 2)"]["y"] == pytest.approx([0.1, 0.3])
-    assert by_name["norm=batch (mean of 2)"]["y"] == pytest.approx([0.5, 0.8])
+    assert by_name["norm=none"]["y"] == pytest.approx([0.1, 0.3])
+    assert by_name["norm=batch"]["y"] == pytest.approx([0.5, 0.8])
     bands = [d for d in fig["data"] if d.get("fill") == "tonexty"]
     assert [b["y"] for b in bands] == [[0.1, 0.4], [0.5, 0.9]]  # the highest seed per epoch
     seed1 = by_name["norm=batch · seed 1"]
@@ -47,7 +47,7 @@ def test_seed_curves_skip_non_finite_points() -> None:
     diverged = rows([0.1, 0.2])
     diverged[1]["test_acc"] = None
     fig = seed_charts.seed_curves(["a"], [[rows([0.1, 0.6]), diverged]], "acc")
-    mean = next(d for d in fig["data"] if d.get("name") == "a (mean of 2)")
+    mean = next(d for d in fig["data"] if d.get("name") == "a" and d["line"].get("width") == 3)
     assert mean["y"] == pytest.approx([0.1, 0.6])
 
 
@@ -57,7 +57,7 @@ def test_seed_sweep_mean_and_range_per_point() -> None:
     histories = [rows([0.1, accs[c.seed] - (0.5 if c.norm == "none" else 0)]) for c in configs]
     statuses = ["finished"] * len(configs)
     fig = seed_charts.seed_sweep(configs, histories, statuses)
-    assert fig["layout"]["title"]["subtitle"]["text"] == "mean and range over 2 seeds"
+    assert fig["layout"]["title"]["text"].endswith(" · 2 seeds")
     bn = next(d for d in fig["data"] if d.get("name") == "norm=batch")
     assert bn["y"] == pytest.approx([0.8] * 6)
     assert bn["error_y"]["array"] == pytest.approx([0.1] * 6)
