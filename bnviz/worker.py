@@ -63,7 +63,8 @@ class ParentLoad:
     """Whether the parent process (the web server) asked for more than `share` of a core over
     the last `window` seconds: the time its threads ran plus the time they waited to run
     (Linux's /proc/PID/task/*/schedstat), so a server starved by training still counts as
-    busy. None where that cannot be read: the caller keeps its fixed duty cycle."""
+    busy. Where /proc cannot be read, `readable()` is False: the caller keeps its fixed duty
+    cycle."""
 
     def __init__(
         self,

@@ -69,11 +69,9 @@ document.addEventListener("visibilitychange", () => drain().catch((err) => conso
 // labels cut); a resize of the window or of the page's column is the same: the next draw, at
 // the new width, comes when the width changes (not only when a new figure arrives).
 let drawnWidth = -1;
-let resized = false;
 new ResizeObserver(() => {
   const w = chart.clientWidth;
   if (!drawn || w <= 0 || w === drawnWidth) return;
-  resized = true;
   dirty = true;
   drain().catch((err) => console.error(err));
 }).observe(chart);
@@ -183,8 +181,7 @@ async function drain() {
         layout[k] = v && typeof v === "object" && !Array.isArray(v) ? Object.assign({}, v) : v;
       }
       try {
-        if (resized) {  // the layout's size follows the frame (Plotly keeps the old one)
-          resized = false;
+        if (drawn && chart.clientWidth !== drawnWidth) {  // Plotly keeps its old size
           await Plotly.Plots.resize(chart);
         }
         drawnWidth = chart.clientWidth;
