@@ -146,6 +146,27 @@ def wait_charts_drawn(page, index: int | None = None, timeout: float = 60.0) -> 
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
+# Whether every drawn live chart is laid out at its column's width and done drawing. Each
+# step lags the one before: Streamlit sets the iframe's width attribute from its column's
+# width a render after a resize (680 px for a 526 px column, measured), the chart redraws
+# when its frame's width changes (Plotly's resize is a relayout after a 100 ms timer, then
+# a react), and only bnvizSettled says the redraw is over.
+LAID_OUT_JS = """() => Array.from(document.querySelectorAll('IFRAME')).every(f => {
+  const d = f.contentDocument && f.contentDocument.querySelector('.js-plotly-plot');
+  if (!d || !d._fullLayout) return true;
+  const w = f.contentWindow;
+  return Math.abs(f.clientWidth - f.parentElement.clientWidth) <= 2
+    && Math.abs(d._fullLayout.width - f.clientWidth) <= 2
+    && w.bnvizSettled && w.bnvizSettled(); })
+""".replace("IFRAME", IFRAME)
+
+
+def wait_laid_out(page, where: str, timeout: float = 30.0) -> None:
+    """Until every drawn live chart is redrawn at its column's width: after a resize."""
+    wait_until(lambda: page.evaluate(LAID_OUT_JS), timeout, f"{where}: charts laid out")
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
 def charts(page) -> list[list[int] | None]:
     return page.evaluate(CHARTS_JS)
 

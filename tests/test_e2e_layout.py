@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.browser import IFRAME, launch, serve, shot, wait_charts_drawn
+from tests.browser import IFRAME, launch, serve, shot, wait_charts_drawn, wait_laid_out
 
 pytestmark = pytest.mark.browser
 
@@ -92,7 +92,7 @@ def test_train_page_fits_every_projector_in_both_modes():
                 page.get_by_role("button", name="Exit presentation").wait_for()
             for w, h in VIEWPORTS:
                 page.set_viewport_size({"width": w, "height": h})
-                wait_charts_drawn(page)
+                wait_laid_out(page, f"{mode} {w}×{h}")
                 shot(page, f"layout_{mode}_{w}x{h}")
                 problems += check(page, f"{mode} {w}×{h}")
                 if mode == "present":
@@ -142,11 +142,6 @@ IN_VIEW_BG_JS = """() => Array.from(document.querySelectorAll('IFRAME'))
   .map(f => { const d = f.contentDocument && f.contentDocument.querySelector('.js-plotly-plot');
     return d && d._fullLayout ? d._fullLayout.paper_bgcolor : null; })""".replace("IFRAME", IFRAME)
 DARK_INKS = {"black", "#000", "#000000", "#222", "#222222", "#444", "#444444", "rgb(0, 0, 0)"}
-# Whether every drawn live chart is laid out at its frame's width (a redraw after a resize).
-LAID_OUT_JS = """() => Array.from(document.querySelectorAll('IFRAME')).every(f => {
-  const d = f.contentDocument && f.contentDocument.querySelector('.js-plotly-plot');
-  return !d || !d._fullLayout || Math.abs(d._fullLayout.width - f.clientWidth) <= 2; })
-""".replace("IFRAME", IFRAME)
 
 
 def _fold(page, where: str, h: int) -> list[str]:
@@ -201,7 +196,7 @@ def test_every_lesson_shows_its_key_chart_and_verdict_above_the_fold():
                         page.set_viewport_size({"width": w, "height": h})
                     if (w, h) == ((1024, 768) if present else (1280, 800)):
                         problems += _fold(page, where, h)
-                    wait_until(lambda: page.evaluate(LAID_OUT_JS), 20, f"{where}: laid out")
+                    wait_laid_out(page, where)
                     problems += [f"{where}: {x}" for x in page.evaluate(OVERLAP_JS)]
                     problems += [f"{where}: cut label {x!r}" for x in page.evaluate(CUT_JS)]
                     if slug in TRAINED:

@@ -15,7 +15,7 @@ from tests.browser import (
     launch,
     serve,
     shot,
-    wait_charts_drawn,
+    wait_laid_out,
     wait_until,
     wait_worker_ready,
 )
@@ -82,7 +82,7 @@ def test_a_lesson_from_the_tour_runs_live_and_shows_its_check(server):
         assert "norm=batch" in text and "norm=none" in text
         shot(page, "lesson_2_check_1280")
         page.set_viewport_size({"width": 1024, "height": 768})
-        wait_charts_drawn(page)
+        wait_laid_out(page, "the lesson at 1024×768")
         shot(page, "lesson_3_check_1024")
         # Open in the lab: the Train page with the lesson's configuration.
         page.get_by_role("button", name="Open in the lab").click()
