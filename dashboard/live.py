@@ -17,7 +17,7 @@ from bnviz.jobs import GroupJob, JobManager, RunState
 from bnviz.records import latest_layers, layer_series, status_text, sweep_axes, sweep_points
 
 from .live_chart import live_chart
-from .tick_cache import CACHE, job_version
+from .tick_cache import CACHE
 
 REFRESH_S = 0.5
 
@@ -34,8 +34,8 @@ def group_view(job: GroupJob | None) -> tuple[list[RunState], list[str], tuple |
     without a group: empty charts, nothing to share)."""
     if job is None:
         return [], [], None
-    version = job_version(job)
-    runs = CACHE.snapshot(job)
+    version = CACHE.version(job)
+    runs = CACHE.snapshot(job, version)
     labels = CACHE.value(("labels", job.id), None, job.labels)
     return runs, labels, (job.id, version)
 
