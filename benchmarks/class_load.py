@@ -215,7 +215,9 @@ async def follow(server: Server, mon: Monitor, args: argparse.Namespace) -> dict
                 "refreshes": len(rs),
                 "ms": [r.ms for r in rs if r.ms is not None],
                 "bytes": [r.nbytes for r in rs],
+                "wire": [r.wire for r in rs],
                 "first_bytes": v.runs[0].nbytes if v.runs else 0,
+                "first_wire": v.runs[0].wire if v.runs else 0,
                 "max_gap_s": max(gaps, default=float("inf")),
                 "live": bool(rs) and max(gaps, default=0) <= GAP_S and first is not None,
                 "errors": v.errors,
@@ -223,6 +225,7 @@ async def follow(server: Server, mon: Monitor, args: argparse.Namespace) -> dict
         )
     ms = [x for p in per for x in p["ms"]]
     nbytes = [x for p in per for x in p["bytes"]]
+    wire = [x for p in per for x in p["wire"]]
     alone = [r.ms for r in refreshes(lecturer, t_alone, t_follow)]
     crowd = [r.ms for r in refreshes(lecturer, t_follow, t_end)]
     rss = [m for t, m in mon.rss if t_follow <= t <= t_end]
@@ -245,6 +248,11 @@ async def follow(server: Server, mon: Monitor, args: argparse.Namespace) -> dict
         "bytes_per_refresh_median": statistics.median(nbytes) if nbytes else float("nan"),
         "bytes_per_refresh_max": max(nbytes, default=0),
         "bytes_first_draw_median": statistics.median([p["first_bytes"] for p in per])
+        if per
+        else float("nan"),
+        # on the wire: compressed when the server compresses (server.enableWebsocketCompression)
+        "wire_bytes_per_refresh_median": statistics.median(wire) if wire else float("nan"),
+        "wire_bytes_first_draw_median": statistics.median([p["first_wire"] for p in per])
         if per
         else float("nan"),
         "lecturer_alone_ms_p50": pct(alone, 50),

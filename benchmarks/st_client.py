@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 FRAGMENT_DONE = ForwardMsg.ScriptFinishedStatus.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
 
@@ -35,8 +35,20 @@ class Run:
 
     at: float  # time.monotonic() when it finished
     ms: float | None  # round trip of the oldest rerun it answered (None: the server's own)
-    nbytes: int  # every message of the run, as received
+    nbytes: int  # every message of the run, as received (decompressed)
+    wire: int  # the bytes on the wire for them (compressed, when the server compresses)
     fragment: bool  # a fragment run (a live refresh), not a whole page
+
+
+class _Counted(ClientConnection):
+    """A connection that counts the bytes it receives on the wire (frames as sent, before
+    permessage-deflate is undone)."""
+
+    wire = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.wire += len(data)
+        super().data_received(data)
 
 
 @dataclass
@@ -60,6 +72,7 @@ class Viewer:
         self._timers: dict[str, asyncio.Task] = {}  # fragment id → its auto-rerun loop
         self._sent: list[float] = []  # reruns sent and not yet answered (monotonic)
         self._bytes = 0  # received since the last script_finished
+        self._wire = 0  # the wire's count at the last script_finished
         self._tasks: list[asyncio.Task] = []
         self._widgets: dict[str, WidgetState] = {}  # values the page set, sent with each rerun
         self._told: str | None = None  # a fragment to rerun: a component's value changed
@@ -75,6 +88,7 @@ class Viewer:
             max_size=None,
             ping_interval=None,
             open_timeout=30,
+            create_connection=_Counted,
         )
         self._tasks.append(asyncio.create_task(self._read()))
         await self.rerun()
@@ -165,8 +179,9 @@ class Viewer:
             # runs the queued reruns as one. Every rerun sent before this end is answered.
             self._sent.clear()
             fragment = msg.script_finished == FRAGMENT_DONE
-            self.runs.append(Run(now, ms, self._bytes, fragment))
-            self._bytes = 0
+            wire = self._ws.wire if self._ws is not None else 0
+            self.runs.append(Run(now, ms, self._bytes, wire - self._wire, fragment))
+            self._bytes, self._wire = 0, wire
             if self._told is not None:  # as the browser does after a setComponentValue
                 fid, self._told = self._told, None
                 self._tasks.append(asyncio.create_task(self.rerun(fragment_id=fid)))

@@ -82,6 +82,7 @@ class ChartStream:
         self.token = uuid.uuid4().hex[:10]  # names this stream to the component
         self._state: _State | None = None
         self._lock = threading.Lock()
+        self.checked = 0  # the revision whose whole figure is known to be JSON (live_chart)
 
     def state(self) -> _State | None:
         """The newest revision (rev, figure, ...) as one consistent object."""

@@ -153,8 +153,12 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
 
     @st.fragment(run_every=refresh)
     def view() -> None:
-        state.store_error_notice()  # in the live view: a failing write shows within a refresh
         job, _ = _group(lesson)
+        with live.in_turn(live.following_live(job, manager)):
+            _view(job)
+
+    def _view(job: GroupJob | None) -> None:
+        state.store_error_notice()  # in the live view: a failing write shows within a refresh
         runs, labels, version = live.group_view(job)  # one snapshot a tick for all viewers
         position = manager.position(job.id) if job else None
         ready = manager.warm_ready() or not manager.warm_enabled

@@ -7,8 +7,11 @@ same Plotly div in place, so nothing flickers and a zoom survives the next updat
 
 from __future__ import annotations
 
+import contextlib
 import html
+import threading
 import time
+from collections.abc import Iterator
 
 import streamlit as st
 
@@ -16,10 +19,32 @@ from bnviz import charts, palette
 from bnviz.jobs import GroupJob, JobManager, RunState
 from bnviz.records import latest_layers, layer_series, status_text, sweep_axes, sweep_points
 
+from . import state
 from .live_chart import live_chart
 from .tick_cache import CACHE
 
 REFRESH_S = 0.5
+# Followers' live refreshes drawn at once; the others wait their turn, blocked without the
+# GIL. Unbounded, 30 followers' script threads each took the GIL in turn with the server's
+# event loop, which then answered every websocket and /_stcore/health late.
+FOLLOWERS_AT_ONCE = 2
+_turns = threading.BoundedSemaphore(FOLLOWERS_AT_ONCE)
+
+
+def following_live(job: GroupJob | None, manager: JobManager) -> bool:
+    """Whether this session follows a live group it does not own (a student on the link)."""
+    return job is not None and job.active and not manager.owns(job.id, state.owner())
+
+
+@contextlib.contextmanager
+def in_turn(wait: bool) -> Iterator[None]:
+    """A follower's refresh, one of FOLLOWERS_AT_ONCE at a time (`wait`); the group's owner
+    (the projector's view) and every page without a live group go at once."""
+    if not wait:
+        yield
+        return
+    with _turns:
+        yield
 
 
 def colors(runs: list[RunState]) -> list[str]:

@@ -470,15 +470,23 @@ def _same_size(a: Path, b: Path) -> bool:
     return a.stat().st_size == b.stat().st_size
 
 
-def _payload(figure: Any, key: str) -> dict:
+def _payload(figure: Any, key: str, plain: bool = False) -> dict:
     """Figure -> plain-JSON dict. bnviz's figures are already plain (lists of finite floats,
     None for gaps): one C-speed check, no copy. Anything else (numpy arrays, NaN, dates) goes
-    through plotly's encoder, ~10× slower, which a fragment rerun pays per chart."""
-    try:
-        json.dumps(figure, allow_nan=False)
+    through plotly's encoder, ~10× slower, which a fragment rerun pays per chart.
+
+    `plain`: the caller vouches for lists and numbers (a shared live figure, built from the
+    records, whose values are finite or None: `probes.record_values`): no check here, whose
+    cost grew with the history (740 ms for 200 000 points a trace, once per tick); what is
+    sent is checked instead (`_sendable`), a patch's new points or a whole figure once."""
+    if plain:
         fig = dict(figure)
-    except (TypeError, ValueError):
-        fig = json.loads(pio_json.to_json_plotly(figure))
+    else:
+        try:
+            json.dumps(figure, allow_nan=False)
+            fig = dict(figure)
+        except (TypeError, ValueError):
+            fig = json.loads(pio_json.to_json_plotly(figure))
     layout = dict(fig.get("layout", {}))  # the caller's figure stays untouched
     # A constant uirevision is what makes Plotly.react keep the user's zoom/pan/legend state.
     layout.setdefault("uirevision", "live_chart")
@@ -512,7 +520,7 @@ def live_chart(
     if share is not None:
         what, version = share
         build = figure if callable(figure) else lambda: figure
-        stream = CACHE.stream((key, what), version, lambda: _payload(build(), key))
+        stream = CACHE.stream((key, what), version, lambda: _payload(build(), key, plain=True))
     else:
         streams = st.session_state.setdefault("_live_chart_streams", {})
         stream = streams.get(key) or streams.setdefault(key, ChartStream())
@@ -528,11 +536,15 @@ def live_chart(
         tok, _, rev = str(told.get("have", "")).rpartition(":")
         if tok == stream.token and rev.isdigit() and int(rev) >= s.whole:
             s.whole, s.before = None, int(rev)  # it holds a whole figure of ours: patches now
+            s.whole_again = WHOLE_AGAIN_S
     whole = {"stream": stream.token, "rev": state.rev, "figure": state.figure}
     if s.whole is not None:  # not known to hold a whole figure yet
-        patch = stream.patch(s.whole) if time.monotonic() - s.whole_at < WHOLE_AGAIN_S else None
+        waited = time.monotonic() - s.whole_at
+        patch = stream.patch(s.whole) if waited < s.whole_again else None
         if patch is None:  # the whole figure (again: the last one may not have arrived)
             args = whole
+            if s.whole_at > 0:  # a second time: the next after twice as long
+                s.whole_again = min(WHOLE_AGAIN_MAX_S, 2 * s.whole_again)
             s.whole, s.whole_at = state.rev, time.monotonic()
         else:  # what was added since the whole figure, if that arrived meanwhile
             args = {"stream": stream.token, "patch": patch}
@@ -549,7 +561,36 @@ def live_chart(
             args = {"stream": stream.token, "patch": patch}
             s.before = s.rev
     s.rev = args["patch"]["rev"] if "patch" in args else state.rev
-    _component()(a=args, height=int(height), key=key, default=None)
+    _component()(a=_sendable(args, stream), height=int(height), key=key, default=None)
+
+
+def _sendable(args: dict, stream: ChartStream) -> dict:
+    """`args` as JSON a browser parses: NaN and ±inf are not JSON (Streamlit would write
+    them as they are, and the chart would never draw again): null instead. A patch is
+    checked each time (it is small); a whole figure once per revision."""
+    if "figure" in args:
+        if stream.checked == args["rev"]:
+            return args
+        key = "figure"
+    else:
+        key = "patch"
+    try:
+        json.dumps(args[key], allow_nan=False)
+    except (TypeError, ValueError):
+        return {**args, key: json.loads(pio_json.to_json_plotly(args[key]))}
+    if key == "figure":
+        stream.checked = args["rev"]
+    return args
+
+
+# Until the browser says it holds a whole figure, one is sent again after 2 s, then after
+# twice as long each time up to this (seconds); meanwhile patches from the last one (it may
+# have been lost, or still be on its way). On a busy server a follower's confirmation takes
+# longer than 2 s: re-sending every 2 s there (100 followers: ~100 KB a figure, four
+# figures each) kept it busy re-sending. A lost figure is also asked for again by the
+# component itself (a patch it cannot apply: a resync), within a second.
+WHOLE_AGAIN_S = 2.0
+WHOLE_AGAIN_MAX_S = 30.0
 
 
 @dataclass
@@ -563,11 +604,9 @@ class _Sent:
     whole: int | None  # the revision of the last whole figure sent, until the browser has one
     whole_at: float  # when it was sent (time.monotonic)
     before: int | None = None  # the revision sent before `rev` (patches start there)
+    whole_again: float = WHOLE_AGAIN_S  # s before an unconfirmed whole figure is sent again
 
 
-# Until the browser says it holds a whole figure, one is sent again this often (seconds):
-# meanwhile patches from the last one (it may have been lost, or still be on its way).
-WHOLE_AGAIN_S = 2.0
 _declared: tuple[object, Any] | None = None  # (the runtime's component registry, component)
 
 

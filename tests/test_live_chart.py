@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from dashboard.live_chart import _payload
+from dashboard.chart_stream import ChartStream
+from dashboard.live_chart import _payload, _sendable
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +56,30 @@ def test_payload_of_non_plain_figures_is_plain_json():
     out = _payload(fig, "k")
     assert out["data"][0]["y"] == [1.0, None, 3.0]
     json.dumps(out, allow_nan=False)
+
+
+def test_a_shared_figure_is_checked_where_it_is_sent_not_where_it_is_built():
+    """A shared live figure is not checked when built (that cost grew with the history);
+    what is sent is: a NaN that reached a figure (or only its newest points) goes out as
+    null, so the browser's JSON.parse never fails on it. The control: the same args sent
+    as they are are not JSON."""
+    stream = ChartStream()
+    stream.push(_payload({"data": [{"type": "scatter", "y": [1.0, 2.0]}]}, "k", plain=True))
+    stream.push(_payload({"data": [{"type": "scatter", "y": [1.0, 2.0, math.nan]}]}, "k", True))
+    patch = {"stream": stream.token, "patch": stream.patch(1)}
+    with pytest.raises(ValueError):
+        json.dumps(patch, allow_nan=False)  # the control: as built, not JSON
+    sent = _sendable(patch, stream)
+    assert sent["patch"]["traces"][0][1]["add"]["y"] == [None]
+    whole = {"stream": stream.token, "rev": stream.rev, "figure": stream.figure}
+    sent = _sendable(whole, stream)
+    assert sent["figure"]["data"][0]["y"] == [1.0, 2.0, None]
+    assert stream.figure["data"][0]["y"][2] != stream.figure["data"][0]["y"][2]  # untouched
+    assert stream.checked != stream.rev  # a figure with NaN is never taken as checked
+    clean = ChartStream()
+    clean.push(_payload({"data": [{"type": "scatter", "y": [1.0]}]}, "k", plain=True))
+    args = {"stream": clean.token, "rev": clean.rev, "figure": clean.figure}
+    assert _sendable(args, clean) is args and clean.checked == clean.rev  # once a revision
 
 
 def test_demo_renders_in_apptest():

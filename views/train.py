@@ -44,6 +44,12 @@ def live_view() -> None:
     """Buttons, status and charts. Train lives in the fragment: its click reruns only this
     part, so the first points show without redrawing the whole page first."""
     gid = st.session_state.get("group_id")
+    with live.in_turn(live.following_live(manager.get(gid) if gid else None, manager)):
+        _live_view()
+
+
+def _live_view() -> None:
+    gid = st.session_state.get("group_id")
     job = manager.get(gid) if gid else None
     # Buttons at their natural widths in one row: no label is ever cut.
     row = st.container(horizontal=True, vertical_alignment="center")
