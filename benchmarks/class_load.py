@@ -186,12 +186,14 @@ async def follow(server: Server, mon: Monitor, args: argparse.Namespace) -> dict
     link = lecturer.query
     followers: list[Viewer] = []
     spans: list[tuple[float, float]] = []
+    opened: dict[str, float] = {}  # follower → when it opened the link (monotonic)
 
     async def student(i: int) -> None:
         await asyncio.sleep(args.arrive * i / max(1, args.followers))
         v = Viewer(server.base, query=link, name=f"follower {i}")
         followers.append(v)
         a = time.monotonic()
+        opened[v.name] = a
         try:
             await v.open()
             await asyncio.sleep(args.watch)
@@ -212,6 +214,7 @@ async def follow(server: Server, mon: Monitor, args: argparse.Namespace) -> dict
         first = v.runs[0].at if v.runs else None
         per.append(
             {
+                "first_page_s": v.runs[0].at - opened[v.name] if v.runs else float("inf"),
                 "refreshes": len(rs),
                 "ms": [r.ms for r in rs if r.ms is not None],
                 "bytes": [r.nbytes for r in rs],
@@ -236,6 +239,10 @@ async def follow(server: Server, mon: Monitor, args: argparse.Namespace) -> dict
         "link": link,
         "lecturer_statuses_at_end": statuses,
         "followers_live": sum(p["live"] for p in per),
+        # from opening the link to the page's first run (the charts' first draw)
+        "follower_first_page_s_p50": pct([p["first_page_s"] for p in per], 50),
+        "follower_first_page_s_p95": pct([p["first_page_s"] for p in per], 95),
+        "followers_with_a_refresh": sum(p["refreshes"] > 0 for p in per),
         "follower_refresh_ms_p50": pct(ms, 50),
         "follower_refresh_ms_p95": pct(ms, 95),
         "follower_refresh_ms_max": max(ms, default=float("nan")),
