@@ -119,6 +119,36 @@ def test_demo_renders_in_apptest():
     assert len(whole["figure"]["data"][0]["x"]) == n + 3 and whole["rev"] == args["rev"] + 3
 
 
+def test_an_unconfirmed_whole_figure_is_sent_again_later_each_time(monkeypatch):
+    """Until the browser says it holds a whole figure, the server sends it again after 2 s,
+    then 4 s, 8 s...: on a busy server (100 followers) a re-send every 2 s kept it busy
+    re-sending. The control: at a fixed 2 s the fourth run below is a whole figure too."""
+    from types import SimpleNamespace
+
+    from streamlit.testing.v1 import AppTest
+
+    import dashboard.live_chart as lc
+
+    clock = [1000.0]
+    monkeypatch.setattr(lc, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    at = AppTest.from_file(str(ROOT / DEMO), default_timeout=30)
+    kinds = []
+    for dt in (0.0, 1.0, 1.1, 2.1, 2.1, 4.2):  # s since the run before
+        clock[0] += dt
+        at.run()
+        (chart,) = at.get("component_instance")
+        kinds.append("whole" if "figure" in json.loads(chart.proto.json_args)["a"] else "patch")
+    # t = 0 whole; 1 patch; 2.1 whole (again after 2 s); 4.2 patch (< 4 s); 6.3 whole (4.2 s);
+    # 10.5 patch (< 8 s)
+    assert kinds == ["whole", "patch", "whole", "patch", "whole", "patch"]
+    # Once it holds one, patches; a later whole figure starts again from 2 s.
+    args = json.loads(chart.proto.json_args)["a"]
+    sent = at.session_state["_live_chart_sent"]["demo_chart"]
+    at.session_state["demo_chart"] = {"resync": 0, "have": f"{args['stream']}:{sent.whole}"}
+    at.run()
+    assert at.session_state["_live_chart_sent"]["demo_chart"].whole_again == lc.WHOLE_AGAIN_S
+
+
 @pytest.fixture(scope="module")
 def server_url():
     ARTIFACTS.mkdir(exist_ok=True)

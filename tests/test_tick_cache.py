@@ -46,3 +46,31 @@ def test_versions_are_bounded():
         job.id = f"g{i}"
         cache.version(job)
     assert len(cache._versions) == 4
+
+
+def test_followers_draw_two_at_a_time_and_the_owner_at_once():
+    """dashboard.live.in_turn: with FOLLOWERS_AT_ONCE followers drawing, another waits; the
+    owner's view (wait=False) goes at once. The control: a third turn is not to be had."""
+    import contextlib
+    import threading
+
+    from dashboard import live
+
+    with contextlib.ExitStack() as held:
+        for _ in range(live.FOLLOWERS_AT_ONCE):
+            held.enter_context(live.in_turn(True))
+        assert not live._turns.acquire(blocking=False)  # no turn left for a follower
+        with live.in_turn(False):  # the owner: not queued
+            pass
+        entered = threading.Event()
+
+        def follower() -> None:
+            with live.in_turn(True):
+                entered.set()
+
+        t = threading.Thread(target=follower)
+        t.start()
+        assert not entered.is_set()
+    # the turns given back: the waiting follower draws
+    assert entered.wait(timeout=30)
+    t.join(timeout=30)
