@@ -72,7 +72,9 @@ class TickCache:
                 self._versions.move_to_end(job.id)
                 old, at = shown
                 same_status = old[0] == now[0] and [r[0] for r in old[1]] == [r[0] for r in now[1]]
-                if old == now or (same_status and t - at < self.tick_s):
+                # a closed group's rows never change: a difference there is another group
+                # under the same id (a restarted store's), shown at once
+                if old == now or (not now[0] and same_status and t - at < self.tick_s):
                     return old
             self._versions[job.id] = (now, t)
             while len(self._versions) > self.size:

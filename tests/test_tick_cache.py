@@ -74,3 +74,12 @@ def test_followers_draw_two_at_a_time_and_the_owner_at_once():
     # the turns given back: the waiting follower draws
     assert entered.wait(timeout=30)
     t.join(timeout=30)
+
+
+def test_a_closed_group_is_never_held_back():
+    """Another closed group under the same id (as a restarted server loads it from the
+    store) is shown at once, whatever the tick: its rows are not the old group's."""
+    cache = TickCache()
+    cache.tick_s = 3600.0
+    first = cache.version(_job(10, status="finished", closed=True))
+    assert cache.version(_job(30, status="finished", closed=True)) != first
