@@ -527,26 +527,38 @@ def live_chart(
         stream.push(_payload(figure() if callable(figure) else figure, key))
     sent = st.session_state.setdefault("_live_chart_sent", {})
     told = st.session_state.get(key) or {}  # the component's value: what it holds
+    # The revision of the last whole figure of this stream the iframe got (None: none). A
+    # patch from it fits whatever the iframe holds since: patches from an older revision
+    # than the browser's apply as well.
+    tok, _, got = str(told.get("have", "")).rpartition(":")
+    base = int(got) if tok == stream.token and got.isdigit() else None
     s = sent.get(key)
     state = stream.state()
     asked = told.get("resync") or 0
     if s is None or s.token != stream.token or s.asked != asked:
         s = sent[key] = _Sent(stream.token, state.rev, asked, stream, state.rev, 0.0)
-    elif s.whole is not None:
-        tok, _, rev = str(told.get("have", "")).rpartition(":")
-        if tok == stream.token and rev.isdigit() and int(rev) >= s.whole:
-            s.whole, s.before = None, int(rev)  # it holds a whole figure of ours: patches now
-            s.whole_again = WHOLE_AGAIN_S
+    elif s.whole is not None and base is not None and base >= s.whole:
+        s.whole, s.before = None, base  # it holds a whole figure of ours: patches now
+        s.whole_again = WHOLE_AGAIN_S
     whole = {"stream": stream.token, "rev": state.rev, "figure": state.figure}
-    if s.whole is not None:  # not known to hold a whole figure yet
+    if s.whole is not None:  # not known to hold the whole figure sent
+        # Until it is: patches from the whole figure it held before, which fit whether or not
+        # the new one arrived. Never from the new one: a message can take the place of the
+        # one before it (two renders in one frame reach the iframe as the last one only),
+        # and a patch that took the whole figure's place would not fit; the iframe would ask
+        # again, and the whole figure sent again be replaced again by the next patch.
         waited = time.monotonic() - s.whole_at
-        patch = stream.patch(s.whole) if waited < s.whole_again else None
+        patch = stream.patch(base) if base is not None and waited < s.whole_again else None
         if patch is None:  # the whole figure (again: the last one may not have arrived)
             args = whole
-            if s.whole_at > 0:  # a second time: the next after twice as long
-                s.whole_again = min(WHOLE_AGAIN_MAX_S, 2 * s.whole_again)
-            s.whole, s.whole_at = state.rev, time.monotonic()
-        else:  # what was added since the whole figure, if that arrived meanwhile
+            if base is not None or s.whole_at == 0:  # not each run: see WHOLE_AGAIN_S
+                if s.whole_at > 0:  # a second time: the next after twice as long
+                    s.whole_again = min(WHOLE_AGAIN_MAX_S, 2 * s.whole_again)
+                s.whole_at = time.monotonic()
+            # With nothing to patch onto (a new iframe, a new stream) it is sent each run,
+            # at its newest, until the browser says it holds one: any of them, since
+            # `s.whole` stays the first (a browser slower than the tick gets patches too).
+        else:  # what was added since the whole figure it held
             args = {"stream": stream.token, "patch": patch}
     elif state.rev == s.rev:  # nothing new: an empty patch
         args = {"stream": stream.token, "patch": {"rev": s.rev, "from": s.rev, "traces": []}}
@@ -583,12 +595,12 @@ def _sendable(args: dict, stream: ChartStream) -> dict:
     return args
 
 
-# Until the browser says it holds a whole figure, one is sent again after 2 s, then after
-# twice as long each time up to this (seconds); meanwhile patches from the last one (it may
-# have been lost, or still be on its way). On a busy server a follower's confirmation takes
-# longer than 2 s: re-sending every 2 s there (100 followers: ~100 KB a figure, four
-# figures each) kept it busy re-sending. A lost figure is also asked for again by the
-# component itself (a patch it cannot apply: a resync), within a second.
+# Until the browser says it holds the whole figure sent, one is sent again after 2 s, then
+# after twice as long each time up to this (seconds); meanwhile patches from the one it held
+# before (the new one may have been lost, or still be on its way). On a busy server a
+# follower's confirmation takes longer than 2 s: re-sending every 2 s there (100 followers:
+# ~100 KB a figure, four figures each) kept it busy re-sending. A lost figure is also asked
+# for again by the component itself (a patch it cannot apply: a resync), within a second.
 WHOLE_AGAIN_S = 2.0
 WHOLE_AGAIN_MAX_S = 30.0
 

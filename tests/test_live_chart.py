@@ -94,35 +94,46 @@ def test_demo_renders_in_apptest():
     assert args["figure"]["layout"]["font"] == {"size": 17}
 
     # New data, same element id: that identity is what keeps the browser's iframe alive.
-    # Only the new point crosses the wire: a patch from the whole figure sent (until the
-    # component says it holds it; then from the revision it holds).
+    # Until the component says it holds a whole figure there is nothing to patch onto: the
+    # whole figure again, at its newest.
     n = len(args["figure"]["data"][0]["x"])
-    for run in (1, 2):
-        if run == 2:
-            have = f"{args['stream']}:{args['rev']}"
-            at.session_state["demo_chart"] = {"resync": 0, "have": have}
+    at.run()
+    (again,) = at.get("component_instance")
+    assert again.proto.id == chart.proto.id
+    sent = json.loads(again.proto.json_args)["a"]
+    assert sent["rev"] == args["rev"] + 1 and len(sent["figure"]["data"][0]["x"]) == n + 1
+    # It holds the first: only the new points cross the wire, from the revision it holds.
+    at.session_state["demo_chart"] = {"resync": 0, "have": f"{args['stream']}:{args['rev']}"}
+    for run in (2, 3):
         at.run()
-        (again,) = at.get("component_instance")
-        assert again.proto.id == chart.proto.id
-        sent = json.loads(again.proto.json_args)["a"]
+        sent = json.loads(at.get("component_instance")[0].proto.json_args)["a"]
         assert "figure" not in sent
         patch = sent["patch"]
-        assert patch["from"] == args["rev"] and patch["rev"] == args["rev"] + run
+        assert patch["from"] == args["rev"] + run - 2 and patch["rev"] == args["rev"] + run
         ((i, trace),) = patch["traces"]
-        assert i == 0 and trace["at"] == {"x": n, "y": n} and len(trace["add"]["y"]) == run
+        at_n = n + run - 2
+        assert i == 0 and trace["at"] == {"x": at_n, "y": at_n} and len(trace["add"]["y"]) == 2
 
     # The component asks for the whole figure (a new iframe, a lost message): it gets it.
     at.session_state["demo_chart"] = {"resync": 1, "have": f"{args['stream']}:{args['rev']}"}
     at.run()
     (third,) = at.get("component_instance")
     whole = json.loads(third.proto.json_args)["a"]
-    assert len(whole["figure"]["data"][0]["x"]) == n + 3 and whole["rev"] == args["rev"] + 3
+    assert len(whole["figure"]["data"][0]["x"]) == n + 4 and whole["rev"] == args["rev"] + 4
+    # Until it says it holds that one: patches from the one it held before, which fit whether
+    # or not the new one arrived. The control (patches from the new one): a patch that takes
+    # the whole figure's place in the browser (two renders in one frame reach the iframe as
+    # the last one only) does not fit, and the figure asked for again is replaced again.
+    at.run()
+    patch = json.loads(at.get("component_instance")[0].proto.json_args)["a"]["patch"]
+    assert patch["from"] == args["rev"] and patch["rev"] == args["rev"] + 5
 
 
 def test_an_unconfirmed_whole_figure_is_sent_again_later_each_time(monkeypatch):
-    """Until the browser says it holds a whole figure, the server sends it again after 2 s,
-    then 4 s, 8 s...: on a busy server (100 followers) a re-send every 2 s kept it busy
-    re-sending. The control: at a fixed 2 s the fourth run below is a whole figure too."""
+    """Until the browser says it holds the whole figure sent, the server sends it again after
+    2 s, then 4 s, 8 s... (patches from the one it held before meanwhile): on a busy server
+    (100 followers) a re-send every 2 s kept it busy re-sending. The control: at a fixed 2 s
+    the fifth run below is a whole figure too."""
     from types import SimpleNamespace
 
     from streamlit.testing.v1 import AppTest
@@ -131,7 +142,10 @@ def test_an_unconfirmed_whole_figure_is_sent_again_later_each_time(monkeypatch):
 
     clock = [1000.0]
     monkeypatch.setattr(lc, "time", SimpleNamespace(monotonic=lambda: clock[0]))
-    at = AppTest.from_file(str(ROOT / DEMO), default_timeout=30)
+    at = AppTest.from_file(str(ROOT / DEMO), default_timeout=30).run()
+    first = json.loads(at.get("component_instance")[0].proto.json_args)["a"]
+    held = f"{first['stream']}:{first['rev']}"
+    at.session_state["demo_chart"] = {"resync": "n:1", "have": held}  # it asks again
     kinds = []
     for dt in (0.0, 1.0, 1.1, 2.1, 2.1, 4.2):  # s since the run before
         clock[0] += dt
@@ -144,8 +158,9 @@ def test_an_unconfirmed_whole_figure_is_sent_again_later_each_time(monkeypatch):
     # Once it holds one, patches; a later whole figure starts again from 2 s.
     args = json.loads(chart.proto.json_args)["a"]
     sent = at.session_state["_live_chart_sent"]["demo_chart"]
-    at.session_state["demo_chart"] = {"resync": 0, "have": f"{args['stream']}:{sent.whole}"}
+    at.session_state["demo_chart"] = {"resync": "n:1", "have": f"{args['stream']}:{sent.whole}"}
     at.run()
+    assert at.session_state["_live_chart_sent"]["demo_chart"].whole is None
     assert at.session_state["_live_chart_sent"]["demo_chart"].whole_again == lc.WHOLE_AGAIN_S
 
 
