@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 KEEP_REVS = 120  # revisions whose array lengths are remembered: one minute at 2 a second
@@ -73,6 +74,7 @@ class _State:
     layout_since: dict[str, int]  # per layout key, the revision it last changed
     history: dict[int, tuple[dict[str, int], ...]]  # rev → lens (the last KEEP_REVS)
     layout_dropped: int  # the revision at which the layout last lost a key
+    shared: dict = field(default_factory=dict)  # `ChartStream.shared`'s values at this revision
 
 
 class ChartStream:
@@ -139,10 +141,23 @@ class ChartStream:
                 rev, figure, lens, tuple(since), tuple(shape), layout_since, history, dropped
             )
 
-    def patch(self, have: int | None) -> dict | None:
-        """What a viewer holding revision `have` needs to reach the newest one: a patch, or
-        None when only the whole figure will do (no revision, an unknown or forgotten one)."""
+    def shared(self, key: Any, make: Callable[[_State | None], Any]) -> Any:
+        """make(newest revision) once per revision and `key`, for every caller meanwhile: a
+        follower's patch is the same as the 29 others' at the same revision (read-only)."""
         s = self._state
+        if s is None:
+            return make(None)
+        try:
+            return s.shared[key]
+        except KeyError:
+            value = s.shared[key] = make(s)  # two threads at once: both compute, one is kept
+            return value
+
+    def patch(self, have: int | None, s: _State | None = None) -> dict | None:
+        """What a viewer holding revision `have` needs to reach the newest one (or `s`): a
+        patch, or None when only the whole figure will do (no revision, an unknown or
+        forgotten one)."""
+        s = s or self._state
         if s is None or have is None or have not in s.history:
             return None
         if have == s.rev:

@@ -154,7 +154,7 @@ def _live(lesson: Lesson, columns: int = 1) -> None:
     @st.fragment(run_every=refresh)
     def view() -> None:
         job, _ = _group(lesson)
-        with live.in_turn(live.following_live(job, manager)):
+        with live.turn(job, manager):
             _view(job)
 
     def _view(job: GroupJob | None) -> None:

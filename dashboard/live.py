@@ -7,11 +7,13 @@ same Plotly div in place, so nothing flickers and a zoom survives the next updat
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import html
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import streamlit as st
 
@@ -20,7 +22,7 @@ from bnviz.jobs import GroupJob, JobManager, RunState
 from bnviz.records import latest_layers, layer_series, status_text, sweep_axes, sweep_points
 
 from . import state
-from .live_chart import live_chart
+from .live_chart import live_chart as _live_chart
 from .tick_cache import CACHE
 
 REFRESH_S = 0.5
@@ -28,23 +30,107 @@ REFRESH_S = 0.5
 # GIL. Unbounded, 30 followers' script threads each took the GIL in turn with the server's
 # event loop, which then answered every websocket and /_stcore/health late.
 FOLLOWERS_AT_ONCE = 2
-_turns = threading.BoundedSemaphore(FOLLOWERS_AT_ONCE)
 
 
-def following_live(job: GroupJob | None, manager: JobManager) -> bool:
-    """Whether this session follows a live group it does not own (a student on the link)."""
-    return job is not None and job.active and not manager.owns(job.id, state.owner())
+class Turns:
+    """A semaphore that serves its waiters in the order they came (`threading.Semaphore`
+    does not): a released turn goes to the longest waiter, not to whichever thread asks next.
+    With more followers than the server can refresh twice a second, a follower whose next
+    refresh was already asked for took its turn again at once, before the woken waiter ran;
+    some followers waited 2-4 s while others refreshed on time."""
+
+    def __init__(self, n: int) -> None:
+        self._free = n
+        self._lock = threading.Lock()
+        self._waiting: collections.deque[threading.Event] = collections.deque()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return True
+            if not blocking:
+                return False
+            mine = threading.Event()
+            self._waiting.append(mine)
+        mine.wait()  # set by `release`, which hands its turn over
+        return True
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()
+            else:
+                self._free += 1
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+_turns = Turns(FOLLOWERS_AT_ONCE)
+# The owner's refresh first (the projector's view): a follower's refresh, before each of its
+# charts, waits while an owner's refresh of a live group draws, at most this long (s) each
+# time, so that followers are never held up for long by many owners. Sharing the GIL with two
+# followers, the lecturer's refresh took 3-6x its time alone (p95 43-257 ms with 30
+# followers, 24 ms alone: docs/classroom.md).
+OWNER_FIRST_S = 0.1
+_owners = threading.Condition()
+_owners_drawing = 0
+_local = threading.local()  # .follower: this script thread draws a follower's refresh
+
+
+def turn(job: GroupJob | None, manager: JobManager) -> contextlib.AbstractContextManager:
+    """The refresh of a page showing `job`, in its turn: a follower's waits (`in_turn`), the
+    owner's of a live group goes first, any other at once."""
+    live = job is not None and job.active
+    mine = live and manager.owns(job.id, state.owner())  # type: ignore[union-attr]
+    return in_turn(live and not mine, first=mine)
 
 
 @contextlib.contextmanager
-def in_turn(wait: bool) -> Iterator[None]:
-    """A follower's refresh, one of FOLLOWERS_AT_ONCE at a time (`wait`); the group's owner
-    (the projector's view) and every page without a live group go at once."""
+def in_turn(wait: bool, first: bool = False) -> Iterator[None]:
+    """A follower's refresh, one of FOLLOWERS_AT_ONCE at a time (`wait`), giving way to the
+    owners' (`give_way`); an owner's (`first`: the projector's view) and every page without
+    a live group go at once."""
+    global _owners_drawing
+    if first:
+        with _owners:
+            _owners_drawing += 1
+        try:
+            yield
+        finally:
+            with _owners:
+                _owners_drawing -= 1
+                if not _owners_drawing:
+                    _owners.notify_all()
+        return
     if not wait:
         yield
         return
     with _turns:
-        yield
+        _local.follower = True
+        try:
+            give_way()
+            yield
+        finally:
+            _local.follower = False
+
+
+def give_way() -> None:
+    """In a follower's refresh: wait (without the GIL) while an owner's refresh draws, up to
+    OWNER_FIRST_S. Elsewhere nothing."""
+    if getattr(_local, "follower", False):
+        with _owners:
+            _owners.wait_for(lambda: not _owners_drawing, timeout=OWNER_FIRST_S)
+
+
+def live_chart(figure: dict | Callable[[], dict], **kwargs: Any) -> None:
+    """`live_chart.live_chart`, after giving way to an owner's refresh (`give_way`)."""
+    give_way()
+    _live_chart(figure, **kwargs)
 
 
 def colors(runs: list[RunState]) -> list[str]:

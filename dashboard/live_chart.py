@@ -548,7 +548,7 @@ def live_chart(
         # and a patch that took the whole figure's place would not fit; the iframe would ask
         # again, and the whole figure sent again be replaced again by the next patch.
         waited = time.monotonic() - s.whole_at
-        patch = stream.patch(base) if base is not None and waited < s.whole_again else None
+        patch = _patch(stream, base) if base is not None and waited < s.whole_again else None
         if patch is None:  # the whole figure (again: the last one may not have arrived)
             args = whole
             if base is not None or s.whole_at == 0:  # not each run: see WHOLE_AGAIN_S
@@ -565,7 +565,7 @@ def live_chart(
     else:
         # From the revision before the last one sent: a patch also covers the message
         # before it, which the browser may have skipped (two renders in one frame).
-        patch = stream.patch(s.before if s.before is not None else s.rev)
+        patch = _patch(stream, s.before if s.before is not None else s.rev)
         if patch is None:  # too far behind: the whole figure, until the browser has it
             args = whole
             s.whole, s.whole_at = state.rev, time.monotonic()
@@ -576,23 +576,36 @@ def live_chart(
     _component()(a=_sendable(args, stream), height=int(height), key=key, default=None)
 
 
-def _sendable(args: dict, stream: ChartStream) -> dict:
-    """`args` as JSON a browser parses: NaN and ±inf are not JSON (Streamlit would write
-    them as they are, and the chart would never draw again): null instead. A patch is
-    checked each time (it is small); a whole figure once per revision."""
-    if "figure" in args:
-        if stream.checked == args["rev"]:
-            return args
-        key = "figure"
-    else:
-        key = "patch"
+def _patch(stream: ChartStream, have: int | None) -> dict | None:
+    """`stream.patch(have)` as JSON a browser parses (`_json_safe`), made once per revision
+    and `have` for every viewer (most followers hold the same revision: one patch for all)."""
+    return stream.shared(
+        ("patch", have), lambda s: None if s is None else _json_safe(stream.patch(have, s))
+    )
+
+
+def _json_safe(value: dict | None) -> dict | None:
+    """`value` as JSON a browser parses: NaN and ±inf are not JSON (Streamlit would write
+    them as they are, and the chart would never draw again): null instead."""
+    if value is None:
+        return None
     try:
-        json.dumps(args[key], allow_nan=False)
+        json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
-        return {**args, key: json.loads(pio_json.to_json_plotly(args[key]))}
-    if key == "figure":
+        return json.loads(pio_json.to_json_plotly(value))
+    return value
+
+
+def _sendable(args: dict, stream: ChartStream) -> dict:
+    """`args` as JSON a browser parses (`_json_safe`): a whole figure checked once per
+    revision; a patch is (`_patch`)."""
+    if "figure" not in args or stream.checked == args["rev"]:
+        return args
+    figure = _json_safe(args["figure"])
+    if figure is args["figure"]:  # clean: not checked again (one with NaN is, each time)
         stream.checked = args["rev"]
-    return args
+        return args
+    return {**args, "figure": figure}
 
 
 # Until the browser says it holds the whole figure sent, one is sent again after 2 s, then

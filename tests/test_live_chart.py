@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import pytest
 
 from dashboard.chart_stream import ChartStream
-from dashboard.live_chart import _payload, _sendable
+from dashboard.live_chart import _patch, _payload, _sendable
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,10 +66,9 @@ def test_a_shared_figure_is_checked_where_it_is_sent_not_where_it_is_built():
     stream = ChartStream()
     stream.push(_payload({"data": [{"type": "scatter", "y": [1.0, 2.0]}]}, "k", plain=True))
     stream.push(_payload({"data": [{"type": "scatter", "y": [1.0, 2.0, math.nan]}]}, "k", True))
-    patch = {"stream": stream.token, "patch": stream.patch(1)}
     with pytest.raises(ValueError):
-        json.dumps(patch, allow_nan=False)  # the control: as built, not JSON
-    sent = _sendable(patch, stream)
+        json.dumps(stream.patch(1), allow_nan=False)  # the control: as built, not JSON
+    sent = _sendable({"stream": stream.token, "patch": _patch(stream, 1)}, stream)
     assert sent["patch"]["traces"][0][1]["add"]["y"] == [None]
     whole = {"stream": stream.token, "rev": stream.rev, "figure": stream.figure}
     sent = _sendable(whole, stream)
@@ -80,6 +79,22 @@ def test_a_shared_figure_is_checked_where_it_is_sent_not_where_it_is_built():
     clean.push(_payload({"data": [{"type": "scatter", "y": [1.0]}]}, "k", plain=True))
     args = {"stream": clean.token, "rev": clean.rev, "figure": clean.figure}
     assert _sendable(args, clean) is args and clean.checked == clean.rev  # once a revision
+
+
+def test_viewers_at_one_revision_share_one_patch():
+    """Followers holding the same revision get the same patch object, made (and checked)
+    once per revision; one holding another revision gets its own, and a new revision makes
+    new ones. The controls: the other revision's patch differs, and so does the next one."""
+    stream = ChartStream()
+    for n in (1, 2, 3):
+        stream.push(_payload({"data": [{"type": "scatter", "y": [0.5] * n}]}, "k", plain=True))
+    first = _patch(stream, 1)
+    assert _patch(stream, 1) is first and first["traces"][0][1]["add"]["y"] == [0.5, 0.5]
+    assert _patch(stream, 2) is not first and _patch(stream, 2)["from"] == 2
+    stream.push(_payload({"data": [{"type": "scatter", "y": [0.5] * 4}]}, "k", plain=True))
+    again = _patch(stream, 1)
+    assert again is not first and again["rev"] == 4 and len(again["traces"][0][1]["add"]["y"]) == 3
+    assert _patch(stream, None) is None  # nothing held: only the whole figure will do
 
 
 def test_demo_renders_in_apptest():

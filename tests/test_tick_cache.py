@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 from dashboard.tick_cache import TickCache
@@ -73,6 +74,83 @@ def test_followers_draw_two_at_a_time_and_the_owner_at_once():
         assert not entered.is_set()
     # the turns given back: the waiting follower draws
     assert entered.wait(timeout=30)
+    t.join(timeout=30)
+
+
+def test_followers_take_turns_in_the_order_they_came():
+    """dashboard.live.Turns: a released turn goes to the follower that waited longest, not
+    back to the thread that released it (whose next refresh is already asked for). The
+    control: threading.Semaphore lets the releasing thread take its turn again (it does in
+    nearly every try: the woken waiter has not run yet)."""
+    import threading
+
+    from dashboard import live
+
+    def again_before_the_waiter(turns, queued) -> bool:
+        """Hold the turn, let a thread queue for it, release: can this thread take it back?"""
+        assert turns.acquire()
+        served = threading.Event()
+
+        def waiter() -> None:
+            turns.acquire()
+            served.set()
+            turns.release()
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        deadline = time.monotonic() + 30
+        while not queued(turns) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        turns.release()
+        again = turns.acquire(blocking=False)
+        if again:
+            turns.release()
+        assert served.wait(timeout=30)
+        t.join(timeout=30)
+        return again
+
+    fair = live.Turns(1)
+    assert not any(again_before_the_waiter(fair, lambda x: x._waiting) for _ in range(5))
+    unfair = threading.Semaphore(1)
+    assert any(again_before_the_waiter(unfair, lambda x: x._cond._waiters) for _ in range(20))
+
+
+def test_a_follower_gives_way_to_the_owners_refresh(monkeypatch):
+    """dashboard.live: while an owner's refresh of a live group draws (the projector's), a
+    follower's waits for it, without the GIL, before each chart; never longer than
+    OWNER_FIRST_S. The control: with no owner drawing, the follower draws at once."""
+    import threading
+
+    from dashboard import live
+
+    def follower(entered: threading.Event) -> threading.Thread:
+        def run() -> None:
+            with live.in_turn(True):
+                live.give_way()  # a chart's turn
+                entered.set()
+
+        t = threading.Thread(target=run)
+        t.start()
+        return t
+
+    entered = threading.Event()
+    follower(entered).join(timeout=30)
+    assert entered.is_set()  # the control: no owner, no wait
+    monkeypatch.setattr(live, "OWNER_FIRST_S", 60.0)
+    entered = threading.Event()
+    with live.in_turn(False, first=True):
+        t = follower(entered)
+        deadline = time.monotonic() + 30
+        while not live._owners._waiters and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        assert live._owners._waiters and not entered.is_set()  # type: ignore[attr-defined]
+    assert entered.wait(timeout=30)  # the owner's refresh ended: the follower draws
+    t.join(timeout=30)
+    monkeypatch.setattr(live, "OWNER_FIRST_S", 0.01)
+    entered = threading.Event()
+    with live.in_turn(False, first=True):  # an owner drawing for good: the follower goes on
+        t = follower(entered)
+        assert entered.wait(timeout=30)
     t.join(timeout=30)
 
 

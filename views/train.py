@@ -44,7 +44,7 @@ def live_view() -> None:
     """Buttons, status and charts. Train lives in the fragment: its click reruns only this
     part, so the first points show without redrawing the whole page first."""
     gid = st.session_state.get("group_id")
-    with live.in_turn(live.following_live(manager.get(gid) if gid else None, manager)):
+    with live.turn(manager.get(gid) if gid else None, manager):
         _live_view()
 
 
