@@ -26,10 +26,11 @@ from .live_chart import live_chart as _live_chart
 from .tick_cache import CACHE
 
 REFRESH_S = 0.5
-# Followers' live refreshes drawn at once; the others wait their turn, blocked without the
+# Followers' live refreshes drawn at once (one: the GIL runs one anyway; two made the owner's
+# refresh share it with two); the others wait their turn, blocked without the
 # GIL. Unbounded, 30 followers' script threads each took the GIL in turn with the server's
 # event loop, which then answered every websocket and /_stcore/health late.
-FOLLOWERS_AT_ONCE = 2
+FOLLOWERS_AT_ONCE = 1
 
 
 class Turns:
@@ -172,6 +173,7 @@ def status_block(
     Drawn (idle) before any group exists too: the elements below keep their places, so the
     live charts are not re-mounted (and do not reload plotly.js) when Train is pressed.
     """
+    give_way()
     if job is None:
         st.progress(0.0, text="Press Train: the network and its comparison train side by side")
         worker = "ready" if worker_ready else "starting (first points take a few seconds)…"
@@ -538,6 +540,7 @@ def slice_control(
 
 def controls(key: str, depth: int) -> None:
     """Probe point and layer pickers; inside the fragment, so a change redraws only it."""
+    give_way()
     c1, c2 = st.columns([3, 2])
     c1.radio(
         "probe point",
