@@ -73,14 +73,15 @@ class Turns:
 
 _turns = Turns(FOLLOWERS_AT_ONCE)
 # The owner's refresh first (the projector's view): a follower's refresh, before each of its
-# charts, waits while an owner's refresh of a live group draws, at most this long (s) each
-# time, so that followers are never held up for long by many owners. Sharing the GIL with two
-# followers, the lecturer's refresh took 3-6x its time alone (p95 43-257 ms with 30
-# followers, 24 ms alone: docs/classroom.md).
+# parts, waits while an owner's refresh of a live group draws, at most this long (s) in all,
+# so that followers are never held up for long by slow or many owners (at 100 followers a
+# wait at each of its seven parts held the one follower's turn for most of a second). Sharing
+# the GIL with two followers, the lecturer's refresh took 3-6x its time alone (p95 43-257 ms
+# with 30 followers, 24 ms alone: docs/classroom.md).
 OWNER_FIRST_S = 0.1
 _owners = threading.Condition()
 _owners_drawing = 0
-_local = threading.local()  # .follower: this script thread draws a follower's refresh
+_local = threading.local()  # .give_way_until: in a follower's refresh, its waits' end
 
 
 def turn(job: GroupJob | None, manager: JobManager) -> contextlib.AbstractContextManager:
@@ -112,20 +113,21 @@ def in_turn(wait: bool, first: bool = False) -> Iterator[None]:
         yield
         return
     with _turns:
-        _local.follower = True
+        _local.give_way_until = time.monotonic() + OWNER_FIRST_S
         try:
             give_way()
             yield
         finally:
-            _local.follower = False
+            _local.give_way_until = None
 
 
 def give_way() -> None:
     """In a follower's refresh: wait (without the GIL) while an owner's refresh draws, up to
-    OWNER_FIRST_S. Elsewhere nothing."""
-    if getattr(_local, "follower", False):
+    OWNER_FIRST_S in all over the refresh. Elsewhere nothing."""
+    until = getattr(_local, "give_way_until", None)
+    if until is not None:
         with _owners:
-            _owners.wait_for(lambda: not _owners_drawing, timeout=OWNER_FIRST_S)
+            _owners.wait_for(lambda: not _owners_drawing, timeout=until - time.monotonic())
 
 
 def live_chart(figure: dict | Callable[[], dict], **kwargs: Any) -> None:

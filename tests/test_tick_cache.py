@@ -146,12 +146,25 @@ def test_a_follower_gives_way_to_the_owners_refresh(monkeypatch):
         assert live._owners._waiters and not entered.is_set()  # type: ignore[attr-defined]
     assert entered.wait(timeout=30)  # the owner's refresh ended: the follower draws
     t.join(timeout=30)
-    monkeypatch.setattr(live, "OWNER_FIRST_S", 0.01)
+    monkeypatch.setattr(live, "OWNER_FIRST_S", 0.5)
     entered = threading.Event()
+    took: list[float] = []
+
+    def many_parts() -> None:
+        t0 = time.monotonic()
+        with live.in_turn(True):
+            for _ in range(5):
+                live.give_way()
+        took.append(time.monotonic() - t0)
+        entered.set()
+
     with live.in_turn(False, first=True):  # an owner drawing for good: the follower goes on
-        t = follower(entered)
+        t = threading.Thread(target=many_parts)
+        t.start()
         assert entered.wait(timeout=30)
     t.join(timeout=30)
+    # OWNER_FIRST_S in all, not at each of its six waits (which would be ≥ 3 s)
+    assert 0.5 <= took[0] < 2.5
 
 
 def test_a_closed_group_is_never_held_back():
