@@ -49,9 +49,9 @@ def test_versions_are_bounded():
     assert len(cache._versions) == 4
 
 
-def test_followers_draw_two_at_a_time_and_the_owner_at_once():
+def test_followers_draw_in_turns_and_the_owner_at_once():
     """dashboard.live.in_turn: with FOLLOWERS_AT_ONCE followers drawing, another waits; the
-    owner's view (wait=False) goes at once. The control: a third turn is not to be had."""
+    owner's view (wait=False) goes at once. The control: no further turn is to be had."""
     import contextlib
     import threading
 
