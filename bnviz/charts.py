@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .columns import column
 from .palette import GUIDE, INK, INK_SOFT, NORM_COLORS
 from .records import BASIS_POINTS
 
@@ -210,7 +211,7 @@ def curves(
     cs = _colors(colors, len(labels))
     data = []
     for i, (label, rows) in enumerate(zip(labels, histories)):
-        x = [r["epoch"] for r in rows]
+        x = column(rows, "epoch")
         for split, dash in (("test", "solid"), ("train", "dot")):
             data.append(
                 {
@@ -220,7 +221,7 @@ def curves(
                     "legendgroup": label,  # one legend entry per run toggles both lines
                     "showlegend": split == "test",
                     "x": x,
-                    "y": [r[f"{split}_{metric}"] for r in rows],
+                    "y": column(rows, f"{split}_{metric}"),
                     "line": {"color": cs[i], "dash": dash, "width": 3 if split == "test" else 2},
                 }
             )
@@ -243,8 +244,9 @@ def curves(
     if metric == "acc":
         yaxis["range"] = [0, 1.02]
     else:  # a log axis only when some run's loss explodes; else it hides the interesting range
-        losses = [r.get(f"{s}_loss") for rows in histories for r in rows for s in ("train", "test")]
-        if max((v for v in losses if v is not None), default=0) > 20:
+        # the y columns just built: max over C-speed filters (None and 0 dropped; a loss is ≥ 0)
+        lines = [t["y"] for t in data if t["mode"] == "lines"]
+        if max((max(filter(None, y), default=0) for y in lines), default=0) > 20:
             yaxis["type"] = "log"
         else:
             yaxis["rangemode"] = "nonnegative"  # a loss is ≥ 0 (an empty chart drew −1…4)

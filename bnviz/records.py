@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .columns import fold
 from .config import FIELDS, RunConfig, from_dict, to_dict, value_text
 
 # Quantiles in layer rows: TensorBoard's distribution basis points (±0.5/1/1.5 σ of a
@@ -395,14 +396,24 @@ def layer_csv(labels: Sequence[str], layer_rows: Iterable[Sequence[dict]]) -> st
 
 
 def latest_layers(rows: Sequence[dict], point: str) -> dict[int, dict]:
-    """The most recent probe row of each layer at one probe point."""
-    out: dict[int, dict] = {}
-    for r in rows:
-        if r["point"] == point:
-            out[r["layer"]] = r  # rows arrive in step order: the last one wins
-    return out
+    """The most recent probe row of each layer at one probe point (a new dict; read
+    incrementally from tick to tick, `columns.fold`)."""
+
+    def step(old: dict | None, new: Sequence[dict]) -> dict:
+        out = dict(old or {})
+        for r in new:
+            if r["point"] == point:
+                out[r["layer"]] = r  # rows arrive in step order: the last one wins
+        return out
+
+    return dict(fold(rows, ("latest", point), step))
 
 
 def layer_series(rows: Sequence[dict], point: str, layer: int) -> list[dict]:
-    """Probe rows of one layer and point over training."""
-    return [r for r in rows if r["point"] == point and r["layer"] == layer]
+    """Probe rows of one layer and point over training (a new list; read incrementally from
+    tick to tick, `columns.fold`)."""
+
+    def step(old: list | None, new: Sequence[dict]) -> list:
+        return (old or []) + [r for r in new if r["point"] == point and r["layer"] == layer]
+
+    return list(fold(rows, ("series", point, layer), step))

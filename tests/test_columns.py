@@ -50,3 +50,35 @@ def test_other_lists_and_changed_rows_are_read_whole():
     assert column(rows, "epoch") == list(range(MIN_ROWS + 50))
     assert column(rows[:10], "epoch") == list(range(10))  # short: read as it is
 
+
+def test_a_layers_probes_are_read_incrementally():
+    """records.latest_layers and layer_series on a growing probe history: the same as a
+    whole read at every tick, reading only the rows added since. The control: the first
+    read (nothing remembered) reads every row."""
+    from bnviz.records import latest_layers, layer_series
+
+    def probes(start: int, n: int) -> list[dict]:
+        return [
+            Row(step=s, point=p, layer=layer, p50=s + layer)
+            for s in range(start, start + n)
+            for p in ("act_in", "act_out")
+            for layer in (1, 2, 3)
+        ]
+
+    rows = probes(0, MIN_ROWS)
+    Row.reads = 0
+    assert latest_layers(list(rows), "act_out")[2]["step"] == MIN_ROWS - 1
+    assert Row.reads >= len(rows)  # the control: all of them, once
+    series = layer_series(list(rows), "act_in", 3)
+    rows += probes(MIN_ROWS, 4)
+    Row.reads = 0
+    latest = latest_layers(list(rows), "act_out")
+    grown = layer_series(list(rows), "act_in", 3)
+    assert Row.reads <= 2 * 2 * 24  # the 24 new rows, `point` and `layer` of each, twice
+    assert {k: r["step"] for k, r in latest.items()} == {
+        1: MIN_ROWS + 3,
+        2: MIN_ROWS + 3,
+        3: MIN_ROWS + 3,
+    }
+    whole = [r for r in rows if dict.get(r, "point") == "act_in" and dict.get(r, "layer") == 3]
+    assert grown == whole and grown[: len(series)] == series and len(grown) == len(series) + 4
