@@ -26,10 +26,10 @@ from .live_chart import live_chart as _live_chart
 from .tick_cache import CACHE
 
 REFRESH_S = 0.5
-# Followers' live refreshes drawn at once (one: the GIL runs one anyway; two made the owner's
-# refresh share it with two); the others wait their turn, blocked without the
+# Followers' live refreshes drawn at once; the others wait their turn, blocked without the
 # GIL. Unbounded, 30 followers' script threads each took the GIL in turn with the server's
-# event loop, which then answered every websocket and /_stcore/health late.
+# event loop, which then answered every websocket and /_stcore/health late. One: the GIL
+# runs one at a time anyway, and with two the owner's refresh shared it with both.
 FOLLOWERS_AT_ONCE = 1
 
 
