@@ -142,8 +142,8 @@ class ChartStream:
             )
 
     def shared(self, key: Any, make: Callable[[_State | None], Any]) -> Any:
-        """make(newest revision) once per revision and `key`, for every caller meanwhile: a
-        follower's patch is the same as the 29 others' at the same revision (read-only)."""
+        """make(newest revision) once per revision and `key`, for every caller meanwhile
+        (read-only to them): viewers holding the same revision need the same patch."""
         s = self._state
         if s is None:
             return make(None)
